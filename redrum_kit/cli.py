@@ -1,0 +1,363 @@
+"""The `redrum` command line.
+
+Each subcommand parses its arguments, calls the library (or, later, the
+engine) and prints the answer. Bad input ends with one line on stderr,
+`redrum: error: ...`, and a non-zero exit status; never a traceback (set
+REDRUM_DEBUG=1 to see one for an internal error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from redrum_kit import __version__
+from redrum_kit.drums import ONESHOT_CLASSES
+from redrum_kit.errors import RedrumError
+
+EXIT_BAD_INPUT = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 70
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        sys.stderr.write(f"redrum: error: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _progress(desc: str):
+    from tqdm import tqdm
+    return lambda items: tqdm(items, desc=desc, unit="file", disable=None, file=sys.stderr)
+
+
+def _library():
+    from redrum_kit.library import Library
+    return Library()
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=1))
+
+
+# -- library -----------------------------------------------------------------
+
+def cmd_library_import(args) -> int:
+    lib = _library()
+    if not args.paths and not args.synth:
+        raise RedrumError("nothing to import: give files or folders, or --synth N")
+    report = None
+    if args.paths:
+        report = lib.import_paths([Path(p) for p in args.paths], _progress("importing"))
+    if args.synth:
+        seeds = list(range(args.seed, args.seed + args.synth))
+        synth_report = lib.import_synth(seeds, _progress("synthesising"))
+        if report is None:
+            report = synth_report
+        else:
+            report.added += synth_report.added
+            report.duplicates += synth_report.duplicates
+    for rej in report.rejected:
+        print(f"rejected: {rej.path}: {rej.reason}", file=sys.stderr)
+    if args.json:
+        _print_json({"added": report.added, "duplicates": [[str(p), i] for p, i in report.duplicates],
+                     "rejected": [{"path": str(r.path), "reason": r.reason} for r in report.rejected],
+                     "skipped": report.skipped})
+    else:
+        by_class: dict[str, int] = {}
+        for oid in report.added:
+            o = lib.get(oid)
+            by_class[o.cls] = by_class.get(o.cls, 0) + 1
+        detail = ", ".join(f"{n} {c}" for c, n in sorted(by_class.items()))
+        print(report.summary() + (f" ({detail})" if detail else ""))
+    return EXIT_BAD_INPUT if report.rejected else 0
+
+
+def _row(o) -> str:
+    vel = f" vel {o.velocity_low}-{o.velocity_high}" if (o.velocity_low, o.velocity_high) != (0, 127) else ""
+    return f"{o.id:6d}  {o.cls:10s} {o.confidence:4.2f}  {o.duration:5.2f}s  {o.kit} / {o.name}{vel}"
+
+
+def cmd_library_list(args) -> int:
+    items = _library().list(cls=args.cls, kit=args.kit)
+    if args.json:
+        _print_json({"items": [o.to_json() for o in items]})
+    else:
+        for o in items:
+            print(_row(o))
+        print(f"{len(items)} oneshots", file=sys.stderr)
+    return 0
+
+
+def cmd_library_show(args) -> int:
+    lib = _library()
+    o = lib.get(args.id)
+    if args.json:
+        _print_json(o.to_json())
+    else:
+        for key, value in o.to_json().items():
+            print(f"{key:14s} {value}")
+    return 0
+
+
+def cmd_library_similar(args) -> int:
+    lib = _library()
+    found = lib.similar(args.id, n=args.n, same_class=args.same_class)
+    if args.json:
+        _print_json({"items": [dict(o.to_json(), distance=round(d, 4)) for o, d in found]})
+    else:
+        for o, d in found:
+            print(f"{d:7.3f}  {_row(o)}")
+    return 0
+
+
+def cmd_library_exemplars(args) -> int:
+    chosen, residuals = _library().exemplars(args.cls, args.n)
+    if args.json:
+        _print_json({"items": [dict(o.to_json(), residual=round(r, 4)) for o, r in zip(chosen, residuals)]})
+    else:
+        for o, r in zip(chosen, residuals):
+            print(f"{r:6.3f}  {_row(o)}")
+        if len(chosen) < args.n:
+            print(f"the class has only {len(chosen)} oneshots", file=sys.stderr)
+    return 0
+
+
+def cmd_library_set_class(args) -> int:
+    print(_row(_library().set_class(args.id, args.cls)))
+    return 0
+
+
+# -- kits --------------------------------------------------------------------
+
+def _parse_pad(text: str) -> list[int]:
+    try:
+        ids = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise RedrumError(f"bad --pad {text!r}: expected oneshot ids like 12 or 12,13,14") from None
+    if not ids:
+        raise RedrumError(f"bad --pad {text!r}: no ids")
+    return ids
+
+
+def cmd_kit_build(args) -> int:
+    lib = _library()
+    from redrum_kit.library.kits import check_name
+    check_name(args.name)
+    if lib.kits.is_user_kit(args.name) and not args.replace:
+        raise RedrumError(f"kit {args.name!r} already exists; choose another name or pass --replace")
+    if args.from_kit and args.pad:
+        raise RedrumError("use either --from-kit or --pad, not both")
+    if args.from_kit:
+        kit = lib.kit_from_source(args.name, args.from_kit, args.description)
+    elif args.pad:
+        kit = lib.kit_from_ids(args.name, [_parse_pad(p) for p in args.pad], args.description)
+    else:
+        kit = lib.kit_from_exemplars(args.name, description=args.description)
+    path = lib.kits.save(kit, replace=args.replace)
+    print(f"kit {kit.name!r}: {len(kit.pads)} pads -> {path}")
+    return 0
+
+
+def cmd_kit_list(args) -> int:
+    lib = _library()
+    lib.ensure_default_kit(_progress("making the default kit"))
+    names = lib.kits.names()
+    if args.json:
+        _print_json({"kits": names})
+    else:
+        print("\n".join(names))
+    return 0
+
+
+def cmd_kit_show(args) -> int:
+    lib = _library()
+    kit = lib.ensure_default_kit() if args.name == "default" else lib.kits.load(args.name)
+    if args.json:
+        import tomllib
+        _print_json(tomllib.loads(kit.to_toml()))
+    else:
+        print(f"{kit.name}: {kit.description}")
+        for p in kit.pads:
+            choke = f" choke {p.choke}" if p.choke else ""
+            print(f"  note {p.note:3d}  {p.cls:10s} {p.name}  ({len(p.layers)} layer(s)){choke}")
+    return 0
+
+
+def cmd_kit_export(args) -> int:
+    out = _library().export_kit(args.name, args.format, Path(args.output))
+    print(out)
+    return 0
+
+
+# -- training and evaluation -------------------------------------------------
+
+def cmd_train(args) -> int:
+    if args.model != "classifier":
+        raise RedrumError(f"`redrum train {args.model}` is not available in this version yet")
+    from redrum_kit.config import load_config
+    from training import classifier
+    cfg = load_config(classifier.TrainConfig, Path(args.config) if args.config else None, out=args.out)
+    metrics = classifier.train(cfg)
+    real = metrics["held_out_real"]
+    print(f"held-out real kits: accuracy {real['accuracy']:.3f}, balanced {real['balanced_accuracy']:.3f} "
+          f"(n={real['n']}); saved {cfg.out}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    if args.what != "classifier":
+        raise RedrumError(f"`redrum eval {args.what}` is not available in this version yet")
+    from redrum_kit.config import load_config
+    from redrum_kit.workspace import models_dir
+    from training import classifier
+    cfg = load_config(classifier.TrainConfig, Path(args.config) if args.config else None)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else models_dir() / "classifier.safetensors"
+    metrics = classifier.evaluate_shipped(cfg, checkpoint)
+    if args.json:
+        _print_json(metrics)
+        return 0
+    for split, m in metrics.items():
+        if not m.get("n"):
+            print(f"{split}: no data (held-out Hydrogen kits need `make data`)")
+            continue
+        print(f"{split}: accuracy {m['accuracy']:.3f}, balanced accuracy {m['balanced_accuracy']:.3f}, n={m['n']}")
+        for cls, v in m["per_class"].items():
+            print(f"  {cls:10s} recall {v['recall']:.3f}  n={v['n']}")
+    return 0
+
+
+# -- misc --------------------------------------------------------------------
+
+def cmd_synth(args) -> int:
+    from redrum_kit import audio, synth
+    y = synth.oneshot(args.voice, args.seed)
+    audio.save(Path(args.output), y, synth.SR, subtype="PCM_24")
+    print(args.output)
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from redrum_kit.serve import serve
+    return serve(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="redrum", description="redrum-kit: drum tools for producers and sound designers")
+    p.add_argument("--version", action="version", version=f"redrum-kit {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("serve", help="start the OSC server (and, later, the browser app)")
+    s.add_argument("--osc-host", default="127.0.0.1")
+    s.add_argument("--osc-port", type=int, default=9000)
+    s.add_argument("--gradio-port", type=int, default=7860)
+    s.add_argument("--no-gradio", action="store_true")
+    s.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    s.set_defaults(func=cmd_serve)
+
+    lib = sub.add_parser("library", help="import, list and search oneshots").add_subparsers(
+        dest="action", required=True, parser_class=_Parser)
+    s = lib.add_parser("import", help="import files, folders and Hydrogen drumkits")
+    s.add_argument("paths", nargs="*", metavar="PATH")
+    s.add_argument("--synth", type=int, default=0, metavar="N", help="also synthesise and import N kits")
+    s.add_argument("--seed", type=int, default=1, help="first synth kit seed (default 1)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_library_import)
+    s = lib.add_parser("list", help="list oneshots")
+    s.add_argument("--class", dest="cls", choices=ONESHOT_CLASSES)
+    s.add_argument("--kit")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_library_list)
+    s = lib.add_parser("show", help="everything about one oneshot")
+    s.add_argument("id", type=int)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_library_show)
+    s = lib.add_parser("similar", help="the oneshots that sound most alike")
+    s.add_argument("id", type=int)
+    s.add_argument("-n", type=int, default=10)
+    s.add_argument("--same-class", action="store_true")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_library_similar)
+    s = lib.add_parser("exemplars", help="the N oneshots that best represent a class (greedy Frank-Wolfe)")
+    s.add_argument("--class", dest="cls", choices=ONESHOT_CLASSES, required=True)
+    s.add_argument("-n", type=int, default=200)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_library_exemplars)
+    s = lib.add_parser("set-class", help="correct the class of a oneshot by hand")
+    s.add_argument("id", type=int)
+    s.add_argument("cls", choices=ONESHOT_CLASSES, metavar="CLASS")
+    s.set_defaults(func=cmd_library_set_class)
+
+    kit = sub.add_parser("kit", help="build, list and export kits").add_subparsers(
+        dest="action", required=True, parser_class=_Parser)
+    s = kit.add_parser("build", help="build a kit: from a library kit, from oneshot ids, or the best of each class")
+    s.add_argument("name")
+    s.add_argument("--from-kit", metavar="KIT", help="one pad per instrument of this library kit")
+    s.add_argument("--pad", action="append", metavar="ID[,ID...]",
+                   help="a pad from oneshot ids (several ids: velocity layers, soft to loud); repeatable")
+    s.add_argument("--description", default="")
+    s.add_argument("--replace", action="store_true", help="replace an existing kit (the old one is kept as .bak)")
+    s.set_defaults(func=cmd_kit_build)
+    s = kit.add_parser("list", help="list kits")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_kit_list)
+    s = kit.add_parser("show", help="the pads of a kit")
+    s.add_argument("name")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_kit_show)
+    s = kit.add_parser("export", help="export a kit as SFZ, Hydrogen drumkit or plain folder")
+    s.add_argument("name")
+    s.add_argument("--format", choices=("sfz", "hydrogen", "folder"), required=True)
+    s.add_argument("-o", "--output", required=True, metavar="DIR", help="existing folder; the kit goes in DIR/NAME")
+    s.set_defaults(func=cmd_kit_export)
+
+    s = sub.add_parser("train", help="train a model")
+    s.add_argument("model", choices=("classifier", "stage1", "stage2", "layering", "transcriber"))
+    s.add_argument("--config", metavar="FILE")
+    s.add_argument("--out", metavar="FILE", help="checkpoint path (default from the config)")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("eval", help="measure a model on held-out kits")
+    s.add_argument("what", choices=("classifier",))
+    s.add_argument("--config", metavar="FILE")
+    s.add_argument("--checkpoint", metavar="FILE")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("synth", help="synthesise one drum hit")
+    from redrum_kit.synth import VOICES
+    s.add_argument("voice", choices=VOICES)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("-o", "--output", required=True, metavar="OUT.wav")
+    s.set_defaults(func=cmd_synth)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except RedrumError as exc:
+        sys.stderr.write(f"redrum: error: {exc}\n")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        sys.stderr.write("redrum: interrupted (nothing half-written was kept)\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug: still one line, unless asked for the traceback
+        if os.environ.get("REDRUM_DEBUG"):
+            raise
+        text = str(exc).strip().splitlines()
+        sys.stderr.write(f"redrum: internal error: {type(exc).__name__}: {text[0] if text else ''} "
+                         "(set REDRUM_DEBUG=1 for details)\n")
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

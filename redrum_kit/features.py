@@ -1,0 +1,108 @@
+"""Features of oneshots, as plain functions on tensors.
+
+- `layering_feature`: the feature of the layering research: the magnitude
+  spectrum averaged over time, each frame weighted by its RMS, plus the
+  log-attack time. Differentiable, so the layering model can featurise its
+  own mixes the same way.
+- `mfcc_summary`: mean and standard deviation of MFCCs over the sound, for
+  similarity search.
+- `log_mel`: the log-mel spectrogram the classifier reads.
+
+All functions take `y` of shape `(time,)` or `(batch, time)` at `FEATURE_SR`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torchaudio.transforms as T
+
+FEATURE_SR = 22050
+N_FFT = 1024
+HOP_LENGTH = 256
+N_MFCC = 20
+LAYERING_DIM = N_FFT // 2 + 1 + 1  # spectrum bins + log-attack time
+MFCC_DIM = 2 * N_MFCC
+
+
+def _batched(y: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    return (y[None], True) if y.dim() == 1 else (y, False)
+
+
+def stft_magnitude(y: torch.Tensor, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH) -> torch.Tensor:
+    """`(batch, time)` -> `(batch, n_fft // 2 + 1, frames)` linear magnitude."""
+    window = torch.hann_window(n_fft, device=y.device, dtype=y.dtype)
+    spec = torch.stft(y, n_fft, hop_length, window=window, center=True, pad_mode="constant",
+                      return_complex=True)
+    return spec.abs()
+
+
+def frame_rms(y: torch.Tensor, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH) -> torch.Tensor:
+    """`(batch, time)` -> `(batch, frames)` RMS of centred frames (same framing as the STFT)."""
+    padded = torch.nn.functional.pad(y[:, None], (n_fft // 2, n_fft // 2), mode="constant")[:, 0]
+    frames = padded.unfold(-1, n_fft, hop_length)
+    return frames.pow(2).mean(-1).add(1e-12).sqrt()
+
+
+def log_attack_time(y: torch.Tensor, sr: int = FEATURE_SR, hop_length: int = 64) -> torch.Tensor:
+    """Log10 of the time (s) the RMS envelope takes from 20% to 90% of its peak.
+
+    `(batch, time)` -> `(batch,)`. Floored at 1 ms so a perfect click is -3.
+    """
+    env = frame_rms(y, n_fft=256, hop_length=hop_length)
+    peak = env.max(dim=-1, keepdim=True).values.clamp_min(1e-9)
+    idx = torch.arange(env.shape[-1], device=y.device).expand_as(env)
+    big = env.shape[-1]
+    start = torch.where(env >= 0.2 * peak, idx, big).min(-1).values
+    end = torch.where(env >= 0.9 * peak, idx, big).min(-1).values
+    seconds = (end - start).clamp_min(0).to(y.dtype) * hop_length / sr
+    return torch.log10(seconds.clamp_min(1e-3))
+
+
+def layering_feature(y: torch.Tensor, sr: int = FEATURE_SR) -> torch.Tensor:
+    """RMS-weighted mean magnitude spectrum plus log-attack time.
+
+    `(time,)` or `(batch, time)` -> `(LAYERING_DIM,)` or `(batch, LAYERING_DIM)`.
+    The spectrum part scales linearly with the signal's gain (so mixes of
+    sounds map to roughly the sum of their features); the last value is the
+    log-attack time in log10 seconds.
+    """
+    y, squeeze = _batched(y)
+    mag = stft_magnitude(y)
+    rms = frame_rms(y)[:, : mag.shape[-1]]
+    weights = rms / rms.sum(-1, keepdim=True).clamp_min(1e-9)
+    spectrum = (mag * weights[:, None, :]).sum(-1)
+    feat = torch.cat([spectrum, log_attack_time(y, sr)[:, None]], dim=-1)
+    return feat[0] if squeeze else feat
+
+
+@functools.lru_cache(maxsize=4)
+def _mfcc_transform(sr: int) -> T.MFCC:
+    return T.MFCC(sample_rate=sr, n_mfcc=N_MFCC,
+                  melkwargs={"n_fft": N_FFT, "hop_length": HOP_LENGTH, "n_mels": 64, "center": True, "pad_mode": "constant"})
+
+
+def mfcc_summary(y: torch.Tensor, sr: int = FEATURE_SR) -> torch.Tensor:
+    """Mean and std over time of 20 MFCCs, frames weighted by RMS. -> `(..., 40)`."""
+    y, squeeze = _batched(y)
+    mfcc = _mfcc_transform(sr)(y)
+    rms = frame_rms(y)[:, : mfcc.shape[-1]]
+    w = (rms / rms.sum(-1, keepdim=True).clamp_min(1e-9))[:, None, :]
+    mean = (mfcc * w).sum(-1)
+    std = ((mfcc - mean[..., None]).pow(2) * w).sum(-1).sqrt()
+    out = torch.cat([mean, std], dim=-1)
+    return out[0] if squeeze else out
+
+
+@functools.lru_cache(maxsize=4)
+def _mel_transform(sr: int, n_mels: int, hop_length: int) -> T.MelSpectrogram:
+    return T.MelSpectrogram(sample_rate=sr, n_fft=N_FFT, hop_length=hop_length, n_mels=n_mels,
+                            f_min=20.0, f_max=sr / 2, power=2.0, pad_mode="constant")
+
+
+def log_mel(y: torch.Tensor, sr: int = FEATURE_SR, n_mels: int = 64,
+            hop_length: int = HOP_LENGTH) -> torch.Tensor:
+    """`(batch, time)` -> `(batch, n_mels, frames)` log power mel spectrogram (dB / 10)."""
+    mel = _mel_transform(sr, n_mels, hop_length).to(y.device)(y)
+    return torch.log10(mel + 1e-8)

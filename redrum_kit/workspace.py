@@ -1,0 +1,44 @@
+"""Where things live on disk.
+
+- The workspace (`$REDRUM_HOME`, default: the platform's user data folder)
+  holds the library database, normalised copies of oneshots, user kits,
+  synthesised originals and renders.
+- The presets folder (`presets/` beside the package, or `$REDRUM_PRESETS`)
+  holds shipped kits, training configs and model checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+APP = "redrum-kit"
+
+
+def home() -> Path:
+    """The workspace folder, created on first use."""
+    env = os.environ.get("REDRUM_HOME")
+    if env:
+        root = Path(env).expanduser()
+    elif sys.platform == "darwin":
+        root = Path.home() / "Library" / "Application Support" / APP
+    elif os.name == "nt":
+        root = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / APP
+    else:
+        root = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / APP
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def presets_dir() -> Path:
+    env = os.environ.get("REDRUM_PRESETS")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "presets"
+
+
+def models_dir() -> Path:
+    return presets_dir() / "models"
+
+
+HYDROGEN_DRUMKITS = Path("/usr/share/hydrogen/data/drumkits")
+HYDROGEN_SONGS = Path("/usr/share/hydrogen/data/demo_songs")

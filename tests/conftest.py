@@ -1,0 +1,45 @@
+"""Shared fixtures: every test gets its own empty workspace ($REDRUM_HOME)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from redrum_kit import synth, workspace
+
+HAS_HYDROGEN = (workspace.HYDROGEN_DRUMKITS / "GMRockKit").is_dir()
+needs_hydrogen = pytest.mark.skipif(not HAS_HYDROGEN, reason="needs Debian's hydrogen-drumkits (make data)")
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    path = tmp_path / "redrum-home"
+    monkeypatch.setenv("REDRUM_HOME", str(path))
+    return path
+
+
+@pytest.fixture
+def no_hydrogen(monkeypatch, tmp_path):
+    """Pretend no real kits are installed."""
+    monkeypatch.setattr(workspace, "HYDROGEN_DRUMKITS", tmp_path / "no-hydrogen")
+
+
+def write(path, y, sr=44100, **kw):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), y, sr, **kw)
+    return path
+
+
+@pytest.fixture
+def sample_folder(tmp_path):
+    """A folder of 8 synthesised oneshots of different classes, as a user would have."""
+    folder = tmp_path / "My Samples"
+    for voice in ("kick", "snare", "clap", "hat_closed", "hat_open", "tom", "cymbal", "rim"):
+        write(folder / f"{voice}-01.wav", synth.oneshot(voice, 4242), subtype="PCM_24")
+    return folder
+
+
+def tone(seconds=0.5, sr=44100, freq=440.0, decay=0.1):
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.8 * np.sin(2 * np.pi * freq * t) * np.exp(-t / decay)).astype(np.float32)

@@ -1,0 +1,65 @@
+"""The built-in synthesiser: deterministic, varied, and each voice sounds like its drum."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from redrum_kit import synth
+from redrum_kit.models.classifier import ring_time
+
+
+def centroid(y, sr=synth.SR):
+    spec = np.abs(np.fft.rfft(y[: sr // 2]))
+    freqs = np.fft.rfftfreq(min(len(y), sr // 2), 1 / sr)
+    return float((spec * freqs).sum() / spec.sum())
+
+
+def rings(y):
+    return float(ring_time(torch.from_numpy(y)[None], synth.SR)[0])
+
+
+@pytest.mark.parametrize("voice", synth.VOICES)
+def test_voice_is_deterministic_clean_and_normalised(voice):
+    a, b = synth.oneshot(voice, 7), synth.oneshot(voice, 7)
+    assert np.array_equal(a, b)
+    assert a.dtype == np.float32 and np.isfinite(a).all()
+    assert abs(np.abs(a).max() - 0.99) < 1e-3
+    assert 0.03 < len(a) / synth.SR <= 5.0
+    assert abs(float(a[-10:].mean())) < 0.01  # faded out, no click at the end
+
+
+@pytest.mark.parametrize("voice", synth.VOICES)
+def test_seeds_give_different_sounds(voice):
+    sounds = [synth.oneshot(voice, s) for s in range(6)]
+    cents = [centroid(y) for y in sounds]
+    assert len({round(c, -1) for c in cents}) >= 4  # not six copies of one sound
+
+
+def test_voices_sit_where_drums_sit_in_the_spectrum():
+    seeds = range(12)
+    mean = {v: np.median([centroid(synth.oneshot(v, s)) for s in seeds]) for v in synth.VOICES}
+    assert mean["kick"] < mean["tom"] < mean["snare"] < mean["hat_closed"]
+    assert mean["kick"] < 600 and mean["hat_closed"] > 5000 and mean["cymbal"] > 4000
+
+
+def test_open_hats_ring_longer_than_closed_hats():
+    for s in range(8):
+        assert rings(synth.oneshot("hat_open", s)) > 2 * rings(synth.oneshot("hat_closed", s))
+
+
+def test_kit_has_all_pads_with_tuned_toms():
+    pads = synth.kit(3)
+    names = [n for n, _, _ in pads]
+    assert names[:5] == ["Kick", "Snare", "Clap", "Hat Closed", "Hat Open"] and len(pads) == 11
+    toms = [y for _, v, y in pads if v == "tom"]
+    pitches = [np.argmax(np.abs(np.fft.rfft(y[: synth.SR // 2]))[:1000]) for y in toms]
+    assert pitches[0] < pitches[1] < pitches[2]
+
+
+def test_many_kits_share_a_style_and_differ():
+    styles = {synth.style_for(s).name for s in range(60)}
+    assert styles == set(synth.STYLES)
+    kicks = np.stack([synth.kit(s)[0][2][:2000] for s in range(4)])
+    assert np.linalg.matrix_rank(kicks) == 4
