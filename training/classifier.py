@@ -104,21 +104,33 @@ def _dedupe(items: list[tuple[Example, str]], banned: set[str]) -> list[Example]
     return out
 
 
+def _synth_seeds(cfg: TrainConfig) -> dict[str, range]:
+    """Synth kit seeds of each split; they start at 100000 so the library's own synth kits stay unseen."""
+    base, n1, n2, n3 = 100_000, cfg.synth_train_kits, cfg.synth_val_kits, cfg.synth_test_kits
+    return {"train": range(base, base + n1), "val": range(base + n1, base + n1 + n2),
+            "synth_test": range(base + n1 + n2, base + n1 + n2 + n3)}
+
+
+def held_out_splits(cfg: TrainConfig, model_sr: int) -> dict[str, list[Example]]:
+    """The held-out data only: real kits `cfg.test_kits` and unseen synthetic kits."""
+    folder = Path(cfg.hydrogen_dir)
+    return {"test": _dedupe(hydrogen_examples(folder, cfg.test_kits, model_sr), set()),
+            "synth_test": _dedupe(synth_examples(_synth_seeds(cfg)["synth_test"], model_sr), set())}
+
+
 def splits(cfg: TrainConfig, model_sr: int) -> dict[str, list[Example]]:
     """train / val / test (real held-out kits) / synth_test, without shared sounds across splits."""
     folder = Path(cfg.hydrogen_dir)
     all_kits = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
     train_kits = [k for k in all_kits if k not in cfg.test_kits and k not in cfg.val_kits]
-    n1, n2, n3 = cfg.synth_train_kits, cfg.synth_val_kits, cfg.synth_test_kits
-    base = 100_000  # synth seeds for training start here: the library's own synth kits stay unseen
+    seeds = _synth_seeds(cfg)
     test = hydrogen_examples(folder, cfg.test_kits, model_sr)
-    val = hydrogen_examples(folder, cfg.val_kits, model_sr) + synth_examples(range(base + n1, base + n1 + n2), model_sr)
-    synth_test = synth_examples(range(base + n1 + n2, base + n1 + n2 + n3), model_sr)
-    train = hydrogen_examples(folder, train_kits, model_sr) + synth_examples(range(base, base + n1), model_sr)
+    val = hydrogen_examples(folder, cfg.val_kits, model_sr) + synth_examples(seeds["val"], model_sr)
+    train = hydrogen_examples(folder, train_kits, model_sr) + synth_examples(seeds["train"], model_sr)
     test_hashes = {d for _, d in test}
     val_hashes = {d for _, d in val}
-    return {"test": _dedupe(test, set()), "val": _dedupe(val, test_hashes),
-            "train": _dedupe(train, test_hashes | val_hashes), "synth_test": _dedupe(synth_test, set())}
+    return {"train": _dedupe(train, test_hashes | val_hashes), "val": _dedupe(val, test_hashes),
+            **held_out_splits(cfg, model_sr)}
 
 
 def augment(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -178,7 +190,7 @@ def evaluate(model: model_lib.OneshotClassifier, examples: list[Example]) -> dic
             "confusion": confusion.tolist(), "classes": list(ONESHOT_CLASSES)}
 
 
-def train(cfg: TrainConfig, log_dir: Path | None = None) -> dict:
+def train(cfg: TrainConfig) -> dict:
     """Train, keep the best epoch by validation balanced accuracy, save, evaluate. -> metrics."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -234,14 +246,50 @@ def train(cfg: TrainConfig, log_dir: Path | None = None) -> dict:
     out = Path(cfg.out)
     model_lib.save(model, out, extra={"test_kits": cfg.test_kits, "val_kits": cfg.val_kits})
     out.with_suffix(".metrics.json").write_text(json.dumps(metrics, indent=1))
-    if log_dir:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        (log_dir / "classifier_history.json").write_text(json.dumps(history, indent=1))
+    out.with_suffix(".md").write_text(model_card(metrics, out))
     return metrics
+
+
+def _table(m: dict) -> list[str]:
+    rows = ["| class | recall | n |", "|---|---|---|"]
+    rows += [f"| {c} | {v['recall']:.3f} | {v['n']} |" for c, v in m["per_class"].items()]
+    return rows
+
+
+def model_card(metrics: dict, checkpoint: Path) -> str:
+    """The model card, written from the metrics of the run that made the checkpoint."""
+    cfg = metrics["config"]
+    real, syn = metrics["held_out_real"], metrics["held_out_synth"]
+    size = checkpoint.stat().st_size / 1e6 if checkpoint.exists() else float("nan")
+    lines = [
+        "# Oneshot classifier", "",
+        "Which drum is this hit? Classes: " + ", ".join(ONESHOT_CLASSES) + ". Reads the audio only.",
+        "Model: a 4-block CNN on the log-mel spectrogram of the first 1.5 s (22.05 kHz, 64 mels) plus two",
+        "descriptors (ring time, attack time); " + f"{size:.2f} MB as fp16 safetensors.", "",
+        "## Data",
+        f"- Training: Debian hydrogen-drumkits kits except the held-out ones ({metrics['train_size']} oneshots"
+        f" with the synthesiser's), labels from instrument names; {cfg['synth_train_kits']} synthesiser kits"
+        " (seeds from 100000). Augmented: retune +-4 semitones, EQ, room, saturation, truncation, noise floor.",
+        f"- Model selection (best epoch): {', '.join(cfg['val_kits']) or 'none'} and {cfg['synth_val_kits']} synth kits.",
+        f"- Held out, never trained on: {', '.join(cfg['test_kits'])}; a sound shared with a training kit"
+        " is removed from training.", "",
+        "## Training",
+        f"- {cfg['epochs']} epochs x {cfg['examples_per_epoch']} examples, batch {cfg['batch_size']},"
+        f" AdamW lr {cfg['lr']} (one-cycle), seed {cfg['seed']}.",
+        f"- Hardware: {metrics['hardware']}; {metrics['seconds'] / 60:.0f} minutes.",
+        "- Reproduce: `redrum train classifier --config presets/training/classifier.toml`", "",
+        "## Metrics (held-out kits)",
+        f"- Real Hydrogen kits: accuracy **{real['accuracy']:.3f}**, balanced accuracy"
+        f" **{real['balanced_accuracy']:.3f}**, n={real['n']}.",
+        f"- Unseen synthesiser kits: accuracy {syn['accuracy']:.3f}, balanced {syn['balanced_accuracy']:.3f},"
+        f" n={syn['n']}.", "",
+        "Per class, real held-out kits:", "", *_table(real), "",
+        "Measure again: `redrum eval classifier`.", ""]
+    return "\n".join(lines)
 
 
 def evaluate_shipped(cfg: TrainConfig, checkpoint: Path) -> dict:
     """Evaluate a checkpoint on the config's held-out real and synthetic kits."""
     model = model_lib.load(checkpoint)
-    data = splits(cfg, model.cfg.sr)
+    data = held_out_splits(cfg, model.cfg.sr)
     return {"held_out_real": evaluate(model, data["test"]), "held_out_synth": evaluate(model, data["synth_test"])}

@@ -28,7 +28,7 @@ from redrum_kit.library.exemplars import greedy_frank_wolfe
 from redrum_kit.library.kits import (EXPORT_FORMATS, Kit, KitStore, Layer, Pad, ResolvedLayer,
                                      check_name, default_choke, export)
 from redrum_kit.library.oneshot import LIBRARY_SR, Oneshot, same_sound
-from redrum_kit.features import LAYERING_DIM
+from redrum_kit.features import LAYERING_DIM, MFCC_DIM
 
 __all__ = ["Library", "ImportReport", "Oneshot", "Kit", "Pad", "Layer", "EXPORT_FORMATS"]
 
@@ -59,24 +59,28 @@ class _NearDuplicates:
 
     def __init__(self, lib: "Library"):
         self.lib = lib
-        rows = lib.conn.execute("SELECT f.oneshot_id, f.mfcc, o.hash FROM features f"
-                                " JOIN oneshots o ON o.id = f.oneshot_id").fetchall()
+        rows = lib.rows("SELECT f.oneshot_id, f.mfcc, o.hash FROM features f"
+                        " JOIN oneshots o ON o.id = f.oneshot_id")
         self.ids: list[int] = [r[0] for r in rows]
         self.hashes: list[str] = [r[2] for r in rows]
-        self.mfcc = [np.frombuffer(r[1], np.float32) for r in rows]
         self.pending: list[importer.Prepared | None] = [None] * len(rows)
+        self.mfcc = np.zeros((max(64, 2 * len(rows)), MFCC_DIM), np.float32)  # grows by doubling
+        for i, r in enumerate(rows):
+            self.mfcc[i] = np.frombuffer(r[1], np.float32)
 
     def add_pending(self, item: importer.Prepared) -> None:
+        n = len(self.ids)
+        if n == len(self.mfcc):
+            self.mfcc = np.concatenate([self.mfcc, np.zeros_like(self.mfcc)])
+        self.mfcc[n] = item.mfcc
         self.ids.append(-1)
         self.hashes.append(item.hash)
-        self.mfcc.append(item.mfcc)
         self.pending.append(item)
 
     def find(self, item: importer.Prepared) -> str | None:
         """The hash of the same sound, or None."""
-        if not self.mfcc:
-            return None
-        dist = np.linalg.norm(np.stack(self.mfcc) - item.mfcc, axis=1) / (np.linalg.norm(item.mfcc) + 1e-9)
+        n = len(self.ids)
+        dist = np.linalg.norm(self.mfcc[:n] - item.mfcc, axis=1) / (np.linalg.norm(item.mfcc) + 1e-9)
         for i in np.flatnonzero(dist < 0.02):
             other = self.pending[i].y if self.pending[i] is not None else self.lib.audio(self.lib.get(self.ids[i]))
             if same_sound(item.y, other):
@@ -141,7 +145,7 @@ class Library:
 
     def _import(self, found: list[importer.Candidate], report: ImportReport,
                 progress: Callable | None) -> None:
-        known = {row["hash"] for row in self.conn.execute("SELECT hash FROM oneshots")}
+        known = {row["hash"] for row in self.rows("SELECT hash FROM oneshots")}
         near = _NearDuplicates(self)
         duplicates: list[tuple[Path, str]] = []
         batch: dict[str, importer.Prepared] = {}
@@ -191,6 +195,11 @@ class Library:
 
     # -- queries ----------------------------------------------------------
 
+    def rows(self, query: str, args: tuple | list = ()) -> list:
+        """Run a read query to completion (one connection serves every thread, one at a time)."""
+        with self._lock:
+            return self.conn.execute(query, args).fetchall()
+
     def list(self, cls: str | None = None, kit: str | None = None) -> list[Oneshot]:
         if cls is not None and cls not in ONESHOT_CLASSES:
             raise LibraryError(f"unknown class {cls!r}; choose from {', '.join(ONESHOT_CLASSES)}")
@@ -199,24 +208,24 @@ class Library:
             query, args = query + " AND class = ?", args + [cls]
         if kit:
             query, args = query + " AND kit = ?", args + [kit]
-        return [Oneshot.from_row(r) for r in self.conn.execute(query + " ORDER BY id", args)]
+        return [Oneshot.from_row(r) for r in self.rows(query + " ORDER BY id", args)]
 
     def get(self, oneshot_id: int) -> Oneshot:
-        row = self.conn.execute("SELECT * FROM oneshots WHERE id = ?", (int(oneshot_id),)).fetchone()
-        if row is None:
+        found = self.rows("SELECT * FROM oneshots WHERE id = ?", (int(oneshot_id),))
+        if not found:
             raise LibraryError(f"no oneshot with id {oneshot_id} (see `redrum library list`)")
-        return Oneshot.from_row(row)
+        return Oneshot.from_row(found[0])
 
     def by_hash(self, digest: str) -> Oneshot | None:
-        row = self.conn.execute("SELECT * FROM oneshots WHERE hash = ?", (digest,)).fetchone()
-        return Oneshot.from_row(row) if row else None
+        found = self.rows("SELECT * FROM oneshots WHERE hash = ?", (digest,))
+        return Oneshot.from_row(found[0]) if found else None
 
     def kit_names(self) -> list[str]:
         """Names of the source kits (folders, Hydrogen kits, synth kits) in the library."""
-        return [r[0] for r in self.conn.execute("SELECT DISTINCT kit FROM oneshots ORDER BY kit")]
+        return [r[0] for r in self.rows("SELECT DISTINCT kit FROM oneshots ORDER BY kit")]
 
     def count(self) -> int:
-        return self.conn.execute("SELECT COUNT(*) FROM oneshots").fetchone()[0]
+        return self.rows("SELECT COUNT(*) FROM oneshots")[0][0]
 
     def audio(self, oneshot: Oneshot) -> np.ndarray:
         """The normalised copy at LIBRARY_SR, `(time,)` float32."""
@@ -237,9 +246,10 @@ class Library:
         """Stored features of `ids`, `(len(ids), dim)` float32; kind 'mfcc' or 'layering'."""
         if kind not in ("mfcc", "layering"):
             raise ValueError(kind)
-        rows = {r[0]: np.frombuffer(r[1], np.float32) for r in self.conn.execute(
-            f"SELECT oneshot_id, {kind} FROM features")} if ids else {}
-        return np.stack([rows[i] for i in ids]) if ids else np.zeros((0, LAYERING_DIM), np.float32)
+        if not ids:
+            return np.zeros((0, MFCC_DIM if kind == "mfcc" else LAYERING_DIM), np.float32)
+        rows = dict(self.rows(f"SELECT oneshot_id, {kind} FROM features"))
+        return np.stack([np.frombuffer(rows[i], np.float32) for i in ids])
 
     def similar(self, oneshot_id: int, n: int = 10, same_class: bool = False) -> list[tuple[Oneshot, float]]:
         """Nearest neighbours by MFCC summary (each dimension standardised over the library)."""

@@ -68,7 +68,10 @@ def candidates(paths: list[Path], on_reject: Callable[[Rejected], None]) -> tupl
             on_reject(Rejected(path, "no such file or folder"))
         elif path.is_dir():
             kit_name = path.resolve().name
-            for folder, dirs, files in os.walk(path, followlinks=False):
+            def unreadable(err: OSError) -> None:
+                on_reject(Rejected(Path(err.filename or path), f"folder cannot be read ({err.strerror})"))
+
+            for folder, dirs, files in os.walk(path, onerror=unreadable, followlinks=False):
                 folder_path = Path(folder)
                 if hydrogen.is_drumkit(folder_path):
                     dirs.clear()  # the kit's xml says which of its files are samples
