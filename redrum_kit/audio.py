@@ -12,7 +12,6 @@ the file and says what is wrong with it.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from redrum_kit import files
 from redrum_kit.errors import AudioError
 
 READ_EXTENSIONS = (".wav", ".flac", ".aif", ".aiff", ".ogg", ".mp3")
@@ -150,22 +150,14 @@ def save(path: str | os.PathLike, y: np.ndarray, sr: int, *,
         subtype = "PCM_24" if fmt == "FLAC" else "FLOAT"
     if not path.parent.is_dir():
         raise AudioError(f"{path.parent}: output folder does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".redrum-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    tmp = files.temp_sibling(path)
     try:
-        sf.write(tmp, y, int(sr), format=fmt, subtype=subtype)
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            # link + unlink refuses to replace a file created meanwhile
-            os.link(tmp, path)
-            os.unlink(tmp)
+        sf.write(str(tmp), y, int(sr), format=fmt, subtype=subtype)
+        files.publish(tmp, path, overwrite)
     except FileExistsError:
-        os.unlink(tmp)
         raise AudioError(f"{path}: already exists; choose another name (nothing was overwritten)") from None
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        files.remove(tmp)
         raise
     return path
 

@@ -232,6 +232,59 @@ def cmd_eval(args) -> int:
     return 0
 
 
+# -- rhythms and rendering ---------------------------------------------------
+
+def _write_pattern(pattern, out: Path) -> None:
+    from redrum_kit.rhythm.events import save_json
+    from redrum_kit.rhythm.midi import write_midi
+    if out.exists():
+        raise RedrumError(f"{out}: already exists; choose another name (nothing was overwritten)")
+    if out.suffix.lower() in (".mid", ".midi"):
+        write_midi(pattern, out)
+    elif out.suffix.lower() == ".json":
+        save_json(pattern, out)
+    else:
+        raise RedrumError(f"{out.name}: write .mid or .json")
+
+
+def cmd_rhythm_generate(args) -> int:
+    from redrum_kit.rhythm.generator import generate
+    pattern = generate(args.style, bars=args.bars, seed=args.seed, tempo=args.tempo, swing=args.swing)
+    _write_pattern(pattern, Path(args.output))
+    print(f"{args.output}: {args.style}, {args.bars} bars at {pattern.tempo:.1f} bpm, {len(pattern.events)} hits")
+    return 0
+
+
+def cmd_rhythm_convert(args) -> int:
+    from redrum_kit.rhythm.events import load
+    pattern = load(Path(args.input), channel=args.channel)
+    _write_pattern(pattern, Path(args.output))
+    print(f"{args.output}: {len(pattern.events)} hits, {pattern.length:.1f} s at {pattern.tempo:.1f} bpm")
+    return 0
+
+
+def cmd_render(args) -> int:
+    from redrum_kit import audio
+    from redrum_kit.render import load_kit_samples, render
+    from redrum_kit.rhythm.events import load
+    out = Path(args.output)
+    if out.exists():
+        raise RedrumError(f"{out}: already exists; choose another name (nothing was overwritten)")
+    if not 8000 <= args.sr <= 192000:
+        raise RedrumError(f"--sr must be between 8000 and 192000 Hz, got {args.sr}")
+    pattern = load(Path(args.pattern), channel=args.channel)
+    lib = _library()
+    kit = lib.ensure_default_kit() if args.kit == "default" else lib.kits.load(args.kit)
+    y, report = render(pattern, kit, load_kit_samples(kit, lib, args.sr), args.sr)
+    audio.save(out, y, args.sr, subtype="PCM_24" if out.suffix.lower() == ".flac" else "FLOAT")
+    for cls, other in report.substitutions.items():
+        print(f"note: kit {kit.name!r} has no {cls} pad; played {other} instead", file=sys.stderr)
+    for cls, n in report.skipped.items():
+        print(f"note: kit {kit.name!r} has no pad for {n} {cls} hits; they are silent", file=sys.stderr)
+    print(f"{out}: {len(y) / args.sr:.2f} s at {args.sr} Hz")
+    return 0
+
+
 # -- misc --------------------------------------------------------------------
 
 def cmd_synth(args) -> int:
@@ -328,6 +381,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", metavar="FILE")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_eval)
+
+    rhythm = sub.add_parser("rhythm", help="generate and convert drum patterns").add_subparsers(
+        dest="action", required=True, parser_class=_Parser)
+    from redrum_kit.rhythm.generator import STYLES
+    s = rhythm.add_parser("generate", help="a procedural drum part in a style")
+    s.add_argument("style", choices=STYLES)
+    s.add_argument("--bars", type=int, default=4)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--tempo", type=float, help="bpm (default: drawn from the style's range)")
+    s.add_argument("--swing", type=float, help="delay of off-beat steps, fraction of a step")
+    s.add_argument("-o", "--output", required=True, metavar="OUT.mid|OUT.json")
+    s.set_defaults(func=cmd_rhythm_generate)
+    s = rhythm.add_parser("convert", help="MIDI, JSON or Hydrogen song to MIDI or JSON")
+    s.add_argument("input", metavar="IN.mid|IN.json|IN.h2song")
+    s.add_argument("--channel", type=int, help="read only this MIDI channel (1-16)")
+    s.add_argument("-o", "--output", required=True, metavar="OUT.mid|OUT.json")
+    s.set_defaults(func=cmd_rhythm_convert)
+
+    s = sub.add_parser("render", help="play a drum part (MIDI, JSON, .h2song) with a kit")
+    s.add_argument("pattern", metavar="PATTERN.mid")
+    s.add_argument("--kit", default="default")
+    s.add_argument("--sr", type=int, default=44100, help="output sample rate in Hz")
+    s.add_argument("--channel", type=int, help="read only this MIDI channel (1-16)")
+    s.add_argument("-o", "--output", required=True, metavar="OUT.wav")
+    s.set_defaults(func=cmd_render)
 
     s = sub.add_parser("synth", help="synthesise one drum hit")
     from redrum_kit.synth import VOICES

@@ -26,17 +26,15 @@ can read, edit and share them.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import tomli_w
 
-from redrum_kit import audio, hydrogen
+from redrum_kit import audio, files, hydrogen
 from redrum_kit.drums import CHOKE_GROUP, GM_NOTE, ONESHOT_CLASSES
 from redrum_kit.errors import LibraryError
 
@@ -145,10 +143,7 @@ class KitStore:
             if not replace:
                 raise LibraryError(f"kit {kit.name!r} already exists; choose another name or pass --replace")
             shutil.copy2(path, path.with_suffix(".toml.bak"))
-        fd, tmp = tempfile.mkstemp(prefix=".kit-", suffix=".toml", dir=self.user_dir)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(kit.to_toml())
-        os.replace(tmp, path)
+        files.write_text(path, kit.to_toml(), overwrite=True)
         return path
 
 
@@ -177,18 +172,21 @@ def export(kit: Kit, resolved: list[list[ResolvedLayer]], fmt: str, out_dir: Pat
     target = out_dir / _safe_filename(kit.name)
     if target.exists():
         raise LibraryError(f"{target}: already exists; choose another folder (nothing was overwritten)")
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=out_dir))
+    staging = files.temp_sibling(target)
+    staging.mkdir()
     try:
         sample_dir = staging / "samples" if fmt == "sfz" else staging
         sample_dir.mkdir(exist_ok=True)
-        files = _write_samples(kit, resolved, sample_dir, numbered=(fmt == "folder"))
+        names = _write_samples(kit, resolved, sample_dir, numbered=(fmt == "folder"))
         if fmt == "sfz":
-            (staging / f"{target.name}.sfz").write_text(_sfz(kit, files, resolved), encoding="utf-8")
+            (staging / f"{target.name}.sfz").write_text(_sfz(kit, names, resolved), encoding="utf-8")
         elif fmt == "hydrogen":
-            (staging / "drumkit.xml").write_text(_hydrogen_xml(kit, files, resolved, staging), encoding="utf-8")
-        os.rename(staging, target)
+            (staging / "drumkit.xml").write_text(_hydrogen_xml(kit, names, resolved, staging), encoding="utf-8")
+        files.publish(staging, target)
+    except FileExistsError:
+        raise LibraryError(f"{target}: already exists; choose another folder (nothing was overwritten)") from None
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        files.remove(staging)
         raise
     return target
 
