@@ -1,0 +1,151 @@
+"""Rhythms: MIDI and Hydrogen in, MIDI and JSON out, styles a drummer would recognise, rendering."""
+
+from __future__ import annotations
+
+import json
+
+import mido
+import numpy as np
+import pytest
+
+from redrum_kit.cli import main
+from redrum_kit.library import Library
+from redrum_kit.render import load_kit_samples, render, velocity_gain
+from redrum_kit.rhythm import events as ev
+from redrum_kit.rhythm.generator import STYLES, generate
+from redrum_kit.rhythm.h2song import read_patterns, read_song
+from redrum_kit.rhythm.midi import read_midi, write_midi
+from redrum_kit.workspace import HYDROGEN_SONGS
+
+from conftest import needs_hydrogen
+
+
+def test_midi_round_trip_keeps_time_class_velocity(tmp_path):
+    p = generate("funk", bars=2, seed=5)
+    write_midi(p, tmp_path / "f.mid")
+    q = read_midi(tmp_path / "f.mid")
+    assert len(q.events) == len(p.events) and abs(q.tempo - p.tempo) < 0.01
+    for a, b in zip(p.events, q.events):
+        assert abs(a.time - b.time) < 0.002 and a.velocity == b.velocity
+        assert ev.GM_CLASS[b.note] == a.cls
+
+
+def test_drum_notes_on_any_channel_by_default(tmp_path):
+    mid = mido.MidiFile()
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    track.append(mido.Message("note_on", channel=0, note=36, velocity=100, time=0))   # DAW: channel 1
+    track.append(mido.Message("note_on", channel=9, note=38, velocity=90, time=480))  # GM: channel 10
+    track.append(mido.Message("note_on", channel=0, note=20, velocity=90, time=10))   # not a drum key
+    mid.save(tmp_path / "d.mid")
+    assert [e.cls for e in read_midi(tmp_path / "d.mid").events] == ["kick", "snare"]
+    assert [e.cls for e in read_midi(tmp_path / "d.mid", channel=10).events] == ["snare"]
+    with pytest.raises(ev.RhythmError, match="no drum notes"):
+        read_midi(tmp_path / "d.mid", channel=5)
+
+
+@pytest.mark.parametrize("content", [b"", b"MThd garbage", b"\x00" * 100])
+def test_bad_midi_is_a_rhythm_error(tmp_path, content):
+    (tmp_path / "bad.mid").write_bytes(content)
+    with pytest.raises(ev.RhythmError):
+        ev.load(tmp_path / "bad.mid")
+
+
+def test_json_round_trip(tmp_path):
+    p = generate("house", bars=1, seed=2)
+    ev.save_json(p, tmp_path / "p.json")
+    q = ev.load(tmp_path / "p.json")
+    assert q.events == [ev.Event(round(e.time, 6), e.cls, e.velocity, e.note) for e in p.events]
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_styles_have_their_signature(style):
+    p = generate(style, bars=4, seed=11)
+    beat = 60 / p.tempo
+    kicks = [e.time for e in p.of_class("kick")]
+    assert p.events and all(0 <= e.time < p.length + 0.05 for e in p.events)
+    if style == "house":  # four on the floor
+        on_beats = [k for k in kicks if abs((k / beat) - round(k / beat)) < 0.05]
+        assert len(on_beats) >= 14
+    if style in ("rock", "funk", "hiphop", "breakbeat", "shuffle"):  # backbeat on 2 and 4
+        snares = [e.time / beat % 4 for e in p.of_class("snare") if e.velocity > 60]
+        assert sum(abs(s - 1) < 0.1 or abs(s - 3) < 0.1 for s in snares) >= 5
+    if style == "funk":
+        assert any(e.velocity < 50 for e in p.of_class("snare"))  # ghost notes
+    if style == "jazz":
+        assert len(p.of_class("cymbal")) > len(p.of_class("snare"))  # ride pattern
+
+
+def test_hiphop_swing_delays_off_beats():
+    straight = generate("hiphop", bars=2, seed=1, swing=0.0, microtiming=0)
+    swung = generate("hiphop", bars=2, seed=1, swing=0.3, microtiming=0)
+    step = 60 / straight.tempo / 4
+    off = [e.time / step % 1 for e in swung.of_class("hat_closed")]
+    assert max(off) > 0.25 and all(abs(e.time / step - round(e.time / step)) < 1e-6
+                                   for e in straight.of_class("hat_closed"))
+
+
+@needs_hydrogen
+def test_hydrogen_demo_songs():
+    patterns = [p for song in sorted(HYDROGEN_SONGS.glob("*.h2song")) for p in read_patterns(song)]
+    assert len(patterns) >= 80
+    song = read_song(HYDROGEN_SONGS / "GM_kit_demo1.h2song")
+    assert song.tempo == 115 and song.length > 20
+    assert {"kick", "snare", "hat_closed"} <= {e.cls for e in song.events}
+
+
+def kit_and_samples(sr=22050):
+    lib = Library()
+    kit = lib.ensure_default_kit()
+    return kit, load_kit_samples(kit, lib, sr)
+
+
+def onsets(y, sr, threshold=0.02):
+    """Sample indices where the signal first rises above the threshold after 50 ms of quiet."""
+    loud = np.flatnonzero(np.abs(y) > threshold)
+    return [int(i) for k, i in enumerate(loud) if k == 0 or i - loud[k - 1] > 0.05 * sr]
+
+
+def test_render_places_hits_on_time(no_hydrogen):
+    kit, samples = kit_and_samples()
+    p = ev.Pattern([ev.Event(t, "kick", 127) for t in (0.25, 1.0, 1.75)], tempo=120, length=2.0)
+    y, report = render(p, kit, samples, 22050)
+    found = onsets(y, 22050)
+    assert len(found) == 3 and all(abs(f / 22050 - t) < 0.005 for f, t in zip(found, (0.25, 1.0, 1.75)))
+    assert np.abs(y).max() <= 0.99 and not report.skipped
+
+
+def test_velocity_sets_gain(no_hydrogen):
+    kit, samples = kit_and_samples()
+    loud, _ = render(ev.Pattern([ev.Event(0.1, "snare", 127)], length=1), kit, samples, 22050)
+    soft, _ = render(ev.Pattern([ev.Event(0.1, "snare", 64)], length=1), kit, samples, 22050)
+    ratio = np.abs(soft).max() / np.abs(loud).max()
+    assert abs(ratio - velocity_gain(64) / velocity_gain(127)) < 0.05
+
+
+def test_closed_hat_chokes_open_hat(no_hydrogen):
+    kit, samples = kit_and_samples()
+    ringing, _ = render(ev.Pattern([ev.Event(0.1, "hat_open", 127)], length=1.5), kit, samples, 22050)
+    choked, _ = render(ev.Pattern([ev.Event(0.1, "hat_open", 127), ev.Event(0.3, "hat_closed", 1)], length=1.5),
+                       kit, samples, 22050)
+    after = slice(int(0.9 * 22050), int(1.2 * 22050))  # the open hat would still ring here
+    assert np.abs(choked[after]).max() < 0.2 * np.abs(ringing[after]).max()
+
+
+def test_missing_class_falls_back_and_says_so(no_hydrogen):
+    kit, samples = kit_and_samples()
+    kit.pads = [p for p in kit.pads if p.cls != "clap"]
+    _, report = render(ev.Pattern([ev.Event(0.1, "clap", 100)], length=1), kit, samples, 22050)
+    assert report.substitutions == {"clap": "snare"}
+
+
+def test_render_cli(tmp_path, no_hydrogen, capsys):
+    assert main(["rhythm", "generate", "rock", "--bars", "2", "--seed", "1", "-o", str(tmp_path / "r.mid")]) == 0
+    assert main(["render", str(tmp_path / "r.mid"), "--sr", "48000", "-o", str(tmp_path / "r.wav")]) == 0
+    from redrum_kit import audio
+    y, sr = audio.load(tmp_path / "r.wav")
+    assert sr == 48000 and np.abs(y).max() > 0.1
+    assert main(["render", str(tmp_path / "r.mid"), "-o", str(tmp_path / "r.wav")]) == 1  # no overwrite
+    assert main(["render", str(tmp_path / "nope.mid"), "-o", str(tmp_path / "x.wav")]) == 1
+    assert main(["rhythm", "convert", str(tmp_path / "r.mid"), "-o", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["events"]
