@@ -285,6 +285,25 @@ def cmd_render(args) -> int:
     return 0
 
 
+def cmd_dataset_build(args) -> int:
+    from tqdm import tqdm
+    from redrum_kit.config import load_config
+    from redrum_kit.datasets.build import DatasetConfig, build
+    overrides = {"pairs": True if args.pairs else None, "seed": args.seed,
+                 "library_kits": args.kit or None}
+    cfg = load_config(DatasetConfig, Path(args.config) if args.config else None, **overrides)
+    if args.items is not None:
+        if args.items < 1:
+            raise RedrumError("--items must be at least 1")
+        cfg.items = {"train": args.items, "val": max(1, args.items // 10), "test": max(1, args.items // 10)}
+    manifest = build(cfg, Path(args.output),
+                     progress=lambda total: tqdm(total=total, desc="rendering", unit="clip", disable=None,
+                                                 file=sys.stderr))
+    counts = ", ".join(f"{s}: {cfg.items.get(s, 0)} clips from {len(k)} kits" for s, k in manifest["kits"].items())
+    print(f"{args.output}: {counts}")
+    return 0
+
+
 # -- misc --------------------------------------------------------------------
 
 def cmd_synth(args) -> int:
@@ -398,6 +417,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--channel", type=int, help="read only this MIDI channel (1-16)")
     s.add_argument("-o", "--output", required=True, metavar="OUT.mid|OUT.json")
     s.set_defaults(func=cmd_rhythm_convert)
+
+    ds = sub.add_parser("dataset", help="build training data from kits and rhythms").add_subparsers(
+        dest="action", required=True, parser_class=_Parser)
+    s = ds.add_parser("build", help="render clips (or stage-2 pairs) split by kit; resumes if interrupted")
+    s.add_argument("--config", metavar="FILE", help="TOML (see presets/training/dataset*.toml)")
+    s.add_argument("-o", "--output", required=True, metavar="DIR", help="a new folder (or the same one, to resume)")
+    s.add_argument("--items", type=int, help="training clips (validation and test get a tenth each)")
+    s.add_argument("--pairs", action="store_true", help="stage-2 triples: source, target, pseudo-target")
+    s.add_argument("--kit", action="append", metavar="NAME", help="add one of your kits to training; repeatable")
+    s.add_argument("--seed", type=int)
+    s.set_defaults(func=cmd_dataset_build)
 
     s = sub.add_parser("render", help="play a drum part (MIDI, JSON, .h2song) with a kit")
     s.add_argument("pattern", metavar="PATTERN.mid")

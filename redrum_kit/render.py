@@ -29,6 +29,7 @@ class RenderReport:
     substitutions: dict[str, str] = field(default_factory=dict)  # class -> class played instead
     skipped: dict[str, int] = field(default_factory=dict)        # class -> events with no pad at all
     peak_scaled: float = 1.0                                     # gain applied to keep the peak below 0 dBFS
+    played: list[tuple[float, str, int]] = field(default_factory=list)  # (time, class of the pad, velocity)
 
 
 def velocity_gain(velocity: int) -> float:
@@ -84,6 +85,7 @@ def render(pattern: Pattern, kit: Kit, samples: dict[tuple[int, int], np.ndarray
                 n = min(fade_n, len(rest))
                 keep[:n] = np.linspace(1.0, 0.0, n, dtype=np.float32)
                 out[start:start + len(rest)] -= rest * (1 - keep)
+        report.played.append((event.time, pad.cls, event.velocity))
         y = samples[(index, layer)]
         voice = y[: len(out) - start] * (velocity_gain(event.velocity) * 10 ** (pad.gain_db / 20))
         out[start:start + len(voice)] += voice

@@ -1,0 +1,87 @@
+"""The augmentations of the research, as small functions of (input, rng).
+
+- on patterns: tempo scaling, swing, microtiming, event dropouts;
+- on kits: oneshot pitch and gain;
+- on the mix: a pedalboard chain of compression, EQ, room reverb and saturation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pedalboard
+
+from redrum_kit import audio
+from redrum_kit.datasets.kits import SampleKit
+from redrum_kit.rhythm.events import Pattern
+
+
+@dataclass
+class AugmentConfig:
+    tempo_range: tuple[float, float] = (0.85, 1.15)   # tempo scale factor
+    swing_max: float = 0.25                          # fraction of a 16th note
+    microtiming_ms: float = 8.0                      # std of timing jitter
+    dropout: float = 0.05                            # probability of dropping an event
+    pitch_semitones: float = 2.0                     # oneshot retune range (+-)
+    gain_db: float = 6.0                             # oneshot gain range (+-)
+    mix_chain: float = 0.7                           # probability of the pedalboard chain on a mix
+
+
+def augment_pattern(p: Pattern, rng: np.random.Generator, cfg: AugmentConfig) -> Pattern:
+    """Tempo scaling, swing (off-16ths delayed), microtiming, dropouts. Classes and order of bars stay."""
+    p = p.stretched(float(rng.uniform(*cfg.tempo_range)))
+    step = 60.0 / p.tempo / 4
+    swing = float(rng.uniform(0, cfg.swing_max))
+    jitter = cfg.microtiming_ms / 1000
+    events = []
+    for e in p.events:
+        if rng.random() < cfg.dropout:
+            continue
+        position = e.time / step
+        t = e.time
+        if abs(position - round(position)) < 0.2 and round(position) % 2 == 1:
+            t += swing * step
+        events.append(replace(e, time=max(0.0, t + float(rng.normal(0, jitter)))))
+    return Pattern(events, p.tempo, p.length, p.beats_per_bar, p.name, dict(p.meta))
+
+
+def augment_kit(kit: SampleKit, rng: np.random.Generator, cfg: AugmentConfig) -> SampleKit:
+    """Each pad retuned and re-gained by its own random amount (all its layers alike)."""
+    samples = {}
+    amounts = {i: (float(rng.uniform(-cfg.pitch_semitones, cfg.pitch_semitones)),
+                   float(10 ** (rng.uniform(-cfg.gain_db, cfg.gain_db) / 20))) for i in range(len(kit.kit.pads))}
+    for (i, j), y in kit.samples.items():
+        semis, gain = amounts[i]
+        samples[(i, j)] = audio.retune(y, semis) * gain if abs(semis) > 0.05 else y * gain
+    return SampleKit(kit.kit, samples, kit.sr)
+
+
+def mix_chain(rng: np.random.Generator, probability: float = 1.0) -> pedalboard.Pedalboard:
+    """With `probability`, a random but plausible mix bus: compression, EQ, room, saturation
+    (each maybe); else an empty chain. Each call on audio starts from a clean state."""
+    chain = []
+    if rng.random() >= probability:
+        return pedalboard.Pedalboard(chain)
+    if rng.random() < 0.6:
+        chain.append(pedalboard.Compressor(threshold_db=float(rng.uniform(-30, -8)), ratio=float(rng.uniform(1.5, 8)),
+                                           attack_ms=float(rng.uniform(1, 30)), release_ms=float(rng.uniform(40, 300))))
+    if rng.random() < 0.6:
+        chain.append(pedalboard.LowShelfFilter(cutoff_frequency_hz=float(rng.uniform(60, 300)),
+                                               gain_db=float(rng.uniform(-6, 6))))
+        chain.append(pedalboard.HighShelfFilter(cutoff_frequency_hz=float(rng.uniform(3000, 9000)),
+                                                gain_db=float(rng.uniform(-9, 6))))
+    if rng.random() < 0.4:
+        chain.append(pedalboard.Reverb(room_size=float(rng.uniform(0.05, 0.5)), damping=float(rng.uniform(0.2, 0.9)),
+                                       wet_level=float(rng.uniform(0.03, 0.25)), dry_level=1.0))
+    if rng.random() < 0.25:
+        chain.append(pedalboard.Distortion(drive_db=float(rng.uniform(2, 15))))
+    return pedalboard.Pedalboard(chain)
+
+
+def process_mix(y: np.ndarray, sr: int, chain: pedalboard.Pedalboard) -> np.ndarray:
+    """Run the chain, then bring the peak back to at most 0.99 (never louder)."""
+    if len(chain):
+        y = chain(y[None, :].astype(np.float32), sr)[0]
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    return (y * (0.99 / peak) if peak > 0.99 else y).astype(np.float32)

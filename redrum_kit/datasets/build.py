@@ -1,0 +1,264 @@
+"""`redrum dataset build`: rendered drum clips with their events and frame targets.
+
+Kits are split into train / val / test by kit (Hydrogen kits named in the
+config, synthesiser kits by seed range, the user's library kits to train),
+never by clip. Rhythms come from the procedural generator and, when
+installed, Hydrogen's demo-song patterns. Every item is drawn from its own
+generator seeded by (seed, split, index): a build is deterministic, shards
+can be made in any order, and an interrupted build resumes where it stopped.
+
+Each item holds:
+- `audio` `(time,)` int16 at `sr` (`clip_seconds` long);
+- `targets` `(5, frames)` uint8 onset frames per transcription class at
+  `sr / hop_length` frames a second;
+- the kit's name and the events as played (JSON).
+With `pairs = true`, each item is a stage-2 training triple instead:
+`source` (kit A, rhythm 1), `target` (kit B, rhythm 2) and `pseudo`
+(kit A on rhythm 2 with its exact timing: x_{s->t}), with the target's
+frame targets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from redrum_kit import files, workspace
+from redrum_kit.datasets import augment as aug
+from redrum_kit.datasets.kits import SampleKit, from_hydrogen, from_library, from_synth
+from redrum_kit.errors import RedrumError
+from redrum_kit.render import render
+from redrum_kit.rhythm.events import TRANSCRIPTION_CLASS, TRANSCRIPTION_CLASSES, Pattern
+from redrum_kit.rhythm.generator import STYLES, generate
+
+SPLITS = ("train", "val", "test")
+FORMAT_VERSION = 1
+
+
+@dataclass
+class DatasetConfig:
+    seed: int = 0
+    sr: int = 22050
+    clip_seconds: float = 3.0
+    hop_length: int = 256
+    items: dict = field(default_factory=lambda: {"train": 2000, "val": 200, "test": 200})
+    pairs: bool = False
+    shard_size: int = 256
+    hydrogen_dir: str = str(workspace.HYDROGEN_DRUMKITS)
+    songs_dir: str = str(workspace.HYDROGEN_SONGS)
+    test_kits: list = field(default_factory=lambda: [
+        "GMRockKit", "ForzeeStereo", "TR808EmulationKit", "ElectricEmpireKit", "VariBreaks"])
+    val_kits: list = field(default_factory=lambda: ["Audiophob"])
+    exclude_kits: list = field(default_factory=lambda: ["circAfrique v4", "Gimme A Hand 1.0"])  # no kit/snare/hat
+    synth_kits: dict = field(default_factory=lambda: {"train": 120, "val": 10, "test": 10})
+    library_kits: list = field(default_factory=list)  # the user's kits, added to train
+    styles: list = field(default_factory=lambda: list(STYLES))
+    song_pattern_share: float = 0.3  # of rhythms taken from Hydrogen demo songs when installed
+    augment: dict = field(default_factory=dict)  # AugmentConfig overrides
+
+    def augment_config(self) -> aug.AugmentConfig:
+        return aug.AugmentConfig(**self.augment)
+
+    def frames(self) -> int:
+        return int(self.clip_seconds * self.sr) // self.hop_length + 1
+
+
+def kit_splits(cfg: DatasetConfig) -> dict[str, list[str]]:
+    """Kit ids per split: 'hydrogen:FOLDER', 'synth:SEED', 'library:NAME'."""
+    folder = Path(cfg.hydrogen_dir)
+    real = sorted(p.name for p in folder.iterdir() if (p / "drumkit.xml").is_file()) if folder.is_dir() else []
+    real = [k for k in real if k not in cfg.exclude_kits]
+    base = 200_000  # synth seeds apart from the classifier's and the library's
+    n = cfg.synth_kits
+    seeds = {"train": range(base, base + n["train"]),
+             "val": range(base + n["train"], base + n["train"] + n["val"]),
+             "test": range(base + n["train"] + n["val"], base + n["train"] + n["val"] + n["test"])}
+    out = {s: [f"synth:{x}" for x in seeds[s]] for s in SPLITS}
+    out["test"] += [f"hydrogen:{k}" for k in real if k in cfg.test_kits]
+    out["val"] += [f"hydrogen:{k}" for k in real if k in cfg.val_kits]
+    out["train"] += [f"hydrogen:{k}" for k in real if k not in cfg.test_kits and k not in cfg.val_kits]
+    out["train"] += [f"library:{k}" for k in cfg.library_kits]
+    return out
+
+
+class Builder:
+    """Makes items of one split. Kits are loaded once, on first use."""
+
+    def __init__(self, cfg: DatasetConfig):
+        self.cfg = cfg
+        self.acfg = cfg.augment_config()
+        self.splits = kit_splits(cfg)
+        self._kits: dict[str, SampleKit] = {}
+        self.song_patterns = self._song_patterns()
+
+    def _song_patterns(self) -> list[Pattern]:
+        from redrum_kit.rhythm.h2song import read_patterns
+        songs = sorted(Path(self.cfg.songs_dir).glob("*.h2song")) if Path(self.cfg.songs_dir).is_dir() else []
+        return [p for s in songs for p in read_patterns(s) if len(p.events) >= 4]
+
+    def kit(self, kit_id: str) -> SampleKit:
+        if kit_id not in self._kits:
+            kind, _, name = kit_id.partition(":")
+            if kind == "hydrogen":
+                kit = from_hydrogen(Path(self.cfg.hydrogen_dir) / name, self.cfg.sr)
+            elif kind == "synth":
+                kit = from_synth(int(name), self.cfg.sr)
+            else:
+                kit = from_library(name, self.cfg.sr)
+            self._kits[kit_id] = kit
+        return self._kits[kit_id]
+
+    def rhythm(self, rng: np.random.Generator) -> Pattern:
+        """A rhythm long enough for a clip, from a random bar of a generated part or a song pattern."""
+        if self.song_patterns and rng.random() < self.cfg.song_pattern_share:
+            base = self.song_patterns[int(rng.integers(len(self.song_patterns)))]
+        else:
+            style = self.cfg.styles[int(rng.integers(len(self.cfg.styles)))]
+            base = generate(style, bars=4, seed=int(rng.integers(2**31)), microtiming=0.0)
+        p = aug.augment_pattern(base, rng, self.acfg)
+        p = p.looped(self.cfg.clip_seconds + p.length + p.bar_seconds)
+        start = p.bar_seconds * int(rng.integers(0, max(1, int(p.length / p.bar_seconds) - 1)))
+        start += float(rng.uniform(-0.5, 0.5)) * p.bar_seconds / 4  # not always on a downbeat
+        return p.window(max(0.0, start), self.cfg.clip_seconds)
+
+    def _render(self, pattern: Pattern, kit: SampleKit, chain) -> tuple[np.ndarray, list]:
+        n = int(self.cfg.clip_seconds * self.cfg.sr)
+        y, report = render(pattern, kit.kit, kit.samples, self.cfg.sr, tail=0.0) if pattern.events else (
+            np.zeros(n, np.float32), None)
+        y = np.pad(y, (0, max(0, n - len(y))))[:n]
+        return aug.process_mix(y, self.cfg.sr, chain), (report.played if report else [])
+
+    def targets(self, played: list) -> np.ndarray:
+        out = np.zeros((len(TRANSCRIPTION_CLASSES), self.cfg.frames()), np.uint8)
+        for t, cls, _ in played:
+            tc = TRANSCRIPTION_CLASS.get(cls)
+            frame = int(round(t * self.cfg.sr / self.cfg.hop_length))
+            if tc is not None and 0 <= frame < out.shape[1]:
+                out[TRANSCRIPTION_CLASSES.index(tc), frame] = 1
+        return out
+
+    def item(self, split: str, index: int) -> dict:
+        rng = np.random.default_rng([self.cfg.seed, SPLITS.index(split), index])
+        kits = self.splits[split]
+        if not kits:
+            raise RedrumError(f"no kits for the {split} split")
+        source_id = kits[int(rng.integers(len(kits)))]
+        source = aug.augment_kit(self.kit(source_id), rng, self.acfg)
+        chain_s = aug.mix_chain(rng, self.acfg.mix_chain)
+        if not self.cfg.pairs:
+            y, played = self._render(self.rhythm(rng), source, chain_s)
+            return {"audio": y, "targets": self.targets(played), "kit": source_id, "events": played}
+        target_id = source_id
+        while target_id == source_id and len(kits) > 1:
+            target_id = kits[int(rng.integers(len(kits)))]
+        target = aug.augment_kit(self.kit(target_id), rng, self.acfg)
+        chain_t = aug.mix_chain(rng, self.acfg.mix_chain)
+        r_s, r_t = self.rhythm(rng), self.rhythm(rng)
+        x_s, _ = self._render(r_s, source, chain_s)
+        x_t, played_t = self._render(r_t, target, chain_t)
+        x_st, played_st = self._render(r_t, source, chain_s)  # the source's sounds, the target's timing
+        return {"source": x_s, "target": x_t, "pseudo": x_st, "targets": self.targets(played_t),
+                "kit": source_id, "target_kit": target_id, "events": played_t, "pseudo_events": played_st}
+
+
+def _to_int16(y: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(y * 32767), -32768, 32767).astype(np.int16)
+
+
+def write_shard(items: list[dict], path: Path) -> None:
+    """One .npz of items (audio as int16), written under a temporary name and renamed."""
+    arrays = {}
+    for key in ("audio", "source", "target", "pseudo"):
+        if key in items[0]:
+            arrays[key] = np.stack([_to_int16(it[key]) for it in items])
+    arrays["targets"] = np.stack([it["targets"] for it in items])
+    meta = [{k: v for k, v in it.items() if k not in arrays} for it in items]
+    arrays["meta"] = np.array(json.dumps(meta))
+    tmp = files.temp_sibling(path)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        files.publish(tmp, path, overwrite=True)
+    except BaseException:
+        files.remove(tmp)
+        raise
+
+
+def build(cfg: DatasetConfig, out: Path, progress=None) -> dict:
+    """Build (or resume) the dataset in `out`. -> the manifest."""
+    out = Path(out)
+    manifest_path = out / "manifest.json"
+    config = dataclasses.asdict(cfg)
+    if manifest_path.is_file():
+        old = json.loads(manifest_path.read_text())
+        if old.get("config") != json.loads(json.dumps(config)):
+            raise RedrumError(f"{out}: holds a dataset built with another config; choose another folder")
+    elif out.exists() and any(out.iterdir()):
+        raise RedrumError(f"{out}: exists and is not a dataset; choose a new folder (nothing was overwritten)")
+    out.mkdir(parents=True, exist_ok=True)
+    builder = Builder(cfg)
+    manifest = {"version": FORMAT_VERSION, "config": config, "kits": builder.splits,
+                "classes": list(TRANSCRIPTION_CLASSES), "frame_rate": cfg.sr / cfg.hop_length,
+                "shards": {}, "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+    files.write_text(manifest_path, json.dumps(manifest, indent=1), overwrite=True)
+    jobs = []
+    for split in SPLITS:
+        n = int(cfg.items.get(split, 0))
+        names = []
+        for k, start in enumerate(range(0, n, cfg.shard_size)):
+            name = f"{split}-{k:05d}.npz"
+            names.append(name)
+            jobs.append((split, start, min(n, start + cfg.shard_size), out / name))
+        manifest["shards"][split] = names
+    todo = [j for j in jobs if not j[3].exists()]
+    total = sum(stop - start for _, start, stop, _ in todo)
+    bar = progress(total) if progress else None
+    for split, start, stop, path in todo:
+        items = []
+        for i in range(start, stop):
+            items.append(builder.item(split, i))
+            if bar:
+                bar.update(1)
+        write_shard(items, path)
+    if bar:
+        bar.close()
+    manifest["complete"] = True
+    files.write_text(manifest_path, json.dumps(manifest, indent=1), overwrite=True)
+    return manifest
+
+
+class Dataset:
+    """Read a built dataset split: `len(ds)`, `ds[i]` -> dict of float32 audio, targets, meta."""
+
+    def __init__(self, folder: Path, split: str):
+        self.folder = Path(folder)
+        manifest = json.loads((self.folder / "manifest.json").read_text())
+        if not manifest.get("complete"):
+            raise RedrumError(f"{folder}: the dataset build did not finish; run the build again to resume")
+        self.manifest = manifest
+        self.shards = manifest["shards"][split]
+        self.shard_size = manifest["config"]["shard_size"]
+        self.length = int(manifest["config"]["items"].get(split, 0))
+        self._cache: tuple[int, dict] | None = None
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < self.length:
+            raise IndexError(i)
+        k, j = divmod(i, self.shard_size)
+        if self._cache is None or self._cache[0] != k:
+            with np.load(self.folder / self.shards[k]) as z:
+                self._cache = (k, {key: z[key] for key in z.files})
+        data = self._cache[1]
+        item = {key: data[key][j].astype(np.float32) / 32767 for key in ("audio", "source", "target", "pseudo")
+                if key in data}
+        item["targets"] = data["targets"][j]
+        item.update(json.loads(str(data["meta"]))[j])
+        return item
