@@ -14,6 +14,9 @@ from redrum_kit.errors import RedrumError
 def serve(args) -> int:
     from osc_server import OscServer
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before the first reply: a stop is never lost
+        signal.signal(sig, lambda *_: stop.set())
     engine = Engine(device=args.device)
     try:
         server = OscServer(engine, args.osc_host, args.osc_port).start()
@@ -23,9 +26,6 @@ def serve(args) -> int:
     print(f"redrum-kit OSC server on udp://{host}:{port} (device {engine.device}); Ctrl-C stops it", flush=True)
     if not args.no_gradio:
         print("the browser app is not part of this version yet; OSC only", flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     server.stop()
     print("stopped", file=sys.stderr)

@@ -49,6 +49,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     augment: bool = True
+    real_share: float = 0.5  # of training examples drawn from real (Hydrogen) kits, the rest synthetic
     out: str = "presets/models/classifier.safetensors"
     model: dict = field(default_factory=dict)  # ClassifierConfig overrides
 
@@ -190,6 +191,22 @@ def evaluate(model: model_lib.OneshotClassifier, examples: list[Example]) -> dic
             "confusion": confusion.tolist(), "classes": list(ONESHOT_CLASSES)}
 
 
+def sampling_weights(labels: np.ndarray, synthetic: np.ndarray, real_share: float) -> np.ndarray:
+    """Probabilities that balance the classes within each domain and give real kits `real_share`.
+
+    There are ten times more synthetic sounds than real ones; drawn uniformly,
+    the model would learn the synthesiser and little else.
+    """
+    weights = np.zeros(len(labels))
+    for domain, share in ((synthetic, 1 - real_share), (~synthetic, real_share)):
+        if not domain.any():
+            continue
+        counts = np.bincount(labels[domain], minlength=len(ONESHOT_CLASSES)).astype(float)
+        w = 1.0 / counts[labels[domain]]
+        weights[domain] = share * w / w.sum()
+    return weights / weights.sum()
+
+
 def train(cfg: TrainConfig) -> dict:
     """Train, keep the best epoch by validation balanced accuracy, save, evaluate. -> metrics."""
     torch.manual_seed(cfg.seed)
@@ -201,9 +218,7 @@ def train(cfg: TrainConfig) -> dict:
     if not train_set:
         raise RuntimeError("no training data")
     labels = np.array([e.label for e in train_set])
-    counts = np.bincount(labels, minlength=len(ONESHOT_CLASSES)).astype(float)
-    weights = 1.0 / counts[labels]
-    weights /= weights.sum()
+    weights = sampling_weights(labels, np.array([e.kit.startswith("synth-") for e in train_set]), cfg.real_share)
     model = model_lib.OneshotClassifier(mcfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * (cfg.examples_per_epoch // cfg.batch_size)

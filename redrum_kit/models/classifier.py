@@ -118,6 +118,6 @@ def load(path: Path) -> OneshotClassifier:
         state = load_file(str(path))
         model = OneshotClassifier(cfg)
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # safetensors, json and torch each raise their own types
         raise ModelError(f"{path}: damaged or incompatible classifier checkpoint ({exc})") from None
     return model.eval()
