@@ -42,3 +42,9 @@ def models_dir() -> Path:
 
 HYDROGEN_DRUMKITS = Path("/usr/share/hydrogen/data/drumkits")
 HYDROGEN_SONGS = Path("/usr/share/hydrogen/data/demo_songs")
+
+# The Hydrogen kits every model is evaluated on and never trained on (split by kit,
+# never by clip), and the one used to pick the best epoch. One list for all models,
+# so that "unseen kits" means the same kits in every table of the README.
+HELD_OUT_KITS = ("GMRockKit", "ForzeeStereo", "TR808EmulationKit", "ElectricEmpireKit", "VariBreaks")
+VALIDATION_KITS = ("Audiophob",)

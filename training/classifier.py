@@ -37,9 +37,8 @@ CROP_SECONDS = 4.0
 class TrainConfig:
     seed: int = 0
     hydrogen_dir: str = str(workspace.HYDROGEN_DRUMKITS)
-    test_kits: list[str] = field(default_factory=lambda: [
-        "GMRockKit", "ForzeeStereo", "TR808EmulationKit", "ElectricEmpireKit", "VariBreaks"])
-    val_kits: list[str] = field(default_factory=lambda: ["Audiophob"])
+    test_kits: list[str] = field(default_factory=lambda: list(workspace.HELD_OUT_KITS))
+    val_kits: list[str] = field(default_factory=lambda: list(workspace.VALIDATION_KITS))
     synth_train_kits: int = 300
     synth_val_kits: int = 20
     synth_test_kits: int = 20

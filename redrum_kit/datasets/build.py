@@ -51,9 +51,8 @@ class DatasetConfig:
     shard_size: int = 256
     hydrogen_dir: str = str(workspace.HYDROGEN_DRUMKITS)
     songs_dir: str = str(workspace.HYDROGEN_SONGS)
-    test_kits: list = field(default_factory=lambda: [
-        "GMRockKit", "ForzeeStereo", "TR808EmulationKit", "ElectricEmpireKit", "VariBreaks"])
-    val_kits: list = field(default_factory=lambda: ["Audiophob"])
+    test_kits: list = field(default_factory=lambda: list(workspace.HELD_OUT_KITS))
+    val_kits: list = field(default_factory=lambda: list(workspace.VALIDATION_KITS))
     exclude_kits: list = field(default_factory=lambda: ["circAfrique v4", "Gimme A Hand 1.0"])  # no kit/snare/hat
     synth_kits: dict = field(default_factory=lambda: {"train": 120, "val": 10, "test": 10})
     library_kits: list = field(default_factory=list)  # the user's kits, added to train

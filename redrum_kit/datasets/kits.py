@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from redrum_kit import audio, synth
-from redrum_kit.drums import CHOKE_GROUP, class_from_name, gm_notes_for
+from redrum_kit.drums import class_from_name
 from redrum_kit.hydrogen import read_drumkit
-from redrum_kit.library.kits import Kit, Layer, Pad
+from redrum_kit.library.kits import Kit, Layer, Pad, assign_notes, default_choke
 
 
 @dataclass
@@ -34,9 +34,7 @@ class SampleKit:
 
 
 def _keyed(name: str, pads: list[Pad], description: str) -> Kit:
-    for pad, note in zip(pads, gm_notes_for([p.cls for p in pads])):
-        pad.note = note
-    return Kit(name=name, pads=pads, description=description)
+    return Kit(name=name, pads=assign_notes(pads), description=description)
 
 
 def from_hydrogen(folder: Path, sr: int) -> SampleKit:
@@ -58,7 +56,7 @@ def from_hydrogen(folder: Path, sr: int) -> SampleKit:
         if layers:
             for j, y in enumerate(ys):
                 samples[(len(pads), j)] = y
-            pads.append(Pad(name=inst.name, cls=cls, note=0, layers=layers, choke=CHOKE_GROUP.get(cls, 0)))
+            pads.append(Pad(name=inst.name, cls=cls, note=0, layers=layers, choke=default_choke(cls)))
     return SampleKit(_keyed(folder.name, pads, f"Hydrogen kit {h2.name}"), samples, sr)
 
 
@@ -67,7 +65,7 @@ def from_synth(seed: int, sr: int) -> SampleKit:
     for i, (name, voice, y) in enumerate(synth.kit(seed, sr=sr)):
         cls = synth.VOICE_CLASS[voice]
         pads.append(Pad(name=name, cls=cls, note=0, layers=[Layer(synth=f"{seed}/{name}")],
-                        choke=CHOKE_GROUP.get(cls, 0)))
+                        choke=default_choke(cls)))
         samples[(i, 0)] = y
     return SampleKit(_keyed(synth.kit_name(seed), pads, "built-in synthesiser"), samples, sr)
 

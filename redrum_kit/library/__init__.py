@@ -21,12 +21,12 @@ from typing import Callable
 import numpy as np
 
 from redrum_kit import audio, synth, workspace
-from redrum_kit.drums import ONESHOT_CLASSES, gm_notes_for
+from redrum_kit.drums import ONESHOT_CLASSES
 from redrum_kit.errors import AudioError, LibraryError, ModelError
 from redrum_kit.library import db, importer
 from redrum_kit.library.exemplars import greedy_frank_wolfe
 from redrum_kit.library.kits import (EXPORT_FORMATS, Kit, KitStore, Layer, Pad, ResolvedLayer,
-                                     check_name, default_choke, export)
+                                     assign_notes, check_name, default_choke, export)
 from redrum_kit.library.oneshot import LIBRARY_SR, Oneshot, same_sound
 from redrum_kit.features import LAYERING_DIM, MFCC_DIM
 
@@ -353,8 +353,7 @@ class Library:
     def _keyed(kit: Kit) -> Kit:
         order = {c: i for i, c in enumerate(ONESHOT_CLASSES)}
         kit.pads.sort(key=lambda p: order[p.cls])
-        for pad, note in zip(kit.pads, gm_notes_for([p.cls for p in kit.pads])):
-            pad.note = note
+        assign_notes(kit.pads)
         return kit
 
     def resolve_layer(self, layer: Layer) -> Oneshot:

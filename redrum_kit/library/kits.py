@@ -35,7 +35,7 @@ from pathlib import Path
 import tomli_w
 
 from redrum_kit import audio, files, hydrogen
-from redrum_kit.drums import CHOKE_GROUP, GM_NOTE, ONESHOT_CLASSES
+from redrum_kit.drums import CHOKE_GROUP, GM_NOTE, ONESHOT_CLASSES, gm_notes_for
 from redrum_kit.errors import LibraryError
 
 EXPORT_FORMATS = ("sfz", "hydrogen", "folder")
@@ -102,6 +102,13 @@ def check_name(name: str) -> str:
 
 def default_choke(cls: str) -> int:
     return CHOKE_GROUP.get(cls, 0)
+
+
+def assign_notes(pads: list[Pad]) -> list[Pad]:
+    """Key each pad to a distinct General MIDI note, in pad order (see `drums.gm_notes_for`)."""
+    for pad, note in zip(pads, gm_notes_for([p.cls for p in pads])):
+        pad.note = note
+    return pads
 
 
 class KitStore:
