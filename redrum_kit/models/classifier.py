@@ -10,18 +10,16 @@ Classes: `redrum_kit.drums.ONESHOT_CLASSES`. Trained by
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from redrum_kit import audio, features
 from redrum_kit.drums import ONESHOT_CLASSES
-from redrum_kit.errors import ModelError
+from redrum_kit.models import checkpoint
 
 
 @dataclass
@@ -100,24 +98,8 @@ class OneshotClassifier(nn.Module):
 
 
 def save(model: OneshotClassifier, path: Path, extra: dict | None = None) -> None:
-    """Weights as fp16 safetensors, the config (and any `extra` facts) in its metadata."""
-    tensors = {k: v.detach().to(torch.float16) if v.is_floating_point() else v.detach()
-               for k, v in model.state_dict().items()}
-    meta = {"config": json.dumps(asdict(model.cfg)), "extra": json.dumps(extra or {})}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=meta)
+    checkpoint.save(model, path, extra)
 
 
 def load(path: Path) -> OneshotClassifier:
-    from safetensors import safe_open
-    if not path.is_file():
-        raise ModelError(f"{path}: classifier checkpoint not found; run `redrum train classifier`")
-    try:
-        with safe_open(str(path), "pt") as f:
-            cfg = ClassifierConfig(**json.loads(f.metadata()["config"]))
-        state = load_file(str(path))
-        model = OneshotClassifier(cfg)
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    except Exception as exc:  # safetensors, json and torch each raise their own types
-        raise ModelError(f"{path}: damaged or incompatible classifier checkpoint ({exc})") from None
-    return model.eval()
+    return checkpoint.load(path, ClassifierConfig, OneshotClassifier, "classifier", "redrum train classifier")
