@@ -198,15 +198,20 @@ def cmd_kit_export(args) -> int:
 # -- training and evaluation -------------------------------------------------
 
 def cmd_train(args) -> int:
-    if args.model != "classifier":
-        raise RedrumError(f"`redrum train {args.model}` is not available in this version yet")
     from redrum_kit.config import load_config
-    from training import classifier
-    cfg = load_config(classifier.TrainConfig, Path(args.config) if args.config else None, out=args.out)
-    metrics = classifier.train(cfg)
-    real = metrics["held_out_real"]
-    print(f"held-out real kits: accuracy {real['accuracy']:.3f}, balanced {real['balanced_accuracy']:.3f} "
-          f"(n={real['n']}); saved {cfg.out}")
+    if args.model == "classifier":
+        from training import classifier
+        cfg = load_config(classifier.TrainConfig, Path(args.config) if args.config else None, out=args.out)
+        real = classifier.train(cfg)["held_out_real"]
+        print(f"held-out real kits: accuracy {real['accuracy']:.3f}, balanced {real['balanced_accuracy']:.3f} "
+              f"(n={real['n']}); saved {cfg.out}")
+    elif args.model == "transcriber":
+        from training import transcriber
+        cfg = load_config(transcriber.TrainConfig, Path(args.config) if args.config else None, out=args.out)
+        test = transcriber.train(cfg)["test"]
+        print(f"held-out kits: mean onset F {test['mean_f']:.3f} over {test['clips']} clips; saved {cfg.out}")
+    else:
+        raise RedrumError(f"`redrum train {args.model}` is not available in this version yet")
     return 0
 
 

@@ -41,3 +41,21 @@ def test_velocity_follows_level():
     y[10000:10100] = 0.1
     loud, soft = velocities(y, 22050, [1000 / 22050, 10000 / 22050])
     assert loud == 127 and 50 < soft < 80
+
+
+def test_tiny_training_run_learns(tmp_path):
+    from redrum_kit.config import load_config
+    from redrum_kit.models import transcriber
+    from redrum_kit.workspace import presets_dir
+    from training import transcriber as recipe
+    cfg = load_config(recipe.TrainConfig, presets_dir() / "training" / "transcriber-tiny.toml",
+                      dataset_config=str(presets_dir() / "training" / "dataset-tiny.toml"),
+                      data_dir=str(tmp_path / "clips"), run_dir=str(tmp_path / "run"),
+                      out=str(tmp_path / "t.safetensors"))
+    metrics = recipe.train(cfg)
+    assert metrics["history"][-1]["loss"] < metrics["history"][0]["loss"]
+    assert set(metrics["test"]["per_class"]) == {"kick", "snare", "hat", "tom", "cymbal"}
+    transcriber.load(tmp_path / "t.safetensors")
+    # an interrupted run resumes: with every epoch done, it only re-evaluates
+    again = recipe.train(cfg)
+    assert again["history"] == metrics["history"]
