@@ -234,6 +234,8 @@ def cmd_eval(args) -> int:
         print(f"{split}: accuracy {m['accuracy']:.3f}, balanced accuracy {m['balanced_accuracy']:.3f}, n={m['n']}")
         for cls, v in m["per_class"].items():
             print(f"  {cls:10s} recall {v['recall']:.3f}  n={v['n']}")
+        for kit, v in m.get("per_kit", {}).items():
+            print(f"  kit {kit}: accuracy {v['accuracy']:.3f}  n={v['n']}")
     return 0
 
 

@@ -183,10 +183,14 @@ def evaluate(model: model_lib.OneshotClassifier, examples: list[Example]) -> dic
     np.add.at(confusion, (true, pred), 1)
     present = confusion.sum(1) > 0
     recall = np.divide(np.diag(confusion), confusion.sum(1), out=np.zeros(k), where=present)
+    kits = np.array([e.kit for e in examples])
+    per_kit = {k: {"accuracy": round(float((pred[kits == k] == true[kits == k]).mean()), 3),
+                   "n": int((kits == k).sum())} for k in dict.fromkeys(kits)}
     return {"n": int(len(true)), "accuracy": float((pred == true).mean()),
             "balanced_accuracy": float(recall[present].mean()),
             "per_class": {ONESHOT_CLASSES[i]: {"recall": round(float(recall[i]), 3), "n": int(confusion[i].sum())}
                           for i in range(k) if present[i]},
+            "per_kit": per_kit if len(per_kit) <= 12 else {},
             "confusion": confusion.tolist(), "classes": list(ONESHOT_CLASSES)}
 
 
@@ -288,6 +292,8 @@ def model_card(metrics: dict, checkpoint: Path) -> str:
         f"- Held out, never trained on: {', '.join(cfg['test_kits'])}; a sound shared with a training kit"
         " is removed from training.", "",
         "## Training",
+        f"- Sampling: {cfg.get('real_share', 0.5):.0%} of examples from real kits, the rest synthetic;"
+        " classes balanced within each.",
         f"- {cfg['epochs']} epochs x {cfg['examples_per_epoch']} examples, batch {cfg['batch_size']},"
         f" AdamW lr {cfg['lr']} (one-cycle), seed {cfg['seed']}.",
         f"- Hardware: {metrics['hardware']}; {metrics['seconds'] / 60:.0f} minutes.",
