@@ -215,9 +215,30 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_eval_transcriber(args) -> int:
+    from redrum_kit.datasets.build import Dataset
+    from redrum_kit.transcription import CHECKPOINT, load_model
+    from redrum_kit.workspace import models_dir
+    from training.transcriber import evaluate
+    if not args.data:
+        raise RedrumError("give --data DIR: a folder made by `redrum dataset build` (its test split holds unseen kits)")
+    ds = Dataset(Path(args.data), args.split)
+    methods = ["baseline"] + (["model"] if (models_dir() / CHECKPOINT).is_file() else [])
+    results = {m: evaluate(load_model(m), ds, limit=args.limit) for m in methods}
+    if args.json:
+        _print_json(results)
+        return 0
+    print(f"{args.split} split of {args.data}: {results['baseline']['clips']} clips, onset F (50 ms)")
+    print(f"{'class':8s}" + "".join(f"{m:>10s}" for m in methods))
+    for cls in results["baseline"]["per_class"]:
+        print(f"{cls:8s}" + "".join(f"{results[m]['per_class'][cls]['f']:10.3f}" for m in methods))
+    print(f"{'mean':8s}" + "".join(f"{results[m]['mean_f']:10.3f}" for m in methods))
+    return 0
+
+
 def cmd_eval(args) -> int:
-    if args.what != "classifier":
-        raise RedrumError(f"`redrum eval {args.what}` is not available in this version yet")
+    if args.what == "transcriber":
+        return cmd_eval_transcriber(args)
     from redrum_kit.config import load_config
     from redrum_kit.workspace import models_dir
     from training import classifier
@@ -308,6 +329,29 @@ def cmd_dataset_build(args) -> int:
                                                  file=sys.stderr))
     counts = ", ".join(f"{s}: {cfg.items.get(s, 0)} clips from {len(k)} kits" for s, k in manifest["kits"].items())
     print(f"{args.output}: {counts}")
+    return 0
+
+
+def cmd_transcribe(args) -> int:
+    from redrum_kit.rhythm.midi import write_midi
+    from redrum_kit.transcription import load_model, transcribe
+    out = Path(args.output)
+    for path in (out, Path(args.json) if args.json else None):
+        if path is not None and path.exists():
+            raise RedrumError(f"{path}: already exists; choose another name (nothing was overwritten)")
+    if out.suffix.lower() not in (".mid", ".midi"):
+        raise RedrumError(f"{out.name}: the output is a MIDI file (.mid)")
+    source = load_model(args.method)
+    result = transcribe(Path(args.audio), threshold=args.threshold, source=source)
+    write_midi(result.pattern(), out)
+    if args.json:
+        from redrum_kit import files
+        files.write_text(Path(args.json), json.dumps(result.to_json(), indent=1))
+    counts = {}
+    for e in result.events:
+        counts[e.cls] = counts.get(e.cls, 0) + 1
+    method = type(source).__name__ == "BandBaseline" and "DSP baseline" or "CRNN"
+    print(f"{out}: {len(result.events)} events ({', '.join(f'{n} {c}' for c, n in counts.items())}) by the {method}")
     return 0
 
 
@@ -402,8 +446,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("eval", help="measure a model on held-out kits")
-    s.add_argument("what", choices=("classifier",))
+    s.add_argument("what", choices=("classifier", "transcriber"))
     s.add_argument("--config", metavar="FILE")
+    s.add_argument("--data", metavar="DIR", help="transcriber: a built dataset folder")
+    s.add_argument("--split", choices=("train", "val", "test"), default="test")
+    s.add_argument("--limit", type=int, help="transcriber: at most this many clips")
     s.add_argument("--checkpoint", metavar="FILE")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_eval)
@@ -435,6 +482,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--kit", action="append", metavar="NAME", help="add one of your kits to training; repeatable")
     s.add_argument("--seed", type=int)
     s.set_defaults(func=cmd_dataset_build)
+
+    s = sub.add_parser("transcribe", help="drum audio to MIDI (kick, snare, hat, tom, cymbal)")
+    s.add_argument("audio", metavar="AUDIO")
+    s.add_argument("-o", "--output", required=True, metavar="OUT.mid")
+    s.add_argument("--json", metavar="OUT.json", help='also write {"events": [{"time", "class", "velocity", "confidence"}]}')
+    s.add_argument("--method", choices=("auto", "model", "baseline"), default="auto",
+                   help="model: the CRNN; baseline: band-wise spectral flux; auto: the model when installed")
+    s.add_argument("--threshold", type=float, help="onset threshold (default: the method's own)")
+    s.set_defaults(func=cmd_transcribe)
 
     s = sub.add_parser("render", help="play a drum part (MIDI, JSON, .h2song) with a kit")
     s.add_argument("pattern", metavar="PATTERN.mid")

@@ -59,3 +59,70 @@ def test_tiny_training_run_learns(tmp_path):
     # an interrupted run resumes: with every epoch done, it only re-evaluates
     again = recipe.train(cfg)
     assert again["history"] == metrics["history"]
+
+
+def rendered_part(tmp_path, no_hydrogen_kit=True):
+    from redrum_kit import audio
+    from redrum_kit.datasets.kits import from_synth
+    from redrum_kit.render import render
+    from redrum_kit.rhythm.generator import generate
+    kit = from_synth(5, 44100)
+    pattern = generate("rock", bars=2, seed=1)
+    y, report = render(pattern, kit.kit, kit.samples, 44100)
+    path = tmp_path / "drums.wav"
+    audio.save(path, y, 44100)
+    return path, report
+
+
+def test_baseline_finds_kicks_and_snares(tmp_path):
+    import mir_eval
+    from redrum_kit.transcription import transcribe
+    path, report = rendered_part(tmp_path)
+    result = transcribe(path, method="baseline")
+    for cls in ("kick", "snare"):
+        ref = np.unique([t for t, c, _ in report.played if c == cls])
+        est = np.array([e.time for e in result.events if e.cls == cls])
+        assert mir_eval.onset.f_measure(ref, est, 0.05)[0] >= 0.6
+
+
+def test_transcribe_cli_writes_midi_and_json(tmp_path, capsys):
+    import json
+    from redrum_kit.cli import main
+    from redrum_kit.rhythm.midi import read_midi
+    path, _ = rendered_part(tmp_path)
+    assert main(["transcribe", str(path), "-o", str(tmp_path / "t.mid"), "--json", str(tmp_path / "t.json"),
+                 "--method", "baseline"]) == 0
+    data = json.loads((tmp_path / "t.json").read_text())
+    assert data["events"] and set(data["events"][0]) == {"time", "class", "velocity", "confidence"}
+    assert {e["class"] for e in data["events"]} <= {"kick", "snare", "hat", "tom", "cymbal"}
+    assert len(read_midi(tmp_path / "t.mid").events) == len(data["events"])
+    assert main(["transcribe", str(path), "-o", str(tmp_path / "t.mid")]) == 1  # never overwrites
+
+
+def test_transcribe_bad_input(tmp_path, capsys):
+    from redrum_kit import audio
+    from redrum_kit.cli import main
+    audio.save(tmp_path / "silence.wav", np.zeros(22050, np.float32), 22050)
+    audio.save(tmp_path / "long.wav", np.full(8000 * 601, 0.1, np.float32), 8000, subtype="PCM_16")
+    (tmp_path / "junk.wav").write_bytes(b"junk" * 50)
+    for name, needle in [("silence.wav", "silent"), ("long.wav", "too long"), ("junk.wav", "not an audio file"),
+                         ("missing.wav", "no such file")]:
+        assert main(["transcribe", str(tmp_path / name), "-o", str(tmp_path / f"{name}.mid"),
+                     "--method", "baseline"]) == 1
+        assert needle in capsys.readouterr().err
+    assert main(["transcribe", str(tmp_path / "silence.wav"), "-o", str(tmp_path / "x.mid"), "--method", "model"]) == 1
+    assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_eval_transcriber_cli(tmp_path, capsys):
+    from redrum_kit.cli import main
+    from redrum_kit.config import load_config
+    from redrum_kit.datasets.build import DatasetConfig, build
+    from redrum_kit.workspace import presets_dir
+    build(load_config(DatasetConfig, presets_dir() / "training" / "dataset-tiny.toml"), tmp_path / "clips")
+    assert main(["eval", "transcriber", "--data", str(tmp_path / "clips"), "--json"]) == 0
+    import json
+    results = json.loads(capsys.readouterr().out)
+    assert 0 < results["baseline"]["mean_f"] <= 1 and results["baseline"]["clips"] == 6
+    assert main(["eval", "transcriber"]) == 1
+    assert "--data" in capsys.readouterr().err

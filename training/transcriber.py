@@ -71,17 +71,19 @@ def reference_onsets(item: dict, classes: list[str]) -> dict[str, np.ndarray]:
     return {c: np.unique(np.array(v)) for c, v in out.items()}
 
 
-@torch.no_grad()
-def evaluate(model: model_lib.Transcriber, ds: Dataset, threshold: float = 0.5, limit: int | None = None) -> dict:
-    """Onset F-measure per class (mir_eval, 50 ms window), summed over clips before dividing."""
-    model.eval()
-    classes = model.cfg.classes
+def evaluate(source, ds: Dataset, threshold: float | None = None, limit: int | None = None) -> dict:
+    """Onset F-measure per class (mir_eval, 50 ms window), counts summed over clips before dividing.
+
+    `source` is anything with `.activations(y)` and `.cfg` (the CRNN or the DSP baseline).
+    """
+    threshold = threshold if threshold is not None else getattr(source, "threshold", 0.5)
+    classes = source.cfg.classes
     counts = {c: np.zeros(3) for c in classes}  # true positives, reference count, estimate count
     n = len(ds) if limit is None else min(limit, len(ds))
     for i in range(n):
         item = ds[i]
-        probs = model.activations(item["audio"])
-        found = model_lib.peak_pick(probs, model.cfg.frame_rate, classes, threshold)
+        probs = source.activations(item["audio"])
+        found = model_lib.peak_pick(probs, source.cfg.frame_rate, classes, threshold)
         ref = reference_onsets(item, classes)
         for c in classes:
             est = np.array([t for t, cls, _ in found if cls == c])

@@ -116,7 +116,7 @@ def peak_pick(probs: np.ndarray, frame_rate: float, classes: list[str], threshol
                 if 0 < i < len(p) - 1:
                     denom = left - 2 * p[i] + right
                     shift = 0.5 * (left - right) / denom if denom < 0 else 0.0
-                found.append(((i + shift) / frame_rate, cls, float(p[i])))
+                found.append((float((i + shift) / frame_rate), cls, float(p[i])))
                 last = i
     return sorted(found)
 
