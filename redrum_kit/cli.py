@@ -334,7 +334,7 @@ def cmd_dataset_build(args) -> int:
 
 def cmd_transcribe(args) -> int:
     from redrum_kit.rhythm.midi import write_midi
-    from redrum_kit.transcription import load_model, transcribe
+    from redrum_kit.transcription import BandBaseline, load_model, transcribe
     out = Path(args.output)
     for path in (out, Path(args.json) if args.json else None):
         if path is not None and path.exists():
@@ -350,7 +350,7 @@ def cmd_transcribe(args) -> int:
     counts = {}
     for e in result.events:
         counts[e.cls] = counts.get(e.cls, 0) + 1
-    method = type(source).__name__ == "BandBaseline" and "DSP baseline" or "CRNN"
+    method = "DSP baseline" if isinstance(source, BandBaseline) else "CRNN"
     print(f"{out}: {len(result.events)} events ({', '.join(f'{n} {c}' for c, n in counts.items())}) by the {method}")
     return 0
 

@@ -10,7 +10,7 @@ cymbal at 22050 / 256 frames a second.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,17 +24,6 @@ from redrum_kit.rhythm.events import TRANSCRIPTION_CLASSES, Event, Pattern
 MAX_SECONDS = 600.0
 # transcription class -> the library class its events are written as (GM notes follow)
 EVENT_CLASS = {"kick": "kick", "snare": "snare", "hat": "hat_closed", "tom": "tom", "cymbal": "cymbal"}
-
-
-@dataclass
-class BaselineConfig:
-    sr: int = 22050
-    hop_length: int = 256
-    classes: list[str] = field(default_factory=lambda: list(TRANSCRIPTION_CLASSES))
-
-    @property
-    def frame_rate(self) -> float:
-        return self.sr / self.hop_length
 
 
 class BandBaseline:
@@ -51,8 +40,8 @@ class BandBaseline:
     BANDS = {"kick": (30, 120), "snare_body": (150, 400), "wires": (1000, 5000), "hat": (7000, 16000),
              "tom": (70, 300), "cymbal": (4000, 12000)}
 
-    def __init__(self, cfg: BaselineConfig | None = None):
-        self.cfg = cfg or BaselineConfig()
+    def __init__(self, cfg: crnn.TranscriberConfig | None = None):
+        self.cfg = cfg or crnn.TranscriberConfig()  # the same framing as the CRNN: sr, hop, classes
 
     def activations(self, y: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))[None]
