@@ -355,6 +355,17 @@ def cmd_transcribe(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from redrum_kit import bench
+    results = bench.run(args.what, seconds=args.seconds, repeats=args.repeats)
+    if args.json:
+        from redrum_kit import files
+        files.write_text(Path(args.json), json.dumps(results, indent=1))
+    for line in bench.report(results):
+        print(line)
+    return 0
+
+
 # -- misc --------------------------------------------------------------------
 
 def cmd_synth(args) -> int:
@@ -499,6 +510,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--channel", type=int, help="read only this MIDI channel (1-16)")
     s.add_argument("-o", "--output", required=True, metavar="OUT.wav")
     s.set_defaults(func=cmd_render)
+
+    s = sub.add_parser("bench", help="speed on this machine: real-time factors and ratios")
+    s.add_argument("what", choices=("transcribe",))
+    s.add_argument("--seconds", type=float, default=30.0, help="length of the test audio")
+    s.add_argument("--repeats", type=int, default=3)
+    s.add_argument("--json", metavar="OUT.json")
+    s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("synth", help="synthesise one drum hit")
     from redrum_kit.synth import VOICES

@@ -126,3 +126,13 @@ def test_eval_transcriber_cli(tmp_path, capsys):
     assert 0 < results["baseline"]["mean_f"] <= 1 and results["baseline"]["clips"] == 6
     assert main(["eval", "transcriber"]) == 1
     assert "--data" in capsys.readouterr().err
+
+
+def test_bench_transcribe_prints_rtf_and_ratios(tmp_path, capsys):
+    import json
+    from redrum_kit.cli import main
+    assert main(["bench", "transcribe", "--seconds", "4", "--repeats", "1", "--json", str(tmp_path / "b.json")]) == 0
+    out = capsys.readouterr().out
+    assert "x real time" in out and "CRNN / goal" in out
+    data = json.loads((tmp_path / "b.json").read_text())
+    assert data["results"]["crnn"]["rtf"] > 0 and data["results"]["baseline"]["rtf"] > 0
