@@ -355,6 +355,37 @@ def cmd_transcribe(args) -> int:
     return 0
 
 
+def cmd_transform(args) -> int:
+    from redrum_kit import audio, files
+    from redrum_kit.replace import replace_drums
+    out = Path(args.output)
+    for path in (out, Path(args.json) if args.json else None):
+        if path is not None and path.exists():
+            raise RedrumError(f"{path}: already exists; choose another name (nothing was overwritten)")
+    if args.method == "model":
+        raise RedrumError("the learned redrum model is not trained yet; use --method replace")
+    if args.kit:
+        if len(args.inputs) != 1:
+            raise RedrumError("with --kit, give only the TARGET recording")
+        from redrum_kit.render import load_kit_samples
+        target = Path(args.inputs[0])
+        _, sr, _ = audio.info(target)
+        lib = _library()
+        kit = lib.ensure_default_kit() if args.kit == "default" else lib.kits.load(args.kit)
+        result = replace_drums(target, kit=kit, kit_samples=load_kit_samples(kit, lib, sr))
+    else:
+        if len(args.inputs) != 2:
+            raise RedrumError("give SOURCE and TARGET recordings (or --kit NAME and TARGET)")
+        result = replace_drums(Path(args.inputs[1]), source=Path(args.inputs[0]))
+    audio.save(out, result.y, result.sr, subtype="PCM_24" if out.suffix.lower() == ".flac" else "FLOAT")
+    if args.json:
+        files.write_text(Path(args.json), json.dumps(dict(result.to_json(), path=str(out)), indent=1))
+    for cls, other in result.substitutions.items():
+        print(f"note: the source has no {cls}; played its {other} instead", file=sys.stderr)
+    print(f"{out}: {result.events} hits at {result.sr} Hz")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from redrum_kit import bench
     results = bench.run(args.what, seconds=args.seconds, repeats=args.repeats)
@@ -510,6 +541,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--channel", type=int, help="read only this MIDI channel (1-16)")
     s.add_argument("-o", "--output", required=True, metavar="OUT.wav")
     s.set_defaults(func=cmd_render)
+
+    s = sub.add_parser("transform", help="redrum: the source's drum sounds on the target's rhythm")
+    s.add_argument("inputs", nargs="+", metavar="SOURCE TARGET")
+    s.add_argument("-o", "--output", required=True, metavar="OUT.wav")
+    s.add_argument("--method", choices=("model", "replace"), default="replace",
+                   help="replace: drum replacement (the learned model arrives with its checkpoint)")
+    s.add_argument("--kit", metavar="NAME", help="play the target's rhythm with a library kit instead of a source")
+    s.add_argument("--json", metavar="OUT.json")
+    s.set_defaults(func=cmd_transform)
 
     s = sub.add_parser("bench", help="speed on this machine: real-time factors and ratios")
     s.add_argument("what", choices=("transcribe",))

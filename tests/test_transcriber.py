@@ -136,3 +136,41 @@ def test_bench_transcribe_prints_rtf_and_ratios(tmp_path, capsys):
     assert "x real time" in out and "CRNN / goal" in out
     data = json.loads((tmp_path / "b.json").read_text())
     assert data["results"]["crnn"]["rtf"] > 0 and data["results"]["baseline"]["rtf"] > 0
+
+
+def test_replace_puts_source_sounds_on_target_timing(tmp_path, capsys):
+    import json
+    import mir_eval
+    from redrum_kit import audio
+    from redrum_kit.cli import main
+    from redrum_kit.datasets.kits import from_synth
+    from redrum_kit.render import render
+    from redrum_kit.rhythm.generator import generate
+    from redrum_kit.transcription import transcribe
+    source_kit, target_kit = from_synth(3, 44100), from_synth(4, 48000)
+    y_s, _ = render(generate("rock", bars=2, seed=3), source_kit.kit, source_kit.samples, 44100)
+    target_part = generate("house", bars=2, seed=4)
+    y_t, played = render(target_part, target_kit.kit, target_kit.samples, 48000)
+    audio.save(tmp_path / "src.wav", y_s, 44100)
+    audio.save(tmp_path / "tgt.wav", y_t, 48000)
+    assert main(["transform", str(tmp_path / "src.wav"), str(tmp_path / "tgt.wav"), "-o", str(tmp_path / "out.wav"),
+                 "--method", "replace", "--json", str(tmp_path / "out.json")]) == 0
+    out, sr = audio.load(tmp_path / "out.wav")
+    assert sr == 48000 and abs(len(out) - len(y_t)) <= 1  # the target's rate and length
+    assert json.loads((tmp_path / "out.json").read_text())["method"] == "replace"
+    # the rhythm survives as far as the transcriber hears it: the output's onsets match the target's true
+    # onsets nearly as well as the transcription of the target itself does (the DSP baseline caps both)
+    truth = np.unique(np.round([t for t, _, _ in played.played], 3))
+
+    def heard(path):
+        return np.unique(np.round([e.time for e in transcribe(path, method="baseline").events], 3))
+
+    f_target = mir_eval.onset.f_measure(truth, heard(tmp_path / "tgt.wav"), 0.05)[0]
+    f_out = mir_eval.onset.f_measure(truth, heard(tmp_path / "out.wav"), 0.05)[0]
+    assert f_out >= 0.5 and f_out >= 0.8 * f_target
+    assert main(["transform", "--kit", "default", str(tmp_path / "tgt.wav"), "-o", str(tmp_path / "kit.wav")]) == 0
+    assert audio.load(tmp_path / "kit.wav")[1] == 48000
+    assert main(["transform", str(tmp_path / "tgt.wav"), "-o", str(tmp_path / "x.wav")]) == 1
+    assert main(["transform", str(tmp_path / "src.wav"), str(tmp_path / "tgt.wav"), "-o", str(tmp_path / "y.wav"),
+                 "--method", "model"]) == 1
+    assert "use --method replace" in capsys.readouterr().err
