@@ -45,6 +45,13 @@ def _print_json(data) -> None:
     print(json.dumps(data, indent=1))
 
 
+def _refuse_existing(*paths) -> None:
+    """Outputs are new files: an existing one is the user's and stays as it is."""
+    for path in paths:
+        if path is not None and Path(path).exists():
+            raise RedrumError(f"{path}: already exists; choose another name (nothing was overwritten)")
+
+
 # -- library -----------------------------------------------------------------
 
 def cmd_library_import(args) -> int:
@@ -265,8 +272,7 @@ def cmd_eval(args) -> int:
 def _write_pattern(pattern, out: Path) -> None:
     from redrum_kit.rhythm.events import save_json
     from redrum_kit.rhythm.midi import write_midi
-    if out.exists():
-        raise RedrumError(f"{out}: already exists; choose another name (nothing was overwritten)")
+    _refuse_existing(out)
     if out.suffix.lower() in (".mid", ".midi"):
         write_midi(pattern, out)
     elif out.suffix.lower() == ".json":
@@ -296,8 +302,7 @@ def cmd_render(args) -> int:
     from redrum_kit.render import load_kit_samples, render
     from redrum_kit.rhythm.events import load
     out = Path(args.output)
-    if out.exists():
-        raise RedrumError(f"{out}: already exists; choose another name (nothing was overwritten)")
+    _refuse_existing(out)
     if not 8000 <= args.sr <= 192000:
         raise RedrumError(f"--sr must be between 8000 and 192000 Hz, got {args.sr}")
     pattern = load(Path(args.pattern), channel=args.channel)
@@ -336,9 +341,7 @@ def cmd_transcribe(args) -> int:
     from redrum_kit.rhythm.midi import write_midi
     from redrum_kit.transcription import BandBaseline, load_model, transcribe
     out = Path(args.output)
-    for path in (out, Path(args.json) if args.json else None):
-        if path is not None and path.exists():
-            raise RedrumError(f"{path}: already exists; choose another name (nothing was overwritten)")
+    _refuse_existing(out, args.json)
     if out.suffix.lower() not in (".mid", ".midi"):
         raise RedrumError(f"{out.name}: the output is a MIDI file (.mid)")
     source = load_model(args.method)
@@ -359,9 +362,7 @@ def cmd_transform(args) -> int:
     from redrum_kit import audio, files
     from redrum_kit.replace import replace_drums
     out = Path(args.output)
-    for path in (out, Path(args.json) if args.json else None):
-        if path is not None and path.exists():
-            raise RedrumError(f"{path}: already exists; choose another name (nothing was overwritten)")
+    _refuse_existing(out, args.json)
     if args.method == "model":
         raise RedrumError("the learned redrum model is not trained yet; use --method replace")
     if args.kit:
