@@ -43,9 +43,8 @@ def drum_audio(seconds: float, sr: int) -> np.ndarray:
 
 def bench_transcribe(seconds: float, repeats: int) -> dict:
     from redrum_kit.models import transcriber as crnn
-    from redrum_kit.transcription import CHECKPOINT, BandBaseline
-    from redrum_kit.workspace import models_dir
-    checkpoint = models_dir() / CHECKPOINT
+    from redrum_kit.transcription import BandBaseline, checkpoint_path
+    checkpoint = checkpoint_path()
     model = crnn.load(checkpoint) if checkpoint.is_file() else crnn.Transcriber(crnn.TranscriberConfig()).eval()
     y = drum_audio(seconds, model.cfg.sr)
     rows = {}

@@ -224,13 +224,12 @@ def cmd_train(args) -> int:
 
 def cmd_eval_transcriber(args) -> int:
     from redrum_kit.datasets.build import Dataset
-    from redrum_kit.transcription import CHECKPOINT, load_model
-    from redrum_kit.workspace import models_dir
+    from redrum_kit.transcription import checkpoint_path, load_model
     from training.transcriber import evaluate
     if not args.data:
         raise RedrumError("give --data DIR: a folder made by `redrum dataset build` (its test split holds unseen kits)")
     ds = Dataset(Path(args.data), args.split)
-    methods = ["baseline"] + (["model"] if (models_dir() / CHECKPOINT).is_file() else [])
+    methods = ["baseline"] + (["model"] if checkpoint_path().is_file() else [])
     results = {m: evaluate(load_model(m), ds, limit=args.limit) for m in methods}
     if args.json:
         _print_json(results)

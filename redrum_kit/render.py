@@ -98,15 +98,11 @@ def render(pattern: Pattern, kit: Kit, samples: dict[tuple[int, int], np.ndarray
     return out, report
 
 
-
 def load_kit_samples(kit: Kit, library, sr: int) -> dict[tuple[int, int], np.ndarray]:
     """Every layer of every pad as audio at `sr`: the original file (else the library's copy), retuned."""
-    from pathlib import Path
     out = {}
     for i, pad in enumerate(kit.pads):
         for j, layer in enumerate(pad.layers):
-            o = library.resolve_layer(layer)
-            original = Path(o.path)
-            y, _ = audio.load(original if original.is_file() else library.home / o.copy, sr=sr)
+            y, _ = audio.load(library.source_file(library.resolve_layer(layer)), sr=sr)
             out[(i, j)] = audio.retune(y, pad.tune) if pad.tune else y
     return out

@@ -23,7 +23,7 @@ from redrum_kit import audio
 from redrum_kit.errors import AudioError
 from redrum_kit.library.kits import Kit, Layer, Pad, assign_notes, default_choke
 from redrum_kit.render import render
-from redrum_kit.transcription import EVENT_CLASS, MAX_SECONDS, Transcription, transcribe
+from redrum_kit.transcription import EVENT_CLASS, MAX_SECONDS, Transcription, transcribe_signal
 
 PRE_ROLL = 0.005     # seconds kept before an onset
 MAX_HIT = 1.5        # seconds: the longest hit cut from the source
@@ -71,13 +71,13 @@ def replace_drums(target: Path, source: Path | None = None, kit: Kit | None = No
                   kit_samples: dict | None = None, method: str = "auto") -> ReplaceResult:
     """Redrum `target` with the hits of `source` (or with `kit` and its samples at the target's rate)."""
     t_y, t_sr = audio.load(target, max_seconds=MAX_SECONDS, require_sound=True, what="target")
-    t_events = transcribe(target, method=method)
+    t_events = transcribe_signal(t_y, t_sr, Path(target).name, method)
     hits: dict[str, tuple[float, np.ndarray]] = {}
     if kit is None:
         if source is None:
             raise AudioError("give a source recording or a kit")
-        s_y, s_sr = audio.load(source, sr=t_sr, max_seconds=MAX_SECONDS, require_sound=True, what="source")
-        hits = cut_hits(s_y, t_sr, transcribe(source, method=method))
+        s_y, _ = audio.load(source, sr=t_sr, max_seconds=MAX_SECONDS, require_sound=True, what="source")
+        hits = cut_hits(s_y, t_sr, transcribe_signal(s_y, t_sr, Path(source).name, method))
         if not hits:
             raise AudioError(f"{Path(source).name}: no usable drum hits in the source")
         pads = [Pad(name=cls, cls=EVENT_CLASS[cls], note=0, layers=[Layer()], choke=default_choke(EVENT_CLASS[cls]))

@@ -27,15 +27,15 @@ EVENT_CLASS = {"kick": "kick", "snare": "snare", "hat": "hat_closed", "tom": "to
 
 
 class BandBaseline:
-    threshold = 0.3  # its activations are scaled band energies, not probabilities
-
     """Onsets from spectral flux in the band where each drum lives.
 
-    kick: 30-120 Hz; snare: 150-400 Hz body together with 1-5 kHz wires;
-    hat: 7-16 kHz, short; tom: 70-300 Hz without wires; cymbal: 4-12 kHz,
-    long. Each band's half-wave rectified log-flux is scaled by its own
-    robust maximum into [0, 1].
+    kick: 30-120 Hz, stronger than the tom band; snare: 150-400 Hz body
+    together with 1-5 kHz wires; hat: 7-16 kHz; tom: 70-300 Hz without wires;
+    cymbal: 4-12 kHz that keeps ringing. Each band's half-wave rectified
+    log-flux is scaled by its own robust maximum into [0, 1].
     """
+
+    threshold = 0.3  # its activations are scaled band energies, not probabilities
 
     BANDS = {"kick": (30, 120), "snare_body": (150, 400), "wires": (1000, 5000), "hat": (7000, 16000),
              "tom": (70, 300), "cymbal": (4000, 12000)}
@@ -63,17 +63,19 @@ class BandBaseline:
         return np.clip(out / scale, 0, 1).astype(np.float32)
 
 
-CHECKPOINT = "transcriber.safetensors"
+def checkpoint_path() -> Path:
+    """Where the shipped CRNN checkpoint lives (it may not be installed)."""
+    return workspace.models_dir() / "transcriber.safetensors"
 
 
 def load_model(method: str = "auto"):
     """The activation source: 'model' (the shipped CRNN), 'baseline', or 'auto' (the model when installed)."""
     if method == "auto":
-        method = "model" if (workspace.models_dir() / CHECKPOINT).is_file() else "baseline"
+        method = "model" if checkpoint_path().is_file() else "baseline"
     if method == "baseline":
         return BandBaseline()
     if method == "model":
-        return crnn.load(workspace.models_dir() / CHECKPOINT)
+        return crnn.load(checkpoint_path())
     raise ModelError(f"unknown transcription method {method!r}; choose model, baseline or auto")
 
 
@@ -96,13 +98,20 @@ class Transcription:
 
 def transcribe(path: Path, method: str = "auto", threshold: float | None = None, source=None) -> Transcription:
     """Transcribe an audio file (any format, rate, length up to MAX_SECONDS)."""
+    y, sr = audio.load(path, max_seconds=MAX_SECONDS, require_sound=True, what="recording")
+    return transcribe_signal(y, sr, Path(path).name, method, threshold, source)
+
+
+def transcribe_signal(y: np.ndarray, sr: int, name: str = "audio", method: str = "auto",
+                      threshold: float | None = None, source=None) -> Transcription:
+    """Transcribe a mono signal at any rate `sr` (`name` is for messages)."""
     source = source or load_model(method)
     threshold = threshold if threshold is not None else getattr(source, "threshold", 0.5)
-    y, sr = audio.load(path, sr=source.cfg.sr, max_seconds=MAX_SECONDS, require_sound=True, what="recording")
+    y = audio.resample(y, sr, source.cfg.sr)
     probs = source.activations(y)
     found = crnn.peak_pick(probs, source.cfg.frame_rate, source.cfg.classes, threshold)
-    vels = crnn.velocities(y, sr, [t for t, _, _ in found])
+    vels = crnn.velocities(y, source.cfg.sr, [t for t, _, _ in found])
     events = [crnn.Onset(t, c, v, p) for (t, c, p), v in zip(found, vels)]
     if not events:
-        raise AudioError(f"{Path(path).name}: no drum events found")
-    return Transcription(events, probs, source.cfg.frame_rate, len(y) / sr)
+        raise AudioError(f"{name}: no drum events found")
+    return Transcription(events, probs, source.cfg.frame_rate, len(y) / source.cfg.sr)

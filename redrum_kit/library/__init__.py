@@ -227,6 +227,11 @@ class Library:
     def count(self) -> int:
         return self.rows("SELECT COUNT(*) FROM oneshots")[0][0]
 
+    def source_file(self, oneshot: Oneshot) -> Path:
+        """The file to play or export: the original at full quality, else (moved or deleted) the normalised copy."""
+        original = Path(oneshot.path)
+        return original if original.is_file() else self.home / oneshot.copy
+
     def audio(self, oneshot: Oneshot) -> np.ndarray:
         """The normalised copy at LIBRARY_SR, `(time,)` float32."""
         y, _ = audio.load(self.home / oneshot.copy)
@@ -385,9 +390,7 @@ class Library:
         for pad in kit.pads:
             files = []
             for layer in pad.layers:
-                o = self.resolve_layer(layer)
-                original = Path(o.path)
-                files.append(ResolvedLayer(source=original if original.is_file() else self.home / o.copy,
+                files.append(ResolvedLayer(source=self.source_file(self.resolve_layer(layer)),
                                            velocity=layer.velocity))
             resolved.append(files)
         return export(kit, resolved, fmt, out_dir)
