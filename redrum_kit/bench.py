@@ -59,16 +59,60 @@ def bench_transcribe(seconds: float, repeats: int) -> dict:
             "crnn_vs_baseline": round(rows["crnn"]["rtf"] / rows["baseline"]["rtf"], 2)}
 
 
+STAGE1_GOAL_RTF = 50.0
+# encode + decode of 3 s, measured on these 2-core machines with RAVE itself (issue 4)
+RAVE_QUOTED_RTF = {"RAVE v2 (31.5 M parameters, 44.1 kHz)": 6.2, "RAVE v2_small": 26.5}
+# this architecture at RAVE v2's size (widths 96..768, ratios 4, 4, 4, 2, 16 bands, 44.1 kHz): the
+# reference measured in the same run
+RAVE_V2_SIZE = {"sr": 44100, "channels": [96, 192, 384, 768], "ratios": [4, 4, 4, 2], "latent": 128}
+
+
+def bench_stage1(seconds: float, repeats: int) -> dict:
+    """Encode + decode of `seconds` of drums (one batch item), default model vs. a RAVE-v2-sized one."""
+    from redrum_kit.models import stage1
+    from redrum_kit.reconstruct import checkpoint_path
+    checkpoint = checkpoint_path()
+    model = stage1.load(checkpoint) if checkpoint.is_file() else stage1.Stage1(stage1.Stage1Config()).eval()
+    rows = {}
+    for name, m in (("default", model), ("rave-v2-size", stage1.Stage1(stage1.Stage1Config(**RAVE_V2_SIZE)).eval())):
+        sr, comp = m.cfg.sr, m.cfg.compression
+        x = torch.from_numpy(drum_audio(seconds, sr)[: int(seconds * sr) // comp * comp].copy())[None, None]
+
+        @torch.inference_mode()
+        def once():
+            m.decode(m.encode(x)[0])
+        once()  # warm-up
+        t = _best_seconds(once, repeats)
+        rows[name] = {"seconds": round(t, 4), "rtf": round(seconds / t, 1),
+                      "parameters_m": round(sum(p.numel() for p in m.parameters()) / 1e6, 2)}
+    return {"what": "stage1", "machine": _machine(), "audio_seconds": seconds,
+            "weights": "shipped checkpoint" if checkpoint.is_file() else "untrained (no checkpoint; same architecture)",
+            "results": rows, "goal_rtf": STAGE1_GOAL_RTF,
+            "default_vs_goal": round(rows["default"]["rtf"] / STAGE1_GOAL_RTF, 2),
+            "default_vs_rave_v2_size": round(rows["default"]["rtf"] / rows["rave-v2-size"]["rtf"], 2),
+            "default_vs_quoted": {k: round(rows["default"]["rtf"] / v, 2) for k, v in RAVE_QUOTED_RTF.items()}}
+
+
 def run(what: str, seconds: float = 30.0, repeats: int = 3) -> dict:
     if what == "transcribe":
         return bench_transcribe(seconds, repeats)
+    if what == "stage1":
+        return bench_stage1(seconds, repeats)
     raise ValueError(what)
 
 
 def report(results: dict) -> list[str]:
     lines = [f"redrum bench {results['what']}: {results['audio_seconds']:g} s of drums on {results['machine']}"]
     for name, row in results["results"].items():
-        lines.append(f"  {name:9s} {row['seconds']:8.3f} s   {row['rtf']:8.1f}x real time")
+        size = f"   {row['parameters_m']:6.2f} M parameters" if "parameters_m" in row else ""
+        lines.append(f"  {name:12s} {row['seconds']:8.3f} s   {row['rtf']:8.1f}x real time{size}")
+    if results["what"] == "stage1":
+        lines.append(f"  weights: {results['weights']}")
+        lines.append(f"  default / goal ({results['goal_rtf']:g}x): {results['default_vs_goal']:.2f};"
+                     f" default / RAVE-v2-sized (same run): {results['default_vs_rave_v2_size']:.2f}")
+        for k, v in results["default_vs_quoted"].items():
+            lines.append(f"  default / {k}, {RAVE_QUOTED_RTF[k]:g}x as quoted for these machines: {v:.2f}")
+        return lines
     if "crnn_weights" in results:
         lines.append(f"  CRNN weights: {results['crnn_weights']}")
     lines.append(f"  CRNN / goal ({results['goal_rtf']:g}x): {results['crnn_vs_goal']:.2f};"

@@ -217,6 +217,18 @@ def cmd_train(args) -> int:
         cfg = load_config(transcriber.TrainConfig, Path(args.config) if args.config else None, out=args.out)
         test = transcriber.train(cfg)["test"]
         print(f"held-out kits: mean onset F {test['mean_f']:.3f} over {test['clips']} clips; saved {cfg.out}")
+    elif args.model == "stage1":
+        from training import stage1
+        overrides = {"out": args.out, "max_minutes": args.minutes, "device": args.device, "steps": args.steps,
+                     "data": list(args.data) if args.data else None}
+        for folder in args.data or []:
+            if not Path(folder).is_dir():
+                raise RedrumError(f"--data {folder}: not a folder")
+        cfg = load_config(stage1.TrainConfig, Path(args.config) if args.config else None, **overrides)
+        summary = stage1.train(cfg)
+        if "out" in summary:
+            state = "done" if summary["complete"] else "stopped; run the same command again to continue"
+            print(f"step {summary['step']} of {summary['steps']} ({state}); saved {summary['out']}")
     else:
         raise RedrumError(f"`redrum train {args.model}` is not available in this version yet")
     return 0
@@ -386,9 +398,23 @@ def cmd_transform(args) -> int:
     return 0
 
 
+def cmd_reconstruct(args) -> int:
+    from redrum_kit import audio
+    from redrum_kit.reconstruct import reconstruct_file
+    out = Path(args.output)
+    _refuse_existing(out)
+    y, sr = reconstruct_file(Path(args.input))
+    audio.save(out, y, sr, subtype="PCM_24" if out.suffix.lower() == ".flac" else "FLOAT")
+    print(f"{out}: {len(y) / sr:.2f} s at {sr} Hz")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from redrum_kit import bench
-    results = bench.run(args.what, seconds=args.seconds, repeats=args.repeats)
+    if args.seconds is not None and not 0.5 <= args.seconds <= 600:
+        raise RedrumError("--seconds must be between 0.5 and 600")
+    seconds = args.seconds or {"transcribe": 30.0, "stage1": 3.0}[args.what]
+    results = bench.run(args.what, seconds=seconds, repeats=args.repeats)
     if args.json:
         from redrum_kit import files
         files.write_text(Path(args.json), json.dumps(results, indent=1))
@@ -485,6 +511,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", choices=("classifier", "stage1", "stage2", "layering", "transcriber"))
     s.add_argument("--config", metavar="FILE")
     s.add_argument("--out", metavar="FILE", help="checkpoint path (default from the config)")
+    s.add_argument("--data", action="append", metavar="DIR",
+                   help="stage1: a folder of your own drum recordings to train on as well (repeatable)")
+    s.add_argument("--minutes", type=float, help="stage1: stop after this long (run again to resume)")
+    s.add_argument("--steps", type=int, help="stage1: total steps (default from the config)")
+    s.add_argument("--device", choices=("auto", "cpu", "cuda"), help="stage1: default auto (CUDA when present)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("eval", help="measure a model on held-out kits")
@@ -551,9 +582,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", metavar="OUT.json")
     s.set_defaults(func=cmd_transform)
 
+    s = sub.add_parser("reconstruct", help="encode and decode with the stage-1 autoencoder (hear what it keeps)")
+    s.add_argument("input", metavar="AUDIO")
+    s.add_argument("-o", "--output", required=True, metavar="OUT.wav")
+    s.set_defaults(func=cmd_reconstruct)
+
     s = sub.add_parser("bench", help="speed on this machine: real-time factors and ratios")
-    s.add_argument("what", choices=("transcribe",))
-    s.add_argument("--seconds", type=float, default=30.0, help="length of the test audio")
+    s.add_argument("what", choices=("transcribe", "stage1"))
+    s.add_argument("--seconds", type=float, help="length of the test audio (default: transcribe 30, stage1 3)")
     s.add_argument("--repeats", type=int, default=3)
     s.add_argument("--json", metavar="OUT.json")
     s.set_defaults(func=cmd_bench)

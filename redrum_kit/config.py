@@ -28,9 +28,14 @@ def load_config(cls: type[C], path: Path | None, **overrides) -> C:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise RedrumError(f"{path}: not valid TOML ({exc})") from None
     data.update({k: v for k, v in overrides.items() if v is not None})
+    return from_dict(cls, data, str(path or "config"))
+
+
+def from_dict(cls: type[C], data: dict, where: str) -> C:
+    """Build dataclass `cls` from `data`; unknown keys are an error naming `where` they came from."""
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise RedrumError(f"{path or 'config'}: unknown setting(s) {', '.join(unknown)}; "
+        raise RedrumError(f"{where}: unknown setting(s) {', '.join(unknown)}; "
                           f"known: {', '.join(sorted(known))}")
     return cls(**data)

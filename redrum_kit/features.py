@@ -95,14 +95,59 @@ def mfcc_summary(y: torch.Tensor, sr: int = FEATURE_SR) -> torch.Tensor:
     return out[0] if squeeze else out
 
 
-@functools.lru_cache(maxsize=4)
-def _mel_transform(sr: int, n_mels: int, hop_length: int) -> T.MelSpectrogram:
-    return T.MelSpectrogram(sample_rate=sr, n_fft=N_FFT, hop_length=hop_length, n_mels=n_mels,
+@functools.lru_cache(maxsize=16)
+def _mel_transform(sr: int, n_mels: int, hop_length: int, n_fft: int) -> T.MelSpectrogram:
+    return T.MelSpectrogram(sample_rate=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
                             f_min=20.0, f_max=sr / 2, power=2.0, pad_mode="constant")
 
 
 def log_mel(y: torch.Tensor, sr: int = FEATURE_SR, n_mels: int = 64,
-            hop_length: int = HOP_LENGTH) -> torch.Tensor:
+            hop_length: int = HOP_LENGTH, n_fft: int = N_FFT) -> torch.Tensor:
     """`(batch, time)` -> `(batch, n_mels, frames)` log power mel spectrogram (dB / 10)."""
-    mel = _mel_transform(sr, n_mels, hop_length).to(y.device)(y)
+    mel = _mel_transform(sr, n_mels, hop_length, n_fft).to(y.device)(y)
     return torch.log10(mel + 1e-8)
+
+
+SPECTRAL_FFTS = (2048, 1024, 512, 256, 128)
+
+
+def spectral_distance(y: torch.Tensor, y_hat: torch.Tensor, n_ffts=SPECTRAL_FFTS, eps: float = 1e-7) -> torch.Tensor:
+    """Multi-scale spectral distance of RAVE, the stage-1 reconstruction loss.
+
+    Per FFT size (hop a quarter of it): relative Frobenius distance of the
+    linear magnitudes plus mean absolute distance of their logs; summed over
+    sizes. `(batch, time)` or `(batch, channels, time)` (channels are
+    treated as more batch), differentiable.
+    """
+    y, y_hat = y.reshape(-1, y.shape[-1]), y_hat.reshape(-1, y_hat.shape[-1])
+    total = y.new_zeros(())
+    for n_fft in n_ffts:
+        if n_fft > y.shape[-1]:
+            continue
+        s, s_hat = stft_magnitude(y, n_fft, n_fft // 4), stft_magnitude(y_hat, n_fft, n_fft // 4)
+        total = total + torch.linalg.norm(s - s_hat) / (torch.linalg.norm(s) + eps)
+        total = total + (torch.log(s + eps) - torch.log(s_hat + eps)).abs().mean()
+    return total
+
+
+MEL_DISTANCE_FFTS = (2048, 1024, 512, 256)
+
+
+def log_mel_distance(y: torch.Tensor, y_hat: torch.Tensor, sr: int = FEATURE_SR,
+                     n_ffts=MEL_DISTANCE_FFTS, n_mels: int = 64) -> torch.Tensor:
+    """Multi-resolution log-mel distance per item, in dB: the evaluation measure of closeness.
+
+    Mean absolute difference of log-power mel spectrograms (floored at -80 dB
+    so that silence does not dominate), averaged over FFT sizes (hop a
+    quarter of each; at most `n_fft // 8` mel bands, so that small FFTs have
+    no empty bands). `(batch, time)` -> `(batch,)`.
+    """
+    y, squeeze = _batched(y)
+    y_hat = _batched(y_hat)[0]
+    out = []
+    for n_fft in n_ffts:
+        bands = min(n_mels, n_fft // 8)
+        a, b = (10 * torch.clamp(log_mel(v, sr, bands, n_fft // 4, n_fft), min=-8.0) for v in (y, y_hat))
+        out.append((a - b).abs().mean(dim=(-2, -1)))
+    d = torch.stack(out).mean(0)
+    return d[0] if squeeze else d

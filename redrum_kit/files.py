@@ -49,11 +49,15 @@ def remove(path: Path) -> None:
         path.unlink()
 
 
-def write_text(path: Path, text: str, overwrite: bool = False) -> None:
+def write_bytes(path: Path, data: bytes, overwrite: bool = False) -> None:
     tmp = temp_sibling(path)
     try:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_bytes(data)
         publish(tmp, path, overwrite)
     except BaseException:
         remove(tmp)
         raise
+
+
+def write_text(path: Path, text: str, overwrite: bool = False) -> None:
+    write_bytes(path, text.encode("utf-8"), overwrite)

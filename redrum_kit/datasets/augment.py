@@ -85,3 +85,40 @@ def process_mix(y: np.ndarray, sr: int, chain: pedalboard.Pedalboard) -> np.ndar
         y = chain(y[None, :].astype(np.float32), sr)[0]
     peak = float(np.max(np.abs(y))) if y.size else 0.0
     return (y * (0.99 / peak) if peak > 0.99 else y).astype(np.float32)
+
+
+@dataclass
+class ClipAugmentConfig:
+    """RAVE's augmentations of whole clips, for the autoencoders."""
+    mute: float = 0.05          # probability of an all-silent clip (the model must learn silence)
+    gain_db: float = 6.0        # clip gain range (+-), never pushing the peak past 0.99
+    compress: float = 0.2       # probability of a random compressor
+    pitch: float = 0.3          # probability of a retune ...
+    pitch_semitones: float = 1.5  # ... within this range (+-)
+    dequantise_bits: int = 16   # add uniform noise of one LSB at this depth (undoes int16 storage steps)
+
+
+def augment_clip(y: np.ndarray, length: int, sr: int, rng: np.random.Generator,
+                 cfg: ClipAugmentConfig) -> np.ndarray:
+    """A random crop of `length` samples of `y`, retuned, compressed, re-gained, maybe muted."""
+    if rng.random() < cfg.pitch:
+        y = audio.retune(y, float(rng.uniform(-cfg.pitch_semitones, cfg.pitch_semitones)))
+    if len(y) < length:
+        y = np.pad(y, (0, length - len(y)))
+    start = int(rng.integers(0, len(y) - length + 1))
+    y = np.array(y[start:start + length], dtype=np.float32)
+    if rng.random() < cfg.mute:
+        return np.zeros(length, np.float32)
+    if rng.random() < cfg.compress:
+        chain = pedalboard.Pedalboard([pedalboard.Compressor(
+            threshold_db=float(rng.uniform(-30, -10)), ratio=float(rng.uniform(2, 8)),
+            attack_ms=float(rng.uniform(1, 20)), release_ms=float(rng.uniform(50, 250)))])
+        y = chain(y[None], sr)[0]
+    peak = float(np.max(np.abs(y)))
+    gain = 10 ** (rng.uniform(-cfg.gain_db, cfg.gain_db) / 20)
+    if peak > 0:
+        gain = min(gain, 0.99 / peak)
+    y = y * gain
+    if cfg.dequantise_bits:
+        y = y + (rng.random(length, dtype=np.float32) - 0.5) / 2 ** (cfg.dequantise_bits - 1)
+    return y.astype(np.float32)

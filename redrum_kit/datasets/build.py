@@ -232,9 +232,13 @@ def build(cfg: DatasetConfig, out: Path, progress=None) -> dict:
 
 
 class Dataset:
-    """Read a built dataset split: `len(ds)`, `ds[i]` -> dict of float32 audio, targets, meta."""
+    """Read a built dataset split: `len(ds)`, `ds[i]` -> dict of float32 audio, targets, meta.
 
-    def __init__(self, folder: Path, split: str):
+    Shards are read one at a time (sequential reading holds one in memory);
+    `in_memory=True` keeps every shard once read, for training in random order.
+    """
+
+    def __init__(self, folder: Path, split: str, in_memory: bool = False):
         self.folder = Path(folder)
         manifest = json.loads((self.folder / "manifest.json").read_text())
         if not manifest.get("complete"):
@@ -243,7 +247,8 @@ class Dataset:
         self.shards = manifest["shards"][split]
         self.shard_size = manifest["config"]["shard_size"]
         self.length = int(manifest["config"]["items"].get(split, 0))
-        self._cache: tuple[int, dict] | None = None
+        self.in_memory = in_memory
+        self._loaded: dict[int, dict] = {}
 
     def __len__(self) -> int:
         return self.length
@@ -252,12 +257,15 @@ class Dataset:
         if not 0 <= i < self.length:
             raise IndexError(i)
         k, j = divmod(i, self.shard_size)
-        if self._cache is None or self._cache[0] != k:
+        if k not in self._loaded:
+            if not self.in_memory:
+                self._loaded.clear()
             with np.load(self.folder / self.shards[k]) as z:
-                self._cache = (k, {key: z[key] for key in z.files})
-        data = self._cache[1]
+                self._loaded[k] = {key: z[key] for key in z.files}
+                self._loaded[k]["meta"] = json.loads(str(self._loaded[k]["meta"]))
+        data = self._loaded[k]
         item = {key: data[key][j].astype(np.float32) / 32767 for key in ("audio", "source", "target", "pseudo")
                 if key in data}
         item["targets"] = data["targets"][j]
-        item.update(json.loads(str(data["meta"]))[j])
+        item.update(data["meta"][j])
         return item

@@ -40,8 +40,26 @@ class TranscriberConfig:
         return self.sr / self.hop_length
 
 
+class FreqPool(nn.Module):
+    """Max over pairs of neighbouring frequency bins, `(B, C, F, T) -> (B, C, F // 2, T)`.
+
+    Same result as `MaxPool2d((2, 1))`, several times faster on CPU.
+    """
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        b, c, f, t = h.shape
+        return h[:, :, : f // 2 * 2].reshape(b, c, f // 2, 2, t).amax(3)
+
+
 class Transcriber(nn.Module):
-    """log-mel `(batch, n_mels, frames)` -> onset logits `(batch, n_classes, frames)`."""
+    """log-mel `(batch, n_mels, frames)` -> onset logits `(batch, n_classes, frames)`.
+
+    The convolutions see a few frames either side; the bidirectional GRU sees
+    the window it is given. Training clips are 3 s, so long signals go
+    through the GRU as a batch of overlapping windows of about that length
+    (`activations`): the context it was trained with, and far fewer
+    sequential steps than one pass over the whole file.
+    """
 
     def __init__(self, cfg: TranscriberConfig):
         super().__init__()
@@ -50,7 +68,7 @@ class Transcriber(nn.Module):
         c_in = 1
         for c in cfg.channels:  # pool over frequency only: time resolution is the point
             layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(),
-                       nn.MaxPool2d((2, 1)), nn.Dropout(cfg.dropout / 2)]
+                       FreqPool(), nn.Dropout(cfg.dropout / 2)]
             c_in = c
         self.conv = nn.Sequential(*layers)
         freq = cfg.n_mels // 2 ** len(cfg.channels)
@@ -62,29 +80,48 @@ class Transcriber(nn.Module):
         mel = features.log_mel(y, self.cfg.sr, self.cfg.n_mels, self.cfg.hop_length)
         return (mel + 4.0) / 2.0  # roughly zero-mean, unit-range for log10 power of drum audio
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+    def frames(self, mel: torch.Tensor) -> torch.Tensor:
+        """Convolutional front end: `(B, n_mels, T)` -> per-frame vectors `(B, T, D)`."""
         h = self.conv(mel[:, None])                       # (B, C, F', T)
         b, c, f, t = h.shape
-        h, _ = self.gru(h.permute(0, 3, 1, 2).reshape(b, t, c * f))
-        return self.out(h).transpose(1, 2)                 # (B, classes, T)
+        return h.permute(0, 3, 1, 2).reshape(b, t, c * f)
+
+    def head(self, seq: torch.Tensor) -> torch.Tensor:
+        """GRU and output layer: `(B, T, D)` -> logits `(B, classes, T)`."""
+        h, _ = self.gru(seq)
+        return self.out(h).transpose(1, 2)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.head(self.frames(mel))
 
     @torch.no_grad()
-    def activations(self, y: np.ndarray, chunk_seconds: float = 30.0) -> np.ndarray:
-        """Onset probabilities `(n_classes, frames)` of a mono signal at cfg.sr, any length."""
+    def activations(self, y: np.ndarray, chunk_seconds: float = 30.0, window_seconds: float = 3.0,
+                    context_seconds: float = 0.5) -> np.ndarray:
+        """Onset probabilities `(n_classes, frames)` of a mono signal at cfg.sr, any length.
+
+        The signal goes through the convolutions in chunks of about
+        `chunk_seconds` (bounded memory for long files); each chunk goes
+        through the GRU as a batch of windows of `window_seconds` with
+        `context_seconds` of signal either side. Beyond the ends of the file
+        the model hears silence, as at the edges of its training clips.
+        """
         self.eval()
-        x = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
         hop = self.cfg.hop_length
-        chunk = int(chunk_seconds * self.cfg.sr) // hop * hop
-        context = 2 * self.cfg.sr // hop * hop  # seconds of overlap so the GRU has context at the seams
-        n_frames = len(x) // hop + 1
+        win = max(1, int(round(window_seconds * self.cfg.frame_rate)))
+        ctx = int(round(context_seconds * self.cfg.frame_rate))
+        chunk = max(1, int(round(chunk_seconds * self.cfg.frame_rate / win))) * win  # frames
+        margin = ctx + 8                              # frames: the GRU context plus the convolutions' reach
+        n_frames = len(y) // hop + 1
+        x = torch.from_numpy(np.pad(np.asarray(y, np.float32), (margin * hop, (margin + chunk) * hop)))
         out = np.zeros((len(self.cfg.classes), n_frames), np.float32)
-        for start in range(0, max(1, len(x)), chunk):
-            lo = max(0, start - context)
-            piece = x[lo:start + chunk + context]
-            probs = torch.sigmoid(self(self.features(piece[None])))[0].numpy()
-            first = (start - lo) // hop
-            take = min(chunk // hop, n_frames - start // hop)
-            out[:, start // hop: start // hop + take] = probs[:, first:first + take]
+        for start in range(0, n_frames, chunk):       # frame `f` of the file is frame `f + margin` of x
+            piece = x[start * hop:(start + chunk + 2 * margin) * hop]
+            seq = self.frames(self.features(piece[None]))[0]       # (T, D), frame 0 = file frame start - margin
+            take = min(chunk, n_frames - start)
+            windows = torch.stack([seq[s - ctx:s + win + ctx] for s in range(margin, margin + take, win)])
+            logits = self.head(windows)[:, :, ctx:ctx + win]       # (W, classes, win)
+            probs = torch.sigmoid(logits).permute(1, 0, 2).reshape(len(self.cfg.classes), -1)[:, :take]
+            out[:, start:start + take] = probs.numpy()
         return out
 
 
