@@ -251,12 +251,41 @@ def cmd_eval_transcriber(args) -> int:
     for cls in results["baseline"]["per_class"]:
         print(f"{cls:8s}" + "".join(f"{results[m]['per_class'][cls]['f']:10.3f}" for m in methods))
     print(f"{'mean':8s}" + "".join(f"{results[m]['mean_f']:10.3f}" for m in methods))
+    for group in ("real", "synth"):
+        if group in results["baseline"]["groups"]:
+            print(f"{group + ' kits':12s} mean F " + "".join(f"{results[m]['groups'][group]['mean_f']:10.3f}"
+                                                          for m in methods))
+    for kit in results["baseline"]["per_kit"]:
+        print(f"  {kit:32s}" + "".join(f"{results[m]['per_kit'][kit]:10.3f}" for m in methods))
+    return 0
+
+
+def cmd_eval_stage1(args) -> int:
+    from redrum_kit.models import stage1
+    from redrum_kit.reconstruct import checkpoint_path
+    from training.stage1 import heldout_comparison
+    if not 1 <= args.patterns <= 200:
+        raise RedrumError("--patterns must be between 1 and 200")
+    model = stage1.load(Path(args.checkpoint) if args.checkpoint else checkpoint_path())
+    result = heldout_comparison(model, args.patterns)
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"{result['source']} ({', '.join(result['kits'])}), {result['renderings']} renderings of generated parts;")
+    print("multi-resolution log-mel distance to the original (dB, lower is closer):")
+    print(f"  reconstruction               {result['reconstruction_db']:7.2f}")
+    print(f"  nearest other kit, same part {result['nearest_other_kit_db']:7.2f}")
+    print(f"  mean other kit, same part    {result['mean_other_kit_db']:7.2f}")
+    print(f"  reconstruction closer than the nearest other kit in "
+          f"{100 * result['share_closer_than_nearest_kit']:.0f}% of renderings")
     return 0
 
 
 def cmd_eval(args) -> int:
     if args.what == "transcriber":
         return cmd_eval_transcriber(args)
+    if args.what == "stage1":
+        return cmd_eval_stage1(args)
     from redrum_kit.config import load_config
     from redrum_kit.workspace import models_dir
     from training import classifier
@@ -519,8 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("eval", help="measure a model on held-out kits")
-    s.add_argument("what", choices=("classifier", "transcriber"))
+    s.add_argument("what", choices=("classifier", "transcriber", "stage1"))
     s.add_argument("--config", metavar="FILE")
+    s.add_argument("--patterns", type=int, default=8, help="stage1: generated parts per held-out kit")
     s.add_argument("--data", metavar="DIR", help="transcriber: a built dataset folder")
     s.add_argument("--split", choices=("train", "val", "test"), default="test")
     s.add_argument("--limit", type=int, help="transcriber: at most this many clips")

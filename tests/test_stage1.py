@@ -212,3 +212,31 @@ def test_heldout_comparison_reports_distances():
     assert result["renderings"] == 3
     assert result["nearest_other_kit_db"] <= result["mean_other_kit_db"]
     assert 0.0 <= result["share_closer_than_nearest_kit"] <= 1.0
+
+
+def test_torchrun_trains_with_two_processes(tmp_path):
+    """The multi-GPU path (DistributedDataParallel), here on CPU with the gloo backend."""
+    import os
+    import subprocess
+    import sys
+    import tomllib
+    from pathlib import Path
+
+    import tomli_w
+    from redrum_kit.workspace import presets_dir
+    data = tomllib.loads((presets_dir() / "training" / "stage1-tiny.toml").read_text())
+    data.update(steps=4, adversarial_after=2, val_every=4, save_every=4, log_every=1,
+                data_dir=str(tmp_path / "clips"), run_dir=str(tmp_path / "run"), out=str(tmp_path / "s1.safetensors"))
+    config = tmp_path / "ddp.toml"
+    config.write_text(tomli_w.dumps(data))
+    torchrun = Path(sys.executable).parent / "torchrun"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "redrum_kit.cli", "train", "stage1",
+                           "--config", str(config), "--device", "cpu"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "step 4 of 4 (done)" in done.stdout
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+             if "spectral" in json.loads(line)]
+    assert steps == [1, 2, 3, 4]  # rank 0 alone writes the log
+    assert (tmp_path / "s1.safetensors").is_file()

@@ -86,7 +86,7 @@ def user_clips(folders: list, sr: int, seconds: float) -> list[np.ndarray]:
 
 
 class Stage1Recipe:
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, trainer: Trainer | None = None):
         self.cfg = cfg
         self.model_cfg = from_dict(model_lib.Stage1Config, cfg.model, "stage-1 config [model]")
         if cfg.n_signal % self.model_cfg.compression:
@@ -96,8 +96,10 @@ class Stage1Recipe:
         data_cfg = load_config(DatasetConfig, Path(cfg.dataset_config))
         if data_cfg.sr != self.model_cfg.sr:
             raise RedrumError(f"the dataset's rate ({data_cfg.sr} Hz) differs from the model's ({self.model_cfg.sr} Hz)")
-        build(data_cfg, Path(cfg.data_dir),
-              progress=lambda total: tqdm(total=total, desc="building clips", unit="clip", disable=None))
+        def prepare():
+            build(data_cfg, Path(cfg.data_dir),
+                  progress=lambda total: tqdm(total=total, desc="building clips", unit="clip", disable=None))
+        (trainer.main_first if trainer else lambda fn: fn())(prepare)
         self.train_ds = Dataset(Path(cfg.data_dir), "train", in_memory=True)
         self.val_ds = Dataset(Path(cfg.data_dir), "val")
         self.extra = user_clips(cfg.data, self.model_cfg.sr, data_cfg.clip_seconds)
@@ -280,4 +282,5 @@ Reproduce: `redrum train stage1 --config presets/training/stage1.toml` (resumes 
 
 def train(cfg: TrainConfig) -> dict:
     schedule = Schedule(cfg.steps, cfg.log_every, cfg.val_every, cfg.save_every, cfg.max_minutes)
-    return Trainer(Stage1Recipe(cfg), schedule, Path(cfg.run_dir), cfg.seed, cfg.device).fit()
+    trainer = Trainer(schedule, Path(cfg.run_dir), cfg.seed, cfg.device)
+    return trainer.fit(Stage1Recipe(cfg, trainer))

@@ -72,8 +72,10 @@ def seed_everything(seed: int) -> None:
 
 
 class Trainer:
-    def __init__(self, recipe, schedule: Schedule, run_dir: Path, seed: int = 0, device: str = "auto"):
-        self.recipe, self.schedule, self.run_dir, self.seed = recipe, schedule, Path(run_dir), seed
+    """Create it first (under torchrun it joins the process group), then the recipe, then `fit(recipe)`."""
+
+    def __init__(self, schedule: Schedule, run_dir: Path, seed: int = 0, device: str = "auto"):
+        self.schedule, self.run_dir, self.seed = schedule, Path(run_dir), seed
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         if self.world > 1 and not dist.is_initialized():
@@ -87,6 +89,15 @@ class Trainer:
             self.device = pick_device(device)
         self.main = self.rank == 0
         self.history: list[dict] = []
+
+    def main_first(self, fn):
+        """Run `fn` on rank 0, then on the others (for data preparation: they find it done)."""
+        if self.world > 1 and not self.main:
+            dist.barrier()
+        result = fn()
+        if self.world > 1 and self.main:
+            dist.barrier()
+        return result
 
     def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
         if self.world == 1:
@@ -146,8 +157,9 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------
 
-    def fit(self) -> dict:
+    def fit(self, recipe) -> dict:
         """Train to `schedule.steps` (or the time budget), then export. -> summary."""
+        self.recipe = recipe
         seed_everything(self.seed + self.rank)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.recipe.setup(self.device, self.wrap)

@@ -197,6 +197,8 @@ def build(cfg: DatasetConfig, out: Path, progress=None) -> dict:
         old = json.loads(manifest_path.read_text())
         if old.get("config") != json.loads(json.dumps(config)):
             raise RedrumError(f"{out}: holds a dataset built with another config; choose another folder")
+        if old.get("complete") and all((out / n).is_file() for names in old["shards"].values() for n in names):
+            return old  # built already: leave it untouched (other readers may have it open)
     elif out.exists() and any(out.iterdir()):
         raise RedrumError(f"{out}: exists and is not a dataset; choose a new folder (nothing was overwritten)")
     out.mkdir(parents=True, exist_ok=True)

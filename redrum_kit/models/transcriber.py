@@ -34,6 +34,7 @@ class TranscriberConfig:
     hidden: int = 64
     dropout: float = 0.2
     classes: list[str] = field(default_factory=lambda: list(TRANSCRIPTION_CLASSES))
+    thresholds: list[float] = field(default_factory=list)  # per class, tuned on validation; empty: 0.5
 
     @property
     def frame_rate(self) -> float:
@@ -74,6 +75,11 @@ class Transcriber(nn.Module):
         freq = cfg.n_mels // 2 ** len(cfg.channels)
         self.gru = nn.GRU(c_in * freq, cfg.hidden, batch_first=True, bidirectional=True)
         self.out = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(2 * cfg.hidden, len(cfg.classes)))
+
+    @property
+    def threshold(self):
+        """Peak-picking threshold: per class when tuned (`cfg.thresholds`), else 0.5."""
+        return list(self.cfg.thresholds) if self.cfg.thresholds else 0.5
 
     def features(self, y: torch.Tensor) -> torch.Tensor:
         """Waveforms `(batch, time)` at cfg.sr -> normalised log-mel `(batch, n_mels, frames)`."""
@@ -133,28 +139,31 @@ class Onset:
     confidence: float  # peak probability
 
 
-def peak_pick(probs: np.ndarray, frame_rate: float, classes: list[str], threshold: float = 0.5,
+def peak_pick(probs: np.ndarray, frame_rate: float, classes: list[str], threshold=0.5,
               min_gap: float = 0.03) -> list[tuple[float, str, float]]:
-    """Local maxima above `threshold`, at least `min_gap` seconds apart per class.
+    """Local maxima above the threshold, at least `min_gap` seconds apart per class.
 
+    `threshold`: one value for all classes, or one per class.
     -> [(time in seconds, class, probability)], sorted by time.
     """
     gap = max(1, int(round(min_gap * frame_rate)))
+    thresholds = np.broadcast_to(np.asarray(threshold, dtype=float), (len(classes),))
     found = []
     for k, cls in enumerate(classes):
         p = probs[k]
+        left = np.concatenate([[-1.0], p[:-1]])
+        right = np.concatenate([p[1:], [-1.0]])
         last = -gap
-        for i in range(len(p)):
-            left = p[i - 1] if i > 0 else -1.0
-            right = p[i + 1] if i + 1 < len(p) else -1.0
-            if p[i] >= threshold and p[i] >= left and p[i] > right and i - last >= gap:
-                # refine the time between frames with a parabola through the peak
-                shift = 0.0
-                if 0 < i < len(p) - 1:
-                    denom = left - 2 * p[i] + right
-                    shift = 0.5 * (left - right) / denom if denom < 0 else 0.0
-                found.append((float((i + shift) / frame_rate), cls, float(p[i])))
-                last = i
+        for i in np.flatnonzero((p >= thresholds[k]) & (p >= left) & (p > right)):
+            if i - last < gap:
+                continue
+            # refine the time between frames with a parabola through the peak
+            shift = 0.0
+            if 0 < i < len(p) - 1:
+                denom = left[i] - 2 * p[i] + right[i]
+                shift = 0.5 * (left[i] - right[i]) / denom if denom < 0 else 0.0
+            found.append((float((i + shift) / frame_rate), cls, float(p[i])))
+            last = i
     return sorted(found)
 
 
