@@ -99,7 +99,7 @@ def test_transcribe_cli_writes_midi_and_json(tmp_path, capsys):
     assert main(["transcribe", str(path), "-o", str(tmp_path / "t.mid")]) == 1  # never overwrites
 
 
-def test_transcribe_bad_input(tmp_path, capsys):
+def test_transcribe_bad_input(tmp_path, capsys, monkeypatch):
     from redrum_kit import audio
     from redrum_kit.cli import main
     audio.save(tmp_path / "silence.wav", np.zeros(22050, np.float32), 22050)
@@ -110,8 +110,32 @@ def test_transcribe_bad_input(tmp_path, capsys):
         assert main(["transcribe", str(tmp_path / name), "-o", str(tmp_path / f"{name}.mid"),
                      "--method", "baseline"]) == 1
         assert needle in capsys.readouterr().err
-    assert main(["transcribe", str(tmp_path / "silence.wav"), "-o", str(tmp_path / "x.mid"), "--method", "model"]) == 1
+    monkeypatch.setenv("REDRUM_PRESETS", str(tmp_path / "no-presets"))
+    audio.save(tmp_path / "hit.wav", np.random.default_rng(0).standard_normal(22050).astype(np.float32) * 0.3, 22050)
+    assert main(["transcribe", str(tmp_path / "hit.wav"), "-o", str(tmp_path / "x.mid"), "--method", "model"]) == 1
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_shipped_transcriber_hears_a_groove_on_an_unseen_kit():
+    """The shipped CRNN on a synthesiser kit outside every training split: the rhythm comes back."""
+    from redrum_kit.datasets.kits import from_synth
+    from redrum_kit.render import render
+    from redrum_kit.rhythm.events import TRANSCRIPTION_CLASS
+    from redrum_kit.rhythm.generator import generate
+    from redrum_kit.transcription import checkpoint_path, load_model, transcribe_signal
+    from training.transcriber import match_counts
+    assert checkpoint_path().is_file(), "presets/models/transcriber.safetensors is missing"
+    kit = from_synth(987_654, 22050)
+    pattern = generate("rock", bars=4, seed=11)
+    y, report = render(pattern, kit.kit, kit.samples, 22050)
+    result = transcribe_signal(y, 22050, source=load_model("model"))
+    f = []
+    for cls in ("kick", "snare", "hat"):
+        ref = np.array(sorted(t for t, c, _ in report.played if TRANSCRIPTION_CLASS.get(c) == cls))
+        est = np.array([e.time for e in result.events if e.cls == cls])
+        tp, n_ref, n_est = match_counts(ref, est)
+        f.append(2 * tp / (n_ref + n_est))
+    assert min(f) > 0.8, f
 
 
 def test_eval_transcriber_cli(tmp_path, capsys):
