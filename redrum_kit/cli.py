@@ -337,8 +337,13 @@ def cmd_rhythm_convert(args) -> int:
     return 0
 
 
-def cmd_render(args) -> int:
+def _save_audio(out: Path, y, sr: int) -> None:
+    """A result the user asked for: 24-bit FLAC, or 32-bit float WAV (no clipping of hot mixes)."""
     from redrum_kit import audio
+    audio.save(out, y, sr, subtype="PCM_24" if out.suffix.lower() == ".flac" else "FLOAT")
+
+
+def cmd_render(args) -> int:
     from redrum_kit.render import load_kit_samples, render
     from redrum_kit.rhythm.events import load
     out = Path(args.output)
@@ -349,7 +354,7 @@ def cmd_render(args) -> int:
     lib = _library()
     kit = lib.ensure_default_kit() if args.kit == "default" else lib.kits.load(args.kit)
     y, report = render(pattern, kit, load_kit_samples(kit, lib, args.sr), args.sr)
-    audio.save(out, y, args.sr, subtype="PCM_24" if out.suffix.lower() == ".flac" else "FLOAT")
+    _save_audio(out, y, args.sr)
     for cls, other in report.substitutions.items():
         print(f"note: kit {kit.name!r} has no {cls} pad; played {other} instead", file=sys.stderr)
     for cls, n in report.skipped.items():
@@ -418,7 +423,7 @@ def cmd_transform(args) -> int:
         if len(args.inputs) != 2:
             raise RedrumError("give SOURCE and TARGET recordings (or --kit NAME and TARGET)")
         result = replace_drums(Path(args.inputs[1]), source=Path(args.inputs[0]))
-    audio.save(out, result.y, result.sr, subtype="PCM_24" if out.suffix.lower() == ".flac" else "FLOAT")
+    _save_audio(out, result.y, result.sr)
     if args.json:
         files.write_text(Path(args.json), json.dumps(dict(result.to_json(), path=str(out)), indent=1))
     for cls, other in result.substitutions.items():
@@ -428,12 +433,11 @@ def cmd_transform(args) -> int:
 
 
 def cmd_reconstruct(args) -> int:
-    from redrum_kit import audio
     from redrum_kit.reconstruct import reconstruct_file
     out = Path(args.output)
     _refuse_existing(out)
     y, sr = reconstruct_file(Path(args.input))
-    audio.save(out, y, sr, subtype="PCM_24" if out.suffix.lower() == ".flac" else "FLOAT")
+    _save_audio(out, y, sr)
     print(f"{out}: {len(y) / sr:.2f} s at {sr} Hz")
     return 0
 

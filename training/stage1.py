@@ -68,7 +68,7 @@ def user_clips(folders: list, sr: int, seconds: float) -> list[np.ndarray]:
     """The user's recordings cut into clips of `seconds` (silent clips left out)."""
     clips = []
     paths = sorted(p for folder in folders for p in Path(folder).rglob("*")
-                   if p.suffix.lower() in {".wav", ".flac", ".aif", ".aiff", ".ogg", ".mp3"})
+                   if p.suffix.lower() in audio.READ_EXTENSIONS)
     if folders and not paths:
         raise RedrumError(f"no audio files found in {', '.join(map(str, folders))}")
     size = int(seconds * sr)
