@@ -93,7 +93,45 @@ def bench_stage1(seconds: float, repeats: int) -> dict:
             "default_vs_quoted": {k: round(rows["default"]["rtf"] / v, 2) for k, v in RAVE_QUOTED_RTF.items()}}
 
 
+TRANSFORM_GOAL_RTF = 30.0
+
+
+def bench_transform(seconds: float, repeats: int) -> dict:
+    """End to end `transform_signal` (resampling from 44.1 kHz, transcription of both, stage 2, decoding),
+    against drum replacement in the same run."""
+    from redrum_kit import transform
+    from redrum_kit.models import stage2
+    from redrum_kit.models.stage1 import Stage1Config
+    from redrum_kit.replace import replace_signal
+    from redrum_kit.transcription import load_model as load_transcriber
+    checkpoint = transform.checkpoint_path()
+    if checkpoint.is_file():
+        model = transform.load_model()
+    else:
+        from dataclasses import asdict
+        model = stage2.Redrum(stage2.Stage2Config(stage1=asdict(Stage1Config()))).eval()
+    transcriber = load_transcriber("auto")
+    redrummer = transform.Redrummer(model, transcriber)
+    sr = 44100
+    target = drum_audio(seconds, sr)
+    source = drum_audio(seconds, sr)[::-1].copy()   # another part, the same kit
+    rows = {}
+    runs = {"model": lambda: redrummer.transform_signal(source, target, sr),
+            "replace": lambda: replace_signal(target, sr, source, transcriber=transcriber)}
+    for name, fn in runs.items():
+        fn()  # warm-up
+        t = _best_seconds(fn, repeats)
+        rows[name] = {"seconds": round(t, 4), "rtf": round(seconds / t, 1)}
+    return {"what": "transform", "machine": _machine(), "audio_seconds": seconds,
+            "weights": "shipped checkpoint" if checkpoint.is_file() else "untrained (no checkpoint; same architecture)",
+            "results": rows, "goal_rtf": TRANSFORM_GOAL_RTF,
+            "model_vs_goal": round(rows["model"]["rtf"] / TRANSFORM_GOAL_RTF, 2),
+            "model_vs_replace": round(rows["model"]["rtf"] / rows["replace"]["rtf"], 2)}
+
+
 def run(what: str, seconds: float = 30.0, repeats: int = 3) -> dict:
+    if what == "transform":
+        return bench_transform(seconds, repeats)
     if what == "transcribe":
         return bench_transcribe(seconds, repeats)
     if what == "stage1":
@@ -112,6 +150,11 @@ def report(results: dict) -> list[str]:
                      f" default / RAVE-v2-sized (same run): {results['default_vs_rave_v2_size']:.2f}")
         for k, v in results["default_vs_quoted"].items():
             lines.append(f"  default / {k}, {RAVE_QUOTED_RTF[k]:g}x as quoted for these machines: {v:.2f}")
+        return lines
+    if results["what"] == "transform":
+        lines.append(f"  weights: {results['weights']}")
+        lines.append(f"  model / goal ({results['goal_rtf']:g}x): {results['model_vs_goal']:.2f};"
+                     f" model / replace: {results['model_vs_replace']:.2f}")
         return lines
     if "crnn_weights" in results:
         lines.append(f"  CRNN weights: {results['crnn_weights']}")

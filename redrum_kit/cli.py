@@ -229,6 +229,16 @@ def cmd_train(args) -> int:
         if "out" in summary:
             state = "done" if summary["complete"] else "stopped; run the same command again to continue"
             print(f"step {summary['step']} of {summary['steps']} ({state}); saved {summary['out']}")
+    elif args.model == "stage2":
+        from training import stage2
+        if args.data:
+            raise RedrumError("--data is for stage1; stage 2 trains on the grid of its config's dataset_config")
+        overrides = {"out": args.out, "max_minutes": args.minutes, "device": args.device, "steps": args.steps}
+        cfg = load_config(stage2.TrainConfig, Path(args.config) if args.config else None, **overrides)
+        summary = stage2.train(cfg)
+        if "out" in summary:
+            state = "done" if summary["complete"] else "stopped; run the same command again to continue"
+            print(f"step {summary['step']} of {summary['steps']} ({state}); saved {summary['out']}")
     else:
         raise RedrumError(f"`redrum train {args.model}` is not available in this version yet")
     return 0
@@ -281,7 +291,52 @@ def cmd_eval_stage1(args) -> int:
     return 0
 
 
+def cmd_eval_transform(args) -> int:
+    from redrum_kit.transform import Redrummer, load_model
+    from training.evaluate_transform import evaluate, table
+    if not args.data:
+        raise RedrumError("give --data DIR: a grid dataset made by `redrum dataset build --config "
+                          "presets/training/dataset-grid.toml -o DIR` (its test split holds unseen kits)")
+    if not 1 <= args.pairs <= 500:
+        raise RedrumError("--pairs must be between 1 and 500")
+    from tqdm import tqdm
+    model = load_model(Path(args.checkpoint) if args.checkpoint else None)
+    result = evaluate(Redrummer(model), Path(args.data), args.pairs,
+                      progress=lambda xs: tqdm(xs, desc="pairs", unit="pair", disable=None))
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"test split of {args.data}: {result['pairs']} pairs (source kit a on rhythm 1, target kit b on rhythm 2; "
+          "truth: kit a on rhythm 2)")
+    print(table(result), end="")
+    return 0
+
+
+def cmd_eval_interpolate(args) -> int:
+    from redrum_kit.transform import Redrummer, load_model
+    from training.evaluate_transform import interpolation_curves
+    if not args.data:
+        raise RedrumError("give --data DIR: a grid dataset (see `redrum eval transform`)")
+    if not 1 <= args.pairs <= 500:
+        raise RedrumError("--pairs must be between 1 and 500")
+    model = load_model(Path(args.checkpoint) if args.checkpoint else None)
+    result = interpolation_curves(Redrummer(model), Path(args.data), args.pairs)
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"{result['pairs']} morphs from rhythm A to rhythm B (one unseen kit each); onset F of each step's output")
+    for space, r in result["spaces"].items():
+        print(f"  {space:13s} vs A: " + " ".join(f"{f:.2f}" for f in r["f_to_a"])
+              + "   vs B: " + " ".join(f"{f:.2f}" for f in r["f_to_b"])
+              + ("   (monotone)" if r["monotone"] else "   (not monotone)"))
+    return 0
+
+
 def cmd_eval(args) -> int:
+    if args.what == "transform":
+        return cmd_eval_transform(args)
+    if args.what == "interpolate":
+        return cmd_eval_interpolate(args)
     if args.what == "transcriber":
         return cmd_eval_transcriber(args)
     if args.what == "stage1":
@@ -407,9 +462,28 @@ def cmd_transform(args) -> int:
     from redrum_kit import audio, files
     from redrum_kit.replace import replace_drums
     out = Path(args.output)
-    _refuse_existing(out, args.json)
+    _refuse_existing(out, args.json, args.plot)
     if args.method == "model":
-        raise RedrumError("the learned redrum model is not trained yet; use --method replace")
+        if args.kit:
+            raise RedrumError("--kit plays a library kit by drum replacement: add --method replace")
+        if len(args.inputs) != 2:
+            raise RedrumError("give SOURCE and TARGET recordings")
+        from redrum_kit import transform
+        redrummer = transform.Redrummer()
+        source, target = Path(args.inputs[0]), Path(args.inputs[1])
+        result = transform.transform_files(source, target, redrummer)
+        _save_audio(out, result.y, result.sr)
+        if args.json:
+            files.write_text(Path(args.json), json.dumps(dict(result.to_json(), path=str(out)), indent=1))
+        if args.plot:
+            s_y, _ = audio.load(source, sr=result.sr, max_seconds=transform.MAX_SECONDS)
+            t_y, _ = audio.load(target, sr=result.sr, max_seconds=transform.MAX_SECONDS)
+            transform.plot(result, s_y, t_y, Path(args.plot))
+        print(f"{out}: {len(result.y) / result.sr:.2f} s at {result.sr} Hz (sounds from the source's "
+              f"{result.source_start:.2f}-{result.source_start + result.source_seconds:.2f} s)")
+        return 0
+    if args.plot:
+        raise RedrumError("--plot draws the model's attention: use it with --method model")
     if args.kit:
         if len(args.inputs) != 1:
             raise RedrumError("with --kit, give only the TARGET recording")
@@ -432,6 +506,24 @@ def cmd_transform(args) -> int:
     return 0
 
 
+def cmd_interpolate(args) -> int:
+    from redrum_kit import transform
+    if not 2 <= args.steps <= 64:
+        raise RedrumError("--steps must be between 2 and 64")
+    folder = Path(args.output)
+    if folder.exists() and not folder.is_dir():
+        raise RedrumError(f"{folder}: exists and is not a folder")
+    a, b = Path(args.a), Path(args.b)
+    names = [folder / f"{a.stem}-to-{b.stem}-{k:02d}.wav" for k in range(args.steps)]
+    _refuse_existing(*names)
+    ys, sr = transform.interpolate_files(a, b, args.steps, args.space)
+    folder.mkdir(parents=True, exist_ok=True)
+    for path, y in zip(names, ys):
+        _save_audio(path, y, sr)
+        print(path)
+    return 0
+
+
 def cmd_reconstruct(args) -> int:
     from redrum_kit.reconstruct import reconstruct_file
     out = Path(args.output)
@@ -446,7 +538,7 @@ def cmd_bench(args) -> int:
     from redrum_kit import bench
     if args.seconds is not None and not 0.5 <= args.seconds <= 600:
         raise RedrumError("--seconds must be between 0.5 and 600")
-    seconds = args.seconds or {"transcribe": 30.0, "stage1": 3.0}[args.what]
+    seconds = args.seconds or {"transcribe": 30.0, "stage1": 3.0, "transform": 30.0}[args.what]
     results = bench.run(args.what, seconds=seconds, repeats=args.repeats)
     if args.json:
         from redrum_kit import files
@@ -546,16 +638,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", metavar="FILE", help="checkpoint path (default from the config)")
     s.add_argument("--data", action="append", metavar="DIR",
                    help="stage1: a folder of your own drum recordings to train on as well (repeatable)")
-    s.add_argument("--minutes", type=float, help="stage1: stop after this long (run again to resume)")
-    s.add_argument("--steps", type=int, help="stage1: total steps (default from the config)")
-    s.add_argument("--device", choices=("auto", "cpu", "cuda"), help="stage1: default auto (CUDA when present)")
+    s.add_argument("--minutes", type=float, help="stage1/stage2: stop after this long (run again to resume)")
+    s.add_argument("--steps", type=int, help="stage1/stage2: total steps (default from the config)")
+    s.add_argument("--device", choices=("auto", "cpu", "cuda"),
+                   help="stage1/stage2: default auto (CUDA when present)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("eval", help="measure a model on held-out kits")
-    s.add_argument("what", choices=("classifier", "transcriber", "stage1"))
+    s.add_argument("what", choices=("classifier", "transcriber", "stage1", "transform", "interpolate"))
     s.add_argument("--config", metavar="FILE")
     s.add_argument("--patterns", type=int, default=8, help="stage1: generated parts per held-out kit")
-    s.add_argument("--data", metavar="DIR", help="transcriber: a built dataset folder")
+    s.add_argument("--pairs", type=int, default=20, help="transform: pairs per source-kit group (real, synth); interpolate: morphs")
+    s.add_argument("--data", metavar="DIR", help="transcriber, transform, interpolate: a built dataset folder")
     s.add_argument("--split", choices=("train", "val", "test"), default="test")
     s.add_argument("--limit", type=int, help="transcriber: at most this many clips")
     s.add_argument("--checkpoint", metavar="FILE")
@@ -610,11 +704,24 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("transform", help="redrum: the source's drum sounds on the target's rhythm")
     s.add_argument("inputs", nargs="+", metavar="SOURCE TARGET")
     s.add_argument("-o", "--output", required=True, metavar="OUT.wav")
-    s.add_argument("--method", choices=("model", "replace"), default="replace",
-                   help="replace: drum replacement (the learned model arrives with its checkpoint)")
-    s.add_argument("--kit", metavar="NAME", help="play the target's rhythm with a library kit instead of a source")
+    s.add_argument("--method", choices=("model", "replace"), default="model",
+                   help="model: the learned redrum (layered hits too); replace: drum replacement, one cut hit "
+                        "per class")
+    s.add_argument("--kit", metavar="NAME", help="replace: play the target's rhythm with a library kit")
     s.add_argument("--json", metavar="OUT.json")
+    s.add_argument("--plot", metavar="OUT.png", help="model: waveforms, target transcription, attention heads")
     s.set_defaults(func=cmd_transform)
+
+    s = sub.add_parser("interpolate", help="morph from A's rhythm to B's in N steps (A's sounds)")
+    s.add_argument("a", metavar="A")
+    s.add_argument("b", metavar="B")
+    s.add_argument("--steps", type=int, default=5, help="files to write, A's rhythm first, B's last (2-64)")
+    s.add_argument("--space", choices=("latent", "conditioning"), default="latent",
+                   help="latent (default): interpolate the stage-1 latents of A and of A's sounds on B's rhythm, "
+                        "as in the research; conditioning: interpolate the two transcriptions and let the "
+                        "model play each mixture")
+    s.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the files (made if needed)")
+    s.set_defaults(func=cmd_interpolate)
 
     s = sub.add_parser("reconstruct", help="encode and decode with the stage-1 autoencoder (hear what it keeps)")
     s.add_argument("input", metavar="AUDIO")
@@ -622,8 +729,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_reconstruct)
 
     s = sub.add_parser("bench", help="speed on this machine: real-time factors and ratios")
-    s.add_argument("what", choices=("transcribe", "stage1"))
-    s.add_argument("--seconds", type=float, help="length of the test audio (default: transcribe 30, stage1 3)")
+    s.add_argument("what", choices=("transcribe", "stage1", "transform"))
+    s.add_argument("--seconds", type=float,
+                   help="length of the test audio (default: transcribe 30, stage1 3, transform 30)")
     s.add_argument("--repeats", type=int, default=3)
     s.add_argument("--json", metavar="OUT.json")
     s.set_defaults(func=cmd_bench)

@@ -71,22 +71,32 @@ def replace_drums(target: Path, source: Path | None = None, kit: Kit | None = No
                   kit_samples: dict | None = None, method: str = "auto") -> ReplaceResult:
     """Redrum `target` with the hits of `source` (or with `kit` and its samples at the target's rate)."""
     t_y, t_sr = audio.load(target, max_seconds=MAX_SECONDS, require_sound=True, what="target")
-    t_events = transcribe_signal(t_y, t_sr, Path(target).name, method)
-    hits: dict[str, tuple[float, np.ndarray]] = {}
+    s_y = None
     if kit is None:
         if source is None:
             raise AudioError("give a source recording or a kit")
         s_y, _ = audio.load(source, sr=t_sr, max_seconds=MAX_SECONDS, require_sound=True, what="source")
-        hits = cut_hits(s_y, t_sr, transcribe_signal(s_y, t_sr, Path(source).name, method))
+    return replace_signal(t_y, t_sr, s_y, kit, kit_samples, method,
+                          Path(target).name, Path(source).name if source else "source")
+
+
+def replace_signal(t_y: np.ndarray, sr: int, s_y: np.ndarray | None = None, kit: Kit | None = None,
+                   kit_samples: dict | None = None, method: str = "auto", target_name: str = "target",
+                   source_name: str = "source", transcriber=None) -> ReplaceResult:
+    """`replace_drums` on signals at one rate `sr`: the target `t_y`, the source `s_y` (or a kit)."""
+    t_events = transcribe_signal(t_y, sr, target_name, method, source=transcriber)
+    hits: dict[str, tuple[float, np.ndarray]] = {}
+    if kit is None:
+        hits = cut_hits(s_y, sr, transcribe_signal(s_y, sr, source_name, method, source=transcriber))
         if not hits:
-            raise AudioError(f"{Path(source).name}: no usable drum hits in the source")
+            raise AudioError(f"{source_name}: no usable drum hits in the source")
         pads = [Pad(name=cls, cls=EVENT_CLASS[cls], note=0, layers=[Layer()], choke=default_choke(EVENT_CLASS[cls]))
                 for cls in hits]
         kit = Kit(name="source", pads=assign_notes(pads))
         kit_samples = {(i, 0): hits[cls][1] for i, cls in enumerate(hits)}
     part = t_events.pattern()
-    y, report = render(part, kit, kit_samples, t_sr, tail=0.0)
+    y, report = render(part, kit, kit_samples, sr, tail=0.0)
     y = np.pad(y, (0, max(0, len(t_y) - len(y))))[: len(t_y)]
-    return ReplaceResult(y=y, sr=t_sr, events=len(report.played),
+    return ReplaceResult(y=y, sr=sr, events=len(report.played),
                          source_hits={cls: t for cls, (t, _) in hits.items()},
                          substitutions=dict(report.substitutions))

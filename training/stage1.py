@@ -15,7 +15,6 @@ builder's val split (kits never in training).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,14 +22,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from redrum_kit import audio, features, files, workspace
+from redrum_kit import audio, features, workspace
 from redrum_kit.config import from_dict, load_config
 from redrum_kit.datasets import augment as aug
 from redrum_kit.datasets.build import Dataset, DatasetConfig, build
 from redrum_kit.errors import RedrumError
 from redrum_kit.models import discriminators as disc
 from redrum_kit.models import stage1 as model_lib
-from training.trainer import Schedule, Trainer
+from training import trainer as trainer_lib
+from training.trainer import Trainer
 
 BAND_FFTS = (256, 128, 64, 32)
 
@@ -150,14 +150,10 @@ class Stage1Recipe:
             loss = rec + beta * kl
             out["beta"] = beta
         else:
-            loss_d = disc.hinge_d(self.critics_ddp(x), self.critics_ddp(y_hat.detach()))
-            self.opt_d.zero_grad()
-            loss_d.backward()
-            self.opt_d.step()
-            real, fake = self.critics_ddp(x), self.critics_ddp(y_hat)
-            adv, fm = disc.hinge_g(fake), disc.feature_matching(real, fake)
-            loss = rec + cfg.adversarial_weight * adv + cfg.feature_matching * fm
-            out.update({"critic": loss_d.item(), "adversarial": adv.item(), "feature_matching": fm.item()})
+            adv, figures = disc.adversarial_step(self.critics_ddp, self.opt_d, x, y_hat,
+                                                 cfg.adversarial_weight, cfg.feature_matching)
+            loss = rec + adv
+            out.update(figures)
         self.opt_g.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 10.0)
@@ -186,18 +182,15 @@ class Stage1Recipe:
     def export(self, history: list[dict], summary: dict) -> dict:
         cfg = self.cfg
         out = Path(cfg.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
         comparison = heldout_comparison(self.model.cpu(), cfg.eval_patterns, seed=cfg.seed) if cfg.eval_patterns else {}
         self.model.to(self.device)
         val = [r for r in history if "val_log_mel_db" in r]
-        metrics = {"steps": summary["step"], "complete": summary["complete"], "hardware": summary["hardware"],
-                   "seconds_this_run": summary["seconds"], "val": val[-1] if val else {},
+        metrics = {**trainer_lib.run_facts(summary), "val": val[-1] if val else {},
                    "heldout": comparison, "config": asdict(cfg),
                    "kits": {s: len(k) for s, k in self.data_manifest["kits"].items()},
                    "user_clips": len(self.extra)}
-        model_lib.save(self.model, out, extra={"steps": summary["step"]})
-        files.write_text(out.with_suffix(".metrics.json"), json.dumps(metrics, indent=1), overwrite=True)
-        files.write_text(out.with_suffix(".md"), model_card(self.model, metrics), overwrite=True)
+        trainer_lib.publish(out, lambda path: model_lib.save(self.model, path, extra={"steps": summary["step"]}),
+                            metrics, model_card(self.model, metrics))
         return {"out": str(out), "heldout": comparison}
 
 
@@ -269,7 +262,7 @@ waveform plus filtered-noise branch. {params / 1e6:.2f} M parameters, stored as 
 
 - Data: clips rendered by `redrum dataset build` from `{m['config']['dataset_config']}`
   (kits per split: {m['kits']}; split by kit), plus {m['user_clips']} clips of user recordings.
-- Training: {m['steps']} steps{' (run to the configured end)' if m['complete'] else ' so far (resumable; the configured run is ' + str(m['config']['steps']) + ' steps)'},
+- Training: {trainer_lib.steps_phrase(m)},
   batch {m['config']['batch_size']} x {m['config']['n_signal']} samples; adversarial phase from step {m['config']['adversarial_after']}.
   Hardware: {m['hardware']}.
 - Validation (val kits, never in training): spectral distance {val.get('val_spectral', float('nan')):.3f},
@@ -281,6 +274,4 @@ Reproduce: `redrum train stage1 --config presets/training/stage1.toml` (resumes 
 
 
 def train(cfg: TrainConfig) -> dict:
-    schedule = Schedule(cfg.steps, cfg.log_every, cfg.val_every, cfg.save_every, cfg.max_minutes)
-    trainer = Trainer(schedule, Path(cfg.run_dir), cfg.seed, cfg.device)
-    return trainer.fit(Stage1Recipe(cfg, trainer))
+    return trainer_lib.train(cfg, Stage1Recipe)

@@ -222,3 +222,32 @@ def plot_losses(history: list[dict], path: Path) -> None:
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
     files.write_bytes(path, buffer.getvalue(), overwrite=True)
+
+
+def train(cfg, recipe_cls) -> dict:
+    """Train `recipe_cls(cfg, trainer)` with the schedule, run folder, seed and device of `cfg`. -> summary."""
+    schedule = Schedule(cfg.steps, cfg.log_every, cfg.val_every, cfg.save_every, cfg.max_minutes)
+    trainer = Trainer(schedule, Path(cfg.run_dir), cfg.seed, cfg.device)
+    return trainer.fit(recipe_cls(cfg, trainer))
+
+
+def run_facts(summary: dict) -> dict:
+    """What a model card says about the run that made the checkpoint."""
+    return {"steps": summary["step"], "complete": summary["complete"], "hardware": summary["hardware"],
+            "seconds_this_run": summary["seconds"]}
+
+
+def steps_phrase(metrics: dict) -> str:
+    """'N steps (run to the configured end)' or 'N steps so far (resumable; ...)'."""
+    if metrics["complete"]:
+        return f"{metrics['steps']} steps (run to the configured end)"
+    return (f"{metrics['steps']} steps so far (resumable; the configured run is "
+            f"{metrics['config']['steps']} steps)")
+
+
+def publish(out: Path, save, metrics: dict, card: str) -> None:
+    """The shipped checkpoint (`save(out)`), its metrics JSON and its Markdown card, side by side."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save(out)
+    files.write_text(out.with_suffix(".metrics.json"), json.dumps(metrics, indent=1), overwrite=True)
+    files.write_text(out.with_suffix(".md"), card, overwrite=True)

@@ -16,6 +16,14 @@ With `pairs = true`, each item is a stage-2 training triple instead:
 `source` (kit A, rhythm 1), `target` (kit B, rhythm 2) and `pseudo`
 (kit A on rhythm 2 with its exact timing: x_{s->t}), with the target's
 frame targets.
+With `grid_rhythms = R` (R > 0), the items of a split form a grid of kit
+instances x rhythms: item `i` is kit instance `i // R` (a kit with its own
+oneshot augmentation and mix chain) playing rhythm `i % R`. Any two cells
+then make a stage-2 pair with its pseudo-target in the grid: source
+(kit a, rhythm 1), target (kit b, rhythm 2), x_{s->t} = (kit a, rhythm 2),
+so the trainer draws fresh pairings every step from one render per cell.
+Kit instances go through the split's kits in a shuffled order before any
+kit repeats.
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ class DatasetConfig:
     library_kits: list = field(default_factory=list)  # the user's kits, added to train
     styles: list = field(default_factory=lambda: list(STYLES))
     song_pattern_share: float = 0.3  # of rhythms taken from Hydrogen demo songs when installed
+    grid_rhythms: int = 0            # > 0: items are a kit-instance x rhythm grid (stage-2 pairs)
     augment: dict = field(default_factory=dict)  # AugmentConfig overrides
 
     def augment_config(self) -> aug.AugmentConfig:
@@ -141,11 +150,27 @@ class Builder:
                 out[TRANSCRIPTION_CLASSES.index(tc), frame] = 1
         return out
 
+    def grid_item(self, split: str, index: int) -> dict:
+        """Kit instance `index // R` playing rhythm `index % R` (see the module's docstring)."""
+        cfg, kits = self.cfg, self.splits[split]
+        k, r = divmod(index, cfg.grid_rhythms)
+        order = np.random.default_rng([cfg.seed, SPLITS.index(split), 3]).permutation(len(kits))
+        kit_rng = np.random.default_rng([cfg.seed, SPLITS.index(split), 1, k])
+        kit_id = kits[int(order[k % len(kits)])]
+        kit = aug.augment_kit(self.kit(kit_id), kit_rng, self.acfg)
+        chain = aug.mix_chain(kit_rng, self.acfg.mix_chain)
+        rhythm = self.rhythm(np.random.default_rng([cfg.seed, SPLITS.index(split), 2, r]))
+        y, played = self._render(rhythm, kit, chain)
+        return {"audio": y, "targets": self.targets(played), "kit": kit_id, "events": played,
+                "kit_instance": k, "rhythm": r}
+
     def item(self, split: str, index: int) -> dict:
         rng = np.random.default_rng([self.cfg.seed, SPLITS.index(split), index])
         kits = self.splits[split]
         if not kits:
             raise RedrumError(f"no kits for the {split} split")
+        if self.cfg.grid_rhythms:
+            return self.grid_item(split, index)
         source_id = kits[int(rng.integers(len(kits)))]
         source = aug.augment_kit(self.kit(source_id), rng, self.acfg)
         chain_s = aug.mix_chain(rng, self.acfg.mix_chain)
@@ -188,14 +213,27 @@ def write_shard(items: list[dict], path: Path) -> None:
         raise
 
 
+def _comparable(config: dict, old: dict) -> dict:
+    """`config` as JSON, without options added since `old` was built that keep their defaults."""
+    defaults = json.loads(json.dumps(dataclasses.asdict(DatasetConfig())))
+    new = json.loads(json.dumps(config))
+    return {k: v for k, v in new.items() if k in old or v != defaults.get(k)}
+
+
 def build(cfg: DatasetConfig, out: Path, progress=None) -> dict:
     """Build (or resume) the dataset in `out`. -> the manifest."""
     out = Path(out)
+    if cfg.grid_rhythms:
+        if cfg.pairs:
+            raise RedrumError("a dataset is either `pairs` or a `grid_rhythms` grid, not both")
+        uneven = [s for s in SPLITS if int(cfg.items.get(s, 0)) % cfg.grid_rhythms]
+        if uneven:
+            raise RedrumError(f"items of {', '.join(uneven)} must be a multiple of grid_rhythms ({cfg.grid_rhythms})")
     manifest_path = out / "manifest.json"
     config = dataclasses.asdict(cfg)
     if manifest_path.is_file():
         old = json.loads(manifest_path.read_text())
-        if old.get("config") != json.loads(json.dumps(config)):
+        if old.get("config") != _comparable(config, old.get("config") or {}):
             raise RedrumError(f"{out}: holds a dataset built with another config; choose another folder")
         if old.get("complete") and all((out / n).is_file() for names in old["shards"].values() for n in names):
             return old  # built already: leave it untouched (other readers may have it open)

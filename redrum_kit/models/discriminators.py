@@ -106,3 +106,17 @@ def feature_matching(real: list[list[torch.Tensor]], fake: list[list[torch.Tenso
     for r, f in zip(real, fake):
         total = total + sum((a.detach() - b).abs().mean() for a, b in zip(r[:-1], f[:-1])) / (len(r) - 1)
     return total
+
+
+def adversarial_step(critics: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y_hat: torch.Tensor,
+                     adversarial_weight: float, feature_matching_weight: float) -> tuple[torch.Tensor, dict]:
+    """One critic update on real `x` and generated `y_hat`, then the generator's adversarial loss
+    (hinge + weighted feature matching, still to be backpropagated) and the figures to log."""
+    loss_d = hinge_d(critics(x), critics(y_hat.detach()))
+    opt.zero_grad()
+    loss_d.backward()
+    opt.step()
+    real, fake = critics(x), critics(y_hat)
+    adv, fm = hinge_g(fake), feature_matching(real, fake)
+    return (adversarial_weight * adv + feature_matching_weight * fm,
+            {"critic": loss_d.item(), "adversarial": adv.item(), "feature_matching": fm.item()})

@@ -194,23 +194,36 @@ class Stage1(nn.Module):
         comp = self.cfg.compression
         win = max(comp, int(window_seconds * self.cfg.sr) // comp * comp)
         fade = min(win // 2, int(overlap_seconds * self.cfg.sr) // comp * comp)
-        step = win - fade
-        n = len(y)
         padded = np.pad(np.asarray(y, np.float32), (0, win))
-        starts = list(range(0, max(1, n), step))
-        out = np.zeros(len(padded) + win, np.float32)
-        ramp = np.linspace(0, 1, fade, endpoint=False, dtype=np.float32)
+        starts = window_starts(len(y), win, fade)
         device = next(self.parameters()).device
         noise = torch.Generator(device).manual_seed(0)
+        pieces = []
         for k in range(0, len(starts), batch_size):
             batch = np.stack([padded[s:s + win] for s in starts[k:k + batch_size]])
             mean = self.encode(torch.from_numpy(batch)[:, None].to(device))[0]
-            decoded = self.decode(mean, noise)[:, 0].cpu().numpy()
-            for s, piece in zip(starts[k:k + batch_size], decoded):
-                head = fade if s > 0 else 0
-                out[s:s + head] = out[s:s + head] * (1 - ramp[:head]) + piece[:head] * ramp[:head]
-                out[s + head:s + win] = piece[head:]
-        return out[:n]
+            pieces += list(self.decode(mean, noise)[:, 0].cpu().numpy())
+        return join_windows(pieces, starts, fade, len(y))
+
+
+def window_starts(n: int, win: int, fade: int) -> list[int]:
+    """Starts of windows of `win` samples overlapping by `fade` that cover `n` samples."""
+    return list(range(0, max(1, n), win - fade))
+
+
+def join_windows(pieces: list[np.ndarray], starts: list[int], fade: int, n: int) -> np.ndarray:
+    """Windows decoded from overlapping input -> one signal of `n` samples, linear crossfades.
+
+    Overlapping windows render the same stretch of audio, so the crossfade keeps the level.
+    """
+    win = len(pieces[0])
+    out = np.zeros(max(starts) + win, np.float32)
+    ramp = np.linspace(0, 1, fade, endpoint=False, dtype=np.float32)
+    for s, piece in zip(starts, pieces):
+        head = fade if s > 0 else 0
+        out[s:s + head] = out[s:s + head] * (1 - ramp[:head]) + piece[:head] * ramp[:head]
+        out[s + head:s + win] = piece[head:]
+    return np.pad(out, (0, max(0, n - len(out))))[:n]
 
 
 def kl_divergence(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,235 @@
+"""Stage 2: the rhythm transformer of the learned redrum.
+
+The stage-1 encoder (frozen) turns the source into latent means `mu_s`
+(sigma dropped). A small transformer re-times them: its queries come from
+the conditioning (the target's drum-transcription probabilities at the
+latent frame rate, plus a timbre embedding of the source), its keys and
+values from the source's latents, so that each output frame is drawn from
+source frames that sound like the drum the target plays there:
+
+    mu_s (B, latent, T_s), p_s (B, 5, T_s), p_t (B, 5, T_t)
+      conditioning: ConvStack(p_t) and ConvStack(mu_s) averaged over time,
+                    merged by a learnable gate -> h (B, T_t, d_model)
+      3 layers: cross-attention of h over mu_s with
+                  relative positional bias (per head, by frame distance) and
+                  rhythm bias (p_t[i] W_h . p_s[j]: a target kick frame
+                  looks for source kick frames),
+                then a feed-forward block; each layer's read-out o_l moves
+                mu by linear interpolation, mu <- mu + alpha_l (o_l - mu)
+      -> mu_hat (B, latent, T_t); sigma_hat from mu_hat through a gated
+         residual std head; z = mu_hat + sigma_hat * eps -> stage-1 decoder
+
+`Redrum` bundles the stage-1 autoencoder it was trained on with the head, so
+that one checkpoint always pairs a transformer with its own latent space.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from redrum_kit.models import checkpoint
+from redrum_kit.models import stage1 as stage1_lib
+
+
+@dataclass
+class Stage2Config:
+    latent: int = 16            # the stage-1 latent channels
+    classes: int = 5            # transcription classes (kick, snare, hat, tom, cymbal)
+    d_model: int = 128
+    heads: int = 4
+    layers: int = 3
+    ffn: int = 256
+    cond_layers: int = 4        # Conv1D layers of each conditioning stack
+    max_distance: int = 64      # frames; relative positions beyond share a bias
+    alpha_init: float = 2.0     # logit of each layer's interpolation weight (sigmoid(2) = 0.88)
+    std_floor: float = 1e-4
+    stage1: dict = field(default_factory=dict)  # the Stage1Config of the autoencoder it was trained on
+
+
+class ConvStack(nn.Module):
+    """`(B, C_in, T) -> (B, C_out, T)`: Conv1D layers with LeakyReLU, kernels 5 then 3."""
+
+    def __init__(self, c_in: int, c_out: int, layers: int):
+        super().__init__()
+        mods: list[nn.Module] = []
+        for i in range(layers):
+            k = 5 if i < layers // 2 else 3
+            mods += [nn.Conv1d(c_in if i == 0 else c_out, c_out, k, padding=k // 2)]
+            if i < layers - 1:
+                mods.append(nn.LeakyReLU(0.2))
+        self.net = nn.Sequential(*mods)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class RhythmAttention(nn.Module):
+    """Multi-head cross-attention with relative-position and rhythm biases.
+
+    h `(B, T_t, d)`, mem `(B, T_s, d)`, p_t `(B, T_t, classes)`, p_s `(B, T_s, classes)`
+    -> context `(B, T_t, d)`, weights `(B, heads, T_t, T_s)`.
+    """
+
+    def __init__(self, cfg: Stage2Config):
+        super().__init__()
+        self.cfg = cfg
+        d, h = cfg.d_model, cfg.heads
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
+        self.relative = nn.Embedding(2 * cfg.max_distance + 1, h)
+        nn.init.zeros_(self.relative.weight)
+        self.rhythm = nn.Linear(cfg.classes, h * cfg.classes, bias=False)
+
+    def forward(self, h, mem, p_t, p_s):
+        cfg = self.cfg
+        b, tq, d = h.shape
+        tk = mem.shape[1]
+        hd = d // cfg.heads
+        q = self.q(h).view(b, tq, cfg.heads, hd).transpose(1, 2)
+        k = self.k(mem).view(b, tk, cfg.heads, hd).transpose(1, 2)
+        v = self.v(mem).view(b, tk, cfg.heads, hd).transpose(1, 2)
+        logits = q @ k.transpose(-1, -2) / math.sqrt(hd)                       # (B, H, Tq, Tk)
+        dist = torch.arange(tq, device=h.device)[:, None] - torch.arange(tk, device=h.device)[None]
+        dist = dist.clamp(-cfg.max_distance, cfg.max_distance) + cfg.max_distance
+        logits = logits + self.relative(dist).permute(2, 0, 1)[None]
+        rt = self.rhythm(p_t).view(b, tq, cfg.heads, cfg.classes)
+        logits = logits + torch.einsum("bqhc,bkc->bhqk", rt, p_s)
+        weights = logits.softmax(-1)
+        ctx = (weights @ v).transpose(1, 2).reshape(b, tq, d)
+        return self.o(ctx), weights
+
+
+class Layer(nn.Module):
+    def __init__(self, cfg: Stage2Config):
+        super().__init__()
+        d = cfg.d_model
+        self.norm_q, self.norm_f, self.norm_o = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
+        self.attn = RhythmAttention(cfg)
+        self.ffn = nn.Sequential(nn.Linear(d, cfg.ffn), nn.GELU(), nn.Linear(cfg.ffn, d))
+        self.readout = nn.Linear(d, cfg.latent)
+        self.alpha = nn.Parameter(torch.tensor(cfg.alpha_init))
+
+    def forward(self, h, mem, mu, p_t, p_s):
+        """-> h, mu (both at the target's frames), attention weights."""
+        ctx, weights = self.attn(self.norm_q(h), mem, p_t, p_s)
+        h = h + ctx
+        h = h + self.ffn(self.norm_f(h))
+        o = self.readout(self.norm_o(h)).transpose(1, 2)                       # (B, latent, T_t)
+        mu = mu + torch.sigmoid(self.alpha) * (o - mu)
+        return h, mu, weights
+
+
+class StdHead(nn.Module):
+    """Gated residual std head: mu_hat `(B, latent, T)` -> sigma_hat, same shape, > 0."""
+
+    def __init__(self, cfg: Stage2Config):
+        super().__init__()
+        c = cfg.latent
+        self.cfg = cfg
+        self.net = nn.Sequential(nn.Conv1d(c, 2 * c, 1), nn.GELU(),
+                                 nn.Conv1d(2 * c, 2 * c, 5, padding=2, groups=2 * c), nn.Conv1d(2 * c, c, 1))
+        self.gate = nn.Conv1d(c, c, 1)
+        self.base = nn.Parameter(torch.full((1, c, 1), -2.0))   # softplus(-2) = 0.13: a small std to start
+
+    def forward(self, mu: torch.Tensor) -> torch.Tensor:
+        scale = self.base + torch.sigmoid(self.gate(mu)) * self.net(mu)
+        return nn.functional.softplus(scale) + self.cfg.std_floor
+
+
+class RhythmTransformer(nn.Module):
+    """Source latents and both transcriptions -> re-timed latents mu_hat, sigma_hat, attention weights."""
+
+    def __init__(self, cfg: Stage2Config):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.rhythm_stack = ConvStack(cfg.classes, d, cfg.cond_layers)
+        self.timbre_stack = ConvStack(cfg.latent, d, cfg.cond_layers)
+        self.gate = nn.Parameter(torch.zeros(d))
+        self.memory = nn.Linear(cfg.latent + cfg.classes, d)
+        self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.layers))
+        self.std = StdHead(cfg)
+
+    def timbre(self, mu_s: torch.Tensor) -> torch.Tensor:
+        """The source's timbre embedding `(B, d_model)`: its latents through a ConvStack, averaged over time."""
+        return self.timbre_stack(mu_s).mean(-1)
+
+    def forward(self, mu_s: torch.Tensor, p_s: torch.Tensor, p_t: torch.Tensor):
+        """mu_s `(B, latent, T_s)`, p_s `(B, classes, T_s)`, p_t `(B, classes, T_t)`
+        -> mu_hat, sigma_hat `(B, latent, T_t)`, attention weights per layer `[(B, heads, T_t, T_s)]`.
+
+        With T_t == T_s the interpolation starts from mu_s; otherwise from zero.
+        """
+        g = torch.sigmoid(self.gate)[None, :, None]
+        cond = g * self.rhythm_stack(p_t) + (1 - g) * self.timbre(mu_s)[..., None]
+        h = cond.transpose(1, 2)
+        pt, ps = p_t.transpose(1, 2), p_s.transpose(1, 2)
+        mem = self.memory(torch.cat([mu_s, p_s], 1).transpose(1, 2))
+        mu = mu_s if mu_s.shape[-1] == p_t.shape[-1] else mu_s.new_zeros(mu_s.shape[0], mu_s.shape[1], p_t.shape[-1])
+        attention = []
+        for layer in self.layers:
+            h, mu, weights = layer(h, mem, mu, pt, ps)
+            attention.append(weights)
+        return mu, self.std(mu), attention
+
+
+class Redrum(nn.Module):
+    """The stage-1 autoencoder it was trained on plus the rhythm transformer."""
+
+    def __init__(self, cfg: Stage2Config):
+        super().__init__()
+        self.cfg = cfg
+        self.autoencoder = stage1_lib.Stage1(stage1_lib.Stage1Config(**cfg.stage1))
+        if self.autoencoder.cfg.latent != cfg.latent:
+            raise ValueError(f"stage-2 latent {cfg.latent} != stage-1 latent {self.autoencoder.cfg.latent}")
+        self.transformer = RhythmTransformer(cfg)
+
+    @property
+    def compression(self) -> int:
+        return self.autoencoder.cfg.compression
+
+    @property
+    def sr(self) -> int:
+        return self.autoencoder.cfg.sr
+
+    def encode(self, y: torch.Tensor) -> torch.Tensor:
+        """Audio `(B, 1, time)` -> latent means `(B, latent, frames)` (sigma dropped)."""
+        return self.autoencoder.encode(y)[0]
+
+    def forward(self, mu_s, p_s, p_t):
+        return self.transformer(mu_s, p_s, p_t)
+
+
+def attention_entropy_loss(attention: list[torch.Tensor]) -> torch.Tensor:
+    """Head diversity: minus the Jensen-Shannon divergence between the heads' attention.
+
+    JSD = H(mean over heads) - mean over heads of H(head): large when each head
+    is sharp and the heads look at different source frames.
+    """
+    def entropy(p):
+        return -(p * torch.log(p + 1e-8)).sum(-1)
+    total = 0.0
+    for w in attention:                                   # (B, H, Tq, Tk)
+        total = total - (entropy(w.mean(1)) - entropy(w).mean(1)).mean()
+    return total / len(attention)
+
+
+def save(model: Redrum, path: Path, extra: dict | None = None) -> None:
+    checkpoint.save(model, path, extra)
+
+
+def load(path: Path) -> Redrum:
+    return checkpoint.load(path, Stage2Config, Redrum, "redrum (stage-2)", "redrum train stage2")
+
+
+def from_stage1(autoencoder: stage1_lib.Stage1, **overrides) -> Redrum:
+    """A new Redrum whose autoencoder is a copy of `autoencoder` (frozen by the trainer)."""
+    from dataclasses import asdict
+    cfg = Stage2Config(latent=autoencoder.cfg.latent, stage1=asdict(autoencoder.cfg), **overrides)
+    model = Redrum(cfg)
+    model.autoencoder.load_state_dict(autoencoder.state_dict())
+    return model

@@ -1,0 +1,255 @@
+"""The learned redrum: the source's drum sounds playing the target's rhythm.
+
+A chain of small steps, each inspectable:
+
+    source, target --resample--> the model's rate (22,050 Hz)
+      --transcriber--> onset probabilities, pooled to the latent frame rate
+      source: the most varied window (`choose_source_window`) --encoder--> mu_s
+      target: overlapping windows of the probabilities
+      --rhythm transformer (stage 2)--> mu_hat per window --decoder--> audio
+      --crossfades, resample--> the target's rate and length
+
+and gradual rhythm morphs between two recordings (`interpolate_signals`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from redrum_kit import audio, workspace
+from redrum_kit.errors import ModelError
+from redrum_kit.models import stage2 as stage2_lib
+from redrum_kit.models.stage1 import join_windows, window_starts
+
+MAX_SECONDS = 600.0
+WINDOW_FRAMES = 128     # latent frames per window (2.97 s at 22,050 Hz), the training clips' length
+FADE_FRAMES = 8         # latent frames of crossfade between target windows (0.19 s)
+INTERPOLATION_SPACES = ("latent", "conditioning")
+
+
+def checkpoint_path() -> Path:
+    """Where the shipped redrum (stage-2) checkpoint lives (it may not be installed)."""
+    return workspace.models_dir() / "stage2.safetensors"
+
+
+def load_model(path: Path | None = None, device: str | torch.device = "cpu") -> stage2_lib.Redrum:
+    return stage2_lib.load(path or checkpoint_path()).to(device)
+
+
+def latent_probs(probs: np.ndarray, ratio: int, frames: int) -> np.ndarray:
+    """Onset probabilities `(classes, F)` at the transcriber's rate -> `(classes, frames)`, the max over
+    each latent frame's `ratio` transcriber frames (an onset anywhere in the frame counts)."""
+    need = frames * ratio
+    p = np.pad(probs, ((0, 0), (0, max(0, need - probs.shape[1]))))[:, :need]
+    return p.reshape(len(p), frames, ratio).max(-1).astype(np.float32)
+
+
+class Conditioner:
+    """Audio at the model's rate -> transcription probabilities at the latent frame rate."""
+
+    def __init__(self, model: stage2_lib.Redrum, transcriber=None):
+        from redrum_kit.transcription import load_model as load_transcriber
+        self.transcriber = transcriber or load_transcriber("auto")
+        self.compression = model.compression
+        if self.compression % self.transcriber.cfg.hop_length or self.transcriber.cfg.sr != model.sr:
+            raise ModelError("the transcriber's frames do not fit the redrum model's latent frames")
+        self.ratio = self.compression // self.transcriber.cfg.hop_length
+
+    def __call__(self, y: np.ndarray) -> np.ndarray:
+        frames = -(-len(y) // self.compression)
+        return latent_probs(self.transcriber.activations(y), self.ratio, frames)
+
+
+def choose_source_window(p_s: np.ndarray, frames: int, hop: int = 8) -> int:
+    """The start frame of the source window that plays the most of its drums.
+
+    Score: the sum over classes of each class's peak probability in the window
+    (every drum heard at least once), plus a little of the total activity.
+    """
+    total = p_s.shape[1]
+    if total <= frames:
+        return 0
+    best, best_score = 0, -1.0
+    for start in range(0, total - frames + 1, hop):
+        w = p_s[:, start:start + frames]
+        score = float(w.max(1).sum() + 0.01 * w.sum())
+        if score > best_score:
+            best, best_score = start, score
+    return best
+
+
+@dataclass
+class TransformResult:
+    y: np.ndarray
+    sr: int
+    source_start: float                 # seconds: where the source window begins
+    source_seconds: float
+    windows: int
+    target_probs: np.ndarray = field(repr=False)        # (classes, frames) at the latent rate
+    attention: np.ndarray = field(repr=False)           # (layers, heads, T_t, T_s) of the first window
+    frame_rate: float = 0.0
+
+    def to_json(self) -> dict:
+        return {"method": "model", "sample_rate": self.sr, "source_window": [round(self.source_start, 3),
+                round(self.source_start + self.source_seconds, 3)], "windows": self.windows}
+
+
+class Redrummer:
+    """The model and its conditioner, loaded once; `transform` and `interpolate` on signals."""
+
+    def __init__(self, model: stage2_lib.Redrum | None = None, transcriber=None):
+        self.model = (model or load_model()).eval()
+        self.condition = Conditioner(self.model, transcriber)
+        self.device = next(self.model.parameters()).device
+        self.comp = self.model.compression
+
+    def _tensor(self, a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(self.device)
+
+    def source_memory(self, s_y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Source at the model's rate -> mu_s `(1, latent, W)`, p_s `(1, classes, W)`, start frame."""
+        p_s = self.condition(s_y)
+        start = choose_source_window(p_s, WINDOW_FRAMES)
+        seg = s_y[start * self.comp:(start + WINDOW_FRAMES) * self.comp]
+        seg = np.pad(seg, (0, WINDOW_FRAMES * self.comp - len(seg)))
+        p = np.pad(p_s[:, start:start + WINDOW_FRAMES], ((0, 0), (0, max(0, start + WINDOW_FRAMES - p_s.shape[1]))))
+        mu_s = self.model.encode(self._tensor(seg)[None, None])
+        return mu_s, self._tensor(p)[None], start
+
+    def render(self, mu_s, p_s, p_t: np.ndarray, n: int, batch_size: int = 4):
+        """Target probabilities `(classes, frames)` -> audio of `n` samples at the model's rate,
+        in overlapping windows; also the attention of the first window."""
+        starts = window_starts(p_t.shape[1], WINDOW_FRAMES, FADE_FRAMES)
+        p_t = np.pad(p_t, ((0, 0), (0, starts[-1] + WINDOW_FRAMES - p_t.shape[1])))
+        noise = torch.Generator(self.device).manual_seed(0)
+        pieces, first = [], None
+        for k in range(0, len(starts), batch_size):
+            chunk = starts[k:k + batch_size]
+            pt = self._tensor(np.stack([p_t[:, s:s + WINDOW_FRAMES] for s in chunk]))
+            mu_hat, _, attention = self.model(mu_s.expand(len(chunk), -1, -1), p_s.expand(len(chunk), -1, -1), pt)
+            if first is None:
+                first = torch.stack([a[0] for a in attention]).cpu().numpy()
+            pieces += list(self.model.autoencoder.decode(mu_hat, noise)[:, 0].cpu().numpy())
+        y = join_windows(pieces, [s * self.comp for s in starts], FADE_FRAMES * self.comp, n)
+        return y, first
+
+    @torch.no_grad()
+    def transform_signal(self, s_y: np.ndarray, t_y: np.ndarray, sr: int) -> TransformResult:
+        """Source and target, mono at `sr` -> the source's sounds on the target's rhythm, at `sr`,
+        the target's length."""
+        msr = self.model.sr
+        s, t = audio.resample(s_y, sr, msr), audio.resample(t_y, sr, msr)
+        mu_s, p_s, start = self.source_memory(s)
+        p_t = self.condition(t)
+        y, attention = self.render(mu_s, p_s, p_t, len(t))
+        out = audio.resample(y, msr, sr)
+        out = np.clip(np.pad(out, (0, max(0, len(t_y) - len(out))))[:len(t_y)], -1, 1).astype(np.float32)
+        return TransformResult(out, sr, start * self.comp / msr, WINDOW_FRAMES * self.comp / msr,
+                               -(-p_t.shape[1] // (WINDOW_FRAMES - FADE_FRAMES)), p_t, attention, msr / self.comp)
+
+    @torch.no_grad()
+    def interpolate_signals(self, a_y: np.ndarray, b_y: np.ndarray, sr: int, steps: int,
+                            space: str = "latent") -> list[np.ndarray]:
+        """`steps` signals at `sr`, A's length, from A's rhythm (first) to B's (last), in A's sounds.
+
+        latent: encode A, and A's sounds on B's rhythm (stage 2), interpolate the
+        two latent sequences linearly and decode each step (the research's
+        latent interpolation, with the timbre held to A's).
+        conditioning: interpolate the transcription probabilities of A and B and
+        let stage 2 play each mixture with A's sounds.
+        """
+        if space not in INTERPOLATION_SPACES:
+            raise ValueError(f"space must be one of {INTERPOLATION_SPACES}")
+        msr = self.model.sr
+        a, b = audio.resample(a_y, sr, msr), audio.resample(b_y, sr, msr)
+        b = np.resize(b, len(a)) if len(b) < len(a) else b[:len(a)]     # B looped or cut to A's length
+        mu_s, p_s, _ = self.source_memory(a)
+        p_a, p_b = self.condition(a), self.condition(b)
+        outs = []
+        alphas = np.linspace(0.0, 1.0, steps)
+        if space == "conditioning":
+            for alpha in alphas:
+                y, _ = self.render(mu_s, p_s, (1 - alpha) * p_a + alpha * p_b, len(a))
+                outs.append(y)
+        else:
+            mu_a = self._latents(a)
+            mu_ab = self._stage2_latents(mu_s, p_s, p_b)[..., :mu_a.shape[-1]]
+            noise_seed = 0
+            for alpha in alphas:
+                z = (1 - alpha) * mu_a + alpha * mu_ab
+                gen = torch.Generator(self.device).manual_seed(noise_seed)
+                y = self.model.autoencoder.decode(z, gen)[0, 0].cpu().numpy()
+                outs.append(np.pad(y, (0, max(0, len(a) - len(y))))[:len(a)])
+        return [np.clip(audio.resample(y, msr, sr)[:len(a_y)], -1, 1).astype(np.float32) for y in outs]
+
+    def _latents(self, y: np.ndarray) -> torch.Tensor:
+        frames = -(-len(y) // self.comp)
+        return self.model.encode(self._tensor(np.pad(y, (0, frames * self.comp - len(y))))[None, None])
+
+    def _stage2_latents(self, mu_s, p_s, p_t: np.ndarray) -> torch.Tensor:
+        """mu_hat over the whole length of `p_t`: windows of WINDOW_FRAMES, joined at their midpoints."""
+        starts = window_starts(p_t.shape[1], WINDOW_FRAMES, FADE_FRAMES)
+        p = np.pad(p_t, ((0, 0), (0, starts[-1] + WINDOW_FRAMES - p_t.shape[1])))
+        out = torch.zeros(1, mu_s.shape[1], p.shape[1], device=self.device)
+        for s in starts:
+            mu_hat = self.model(mu_s, p_s, self._tensor(p[:, s:s + WINDOW_FRAMES])[None])[0]
+            keep = FADE_FRAMES // 2 if s else 0
+            out[..., s + keep:s + WINDOW_FRAMES] = mu_hat[..., keep:]
+        return out[..., :p_t.shape[1]]
+
+
+def transform_files(source: Path, target: Path, redrummer: Redrummer | None = None) -> TransformResult:
+    """Load both recordings (any format and rate, up to MAX_SECONDS) -> the result at the target's rate."""
+    t_y, t_sr = audio.load(target, max_seconds=MAX_SECONDS, require_sound=True, what="target")
+    s_y, _ = audio.load(source, sr=t_sr, max_seconds=MAX_SECONDS, require_sound=True, what="source")
+    return (redrummer or Redrummer()).transform_signal(s_y, t_y, t_sr)
+
+
+def interpolate_files(a: Path, b: Path, steps: int, space: str = "latent",
+                      redrummer: Redrummer | None = None) -> tuple[list[np.ndarray], int]:
+    a_y, sr = audio.load(a, max_seconds=MAX_SECONDS, require_sound=True, what="A")
+    b_y, _ = audio.load(b, sr=sr, max_seconds=MAX_SECONDS, require_sound=True, what="B")
+    return (redrummer or Redrummer()).interpolate_signals(a_y, b_y, sr, steps, space), sr
+
+
+def plot(result: TransformResult, source: np.ndarray, target: np.ndarray, path: Path) -> None:
+    """Source, output and target waveforms, the target's transcription and the attention heads (PNG)."""
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from redrum_kit import files
+    from redrum_kit.rhythm.events import TRANSCRIPTION_CLASSES
+    heads = result.attention[-1]                                     # last layer: (heads, T_t, T_s)
+    fig = plt.figure(figsize=(11, 8))
+    grid = fig.add_gridspec(5, max(1, len(heads)))
+    for row, (name, y) in enumerate((("source", source), ("output", result.y), ("target", target))):
+        ax = fig.add_subplot(grid[row, :])
+        ax.plot(np.arange(len(y)) / result.sr, y, lw=0.4)
+        ax.set_ylabel(name, fontsize=8)
+        ax.set_xlim(0, len(target) / result.sr)
+    ax = fig.add_subplot(grid[3, :])
+    t = np.arange(result.target_probs.shape[1]) / result.frame_rate
+    for cls, p in zip(TRANSCRIPTION_CLASSES, result.target_probs):
+        ax.plot(t, p, lw=0.8, label=cls)
+    ax.set_xlim(0, len(target) / result.sr)
+    ax.set_ylabel("target\nprobability", fontsize=8)
+    ax.legend(fontsize=6, ncol=5, loc="upper right")
+    for h, w in enumerate(heads):
+        ax = fig.add_subplot(grid[4, h])
+        ax.imshow(w.T, aspect="auto", origin="lower", cmap="magma")
+        ax.set_title(f"head {h + 1}", fontsize=8)
+        ax.set_xlabel("target frame", fontsize=7)
+        ax.set_ylabel("source frame", fontsize=7)
+        ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    files.write_bytes(path, buffer.getvalue())

@@ -1,0 +1,229 @@
+"""Stage 2: the rhythm transformer, its grid data and trainer, `redrum transform` and `redrum interpolate`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from redrum_kit.cli import main
+from redrum_kit.models import stage2
+from redrum_kit.models.stage1 import Stage1Config
+from tests.conftest import write
+
+
+def tiny_redrum(**kw) -> stage2.Redrum:
+    s1 = Stage1Config(channels=[8, 16, 16], latent=4)
+    return stage2.Redrum(stage2.Stage2Config(latent=4, d_model=16, ffn=32, layers=2, stage1=asdict(s1), **kw)).eval()
+
+
+def test_transformer_output_follows_the_target_length_and_attention_is_a_distribution():
+    model = tiny_redrum()
+    mu_s, p_s, p_t = torch.randn(2, 4, 30), torch.rand(2, 5, 30), torch.rand(2, 5, 50)
+    mu_hat, sigma_hat, attention = model(mu_s, p_s, p_t)
+    assert mu_hat.shape == sigma_hat.shape == (2, 4, 50)
+    assert bool((sigma_hat > 0).all())
+    assert len(attention) == 2 and attention[0].shape == (2, 4, 50, 30)
+    assert torch.allclose(attention[0].sum(-1), torch.ones(2, 4, 50), atol=1e-5)
+
+
+def test_rhythm_bias_sends_a_target_hit_to_the_source_frames_of_the_same_drum():
+    model = tiny_redrum()
+    attn = model.transformer.layers[0].attn
+    with torch.no_grad():
+        for lin in (attn.q, attn.k):
+            lin.weight.zero_()
+            lin.bias.zero_()
+        attn.rhythm.weight.copy_(torch.eye(5).repeat(4, 1) * 20)   # every head: class c looks for class c
+    p_s = torch.zeros(1, 5, 40)
+    p_s[0, 0, 5] = p_s[0, 1, 17] = p_s[0, 2, 30] = 1.0               # source: kick at 5, snare at 17, hat at 30
+    p_t = torch.zeros(1, 5, 40)
+    p_t[0, 1, 3] = p_t[0, 0, 22] = p_t[0, 2, 35] = 1.0               # target: snare at 3, kick at 22, hat at 35
+    with torch.no_grad():
+        _, _, attention = model(torch.randn(1, 4, 40), p_s, p_t)
+    w = attention[0][0, 0]
+    assert int(w[3].argmax()) == 17 and int(w[22].argmax()) == 5 and int(w[35].argmax()) == 30
+    assert float(w[22, 5]) > 0.9
+
+
+def test_attention_entropy_loss_rewards_heads_that_look_at_different_frames():
+    same = torch.zeros(1, 4, 3, 4)
+    same[..., 0] = 1.0
+    diverse = torch.zeros(1, 4, 3, 4)
+    for h in range(4):
+        diverse[0, h, :, h] = 1.0
+    assert stage2.attention_entropy_loss([diverse]) < stage2.attention_entropy_loss([same])
+    assert abs(float(stage2.attention_entropy_loss([same]))) < 1e-4
+
+
+def test_checkpoint_carries_its_own_autoencoder(tmp_path):
+    model = tiny_redrum()
+    path = tmp_path / "stage2.safetensors"
+    stage2.save(model, path)
+    back = stage2.load(path)
+    y = torch.randn(1, 1, 2048) * 0.1
+    assert torch.allclose(back.encode(y), model.encode(y).half().float(), atol=2e-2)
+
+
+# -- the grid, training and the CLI ------------------------------------------
+
+def tiny_configs(tmp: Path):
+    from redrum_kit.config import load_config
+    from redrum_kit.workspace import presets_dir
+    from training import stage1, stage2 as recipe
+    s1 = load_config(stage1.TrainConfig, presets_dir() / "training" / "stage1-tiny.toml",
+                     data_dir=str(tmp / "clips"), run_dir=str(tmp / "run1"), out=str(tmp / "stage1.safetensors"))
+    s2 = load_config(recipe.TrainConfig, presets_dir() / "training" / "stage2-tiny.toml",
+                     data_dir=str(tmp / "grid"), run_dir=str(tmp / "run2"), stage1=s1.out,
+                     out=str(tmp / "models" / "stage2.safetensors"))
+    return s1, s2
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Tiny stage 1, then tiny stage 2 on it: (stage-2 config, summary)."""
+    from training import stage1, stage2 as recipe
+    tmp = tmp_path_factory.mktemp("stage2")
+    s1, s2 = tiny_configs(tmp)
+    stage1.train(s1)
+    return s2, recipe.train(s2)
+
+
+@pytest.fixture
+def installed(trained, tmp_path, monkeypatch):
+    cfg, _ = trained
+    presets = tmp_path / "presets"
+    (presets / "models").mkdir(parents=True)
+    shutil.copy(cfg.out, presets / "models" / "stage2.safetensors")
+    monkeypatch.setenv("REDRUM_PRESETS", str(presets))
+    return presets
+
+
+def test_grid_pairs_share_rhythm_with_the_target_and_sounds_with_the_source(trained):
+    from redrum_kit.datasets.build import Dataset
+    cfg, _ = trained
+    ds = Dataset(Path(cfg.data_dir), "train")
+    rhythms = ds.manifest["config"]["grid_rhythms"]
+    a, b, r2 = 0, 1, 2
+    target, pseudo, source = ds[b * rhythms + r2], ds[a * rhythms + r2], ds[a * rhythms]
+    assert pseudo["kit"] == source["kit"] != target["kit"]
+    assert [round(e[0], 4) for e in pseudo["events"]] == [round(e[0], 4) for e in target["events"]]
+    assert not np.allclose(pseudo["audio"], target["audio"])
+
+
+def test_tiny_training_lowers_the_latent_error_and_writes_card_and_logs(trained):
+    cfg, summary = trained
+    assert summary["complete"] and summary["step"] == cfg.steps
+    rows = [json.loads(line) for line in (Path(cfg.run_dir) / "log.jsonl").read_text().splitlines()]
+    latent = [r["latent"] for r in rows if "latent" in r]
+    assert np.mean(latent[-2:]) < np.mean(latent[:2])
+    assert any("critic" in r for r in rows) and any("val_timbre_ratio" in r for r in rows)
+    card = Path(cfg.out).with_suffix(".md").read_text()
+    assert f"{cfg.steps} steps" in card and "| model |" in card and "| replace |" in card
+    assert Path(cfg.out).stat().st_size < 20e6
+    metrics = json.loads(Path(cfg.out).with_suffix(".metrics.json").read_text())
+    assert metrics["evaluation"]["groups"]
+
+
+def test_cli_transform_keeps_the_target_rate_and_length_and_never_overwrites(installed, tmp_path, capsys):
+    from redrum_kit.bench import drum_audio
+    src = write(tmp_path / "source.wav", drum_audio(4.0, 44100), sr=44100)
+    tgt = write(tmp_path / "target.flac", drum_audio(7.3, 48000)[::-1].copy(), sr=48000)
+    out, js, png = tmp_path / "out.wav", tmp_path / "out.json", tmp_path / "out.png"
+    assert main(["transform", str(src), str(tgt), "-o", str(out), "--json", str(js), "--plot", str(png)]) == 0
+    y, sr = sf.read(out)
+    assert sr == 48000 and len(y) == int(7.3 * 48000)
+    assert np.isfinite(y).all() and np.abs(y).max() > 0
+    info = json.loads(js.read_text())
+    assert info["method"] == "model" and info["path"] == str(out)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    out2 = tmp_path / "again.wav"
+    assert main(["transform", str(src), str(tgt), "-o", str(out2)]) == 0
+    assert np.array_equal(sf.read(out2)[0], y)                      # the same inputs give the same output
+    before = out.read_bytes()
+    assert main(["transform", str(src), str(tgt), "-o", str(out)]) != 0
+    assert out.read_bytes() == before and "exists" in capsys.readouterr().err
+
+
+def silent(d):
+    return write(d / "silent.wav", np.zeros(22050, np.float32))
+
+
+def not_audio(d):
+    (d / "notes.wav").write_text("not audio")
+    return d / "notes.wav"
+
+
+@pytest.mark.parametrize("make, message", [(silent, "silent"), (not_audio, "not an audio file"),
+                                           (lambda d: d / "missing.wav", "no such file")])
+def test_cli_transform_bad_input_is_one_line(installed, tmp_path, capsys, make, message):
+    from redrum_kit.bench import drum_audio
+    good = write(tmp_path / "good.wav", drum_audio(2.0, 22050), sr=22050)
+    for args in ([str(make(tmp_path)), str(good)], [str(good), str(make(tmp_path))]):
+        assert main(["transform", *args, "-o", str(tmp_path / "o.wav")]) != 0
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("redrum: error:") and len(err.splitlines()) == 1 and message in err
+        assert not (tmp_path / "o.wav").exists()
+
+
+def test_cli_transform_without_a_checkpoint_says_how_to_train(tmp_path, monkeypatch, capsys):
+    from redrum_kit.bench import drum_audio
+    monkeypatch.setenv("REDRUM_PRESETS", str(tmp_path / "empty"))
+    a = write(tmp_path / "a.wav", drum_audio(2.0, 22050), sr=22050)
+    assert main(["transform", str(a), str(a), "-o", str(tmp_path / "o.wav")]) != 0
+    assert "redrum train stage2" in capsys.readouterr().err
+    assert main(["transform", str(a), str(a), "-o", str(tmp_path / "o.wav"), "--method", "replace",
+                 "--plot", str(tmp_path / "p.png")]) != 0
+    assert "--method model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("space", ["latent", "conditioning"])
+def test_cli_interpolate_writes_the_steps_at_a_rate_and_length(installed, tmp_path, capsys, space):
+    from redrum_kit.bench import drum_audio
+    a = write(tmp_path / "a.wav", drum_audio(3.0, 44100), sr=44100)
+    b = write(tmp_path / "b.wav", drum_audio(2.0, 22050)[::-1].copy(), sr=22050)
+    out = tmp_path / "morph"
+    assert main(["interpolate", str(a), str(b), "--steps", "4", "--space", space, "-o", str(out)]) == 0
+    files = sorted(out.glob("*.wav"))
+    assert len(files) == 4
+    ys = [sf.read(f) for f in files]
+    assert all(sr == 44100 and len(y) == 3 * 44100 for y, sr in ys)
+    assert not np.allclose(ys[0][0], ys[-1][0])
+    assert main(["interpolate", str(a), str(b), "--steps", "4", "--space", space, "-o", str(out)]) != 0
+    assert "exists" in capsys.readouterr().err
+
+
+def test_cli_interpolate_rejects_bad_steps(installed, tmp_path, capsys):
+    from redrum_kit.bench import drum_audio
+    a = write(tmp_path / "a.wav", drum_audio(1.0, 22050), sr=22050)
+    assert main(["interpolate", str(a), str(a), "--steps", "1", "-o", str(tmp_path / "m")]) != 0
+    assert "--steps" in capsys.readouterr().err and not (tmp_path / "m").exists()
+
+
+def test_cli_train_stage2_rejects_a_clip_dataset(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('dataset_config = "presets/training/dataset-tiny.toml"\nstage1 = "nowhere.safetensors"\n')
+    assert main(["train", "stage2", "--config", str(bad)]) != 0
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and ("stage1" in err or "grid" in err)
+
+
+def test_cli_eval_transform_and_interpolate_print_both_methods_and_spaces(trained, installed, capsys):
+    cfg, _ = trained
+    assert main(["eval", "transform", "--data", cfg.data_dir, "--pairs", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    group = result["groups"]["synth"]
+    for method in ("model", "replace"):
+        assert 0.0 <= group[method]["rhythm_f"] <= 1.0 and group[method]["timbre_ratio"] >= 0.0
+    assert main(["eval", "interpolate", "--data", cfg.data_dir, "--pairs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "latent" in out and "conditioning" in out
+    assert main(["eval", "transform", "--data", cfg.data_dir, "--pairs", "0"]) != 0
+    assert main(["eval", "transform"]) != 0
+    assert "--data" in capsys.readouterr().err

@@ -1,0 +1,155 @@
+"""`redrum eval transform`: does the redrum keep the target's rhythm and the source's sounds?
+
+Pairs come from the test split of a grid dataset (kits never in training):
+source = kit a playing rhythm 1, target = kit b playing rhythm 2, and the
+true answer x_{s->t} = kit a playing rhythm 2 (rendered with the same
+oneshots and mix chain). For each method (`model`, `replace`):
+
+- rhythm: onset F-measure (mir_eval, 50 ms) of the output's transcribed
+  events against the events the target was rendered from, mean over the
+  classes present; `rhythm_relative` divides it by the same F of the true
+  rendering (so the transcriber's own misses do not count against the method);
+- timbre: log-mel distance (dB) from the output to the true rendering over
+  that from the target itself (0: perfect, 1: no better than returning the
+  target).
+
+Groups: by the source kit (real Hydrogen kits, synthesiser kits) and the
+pairs whose target has layered hits (at least `LAYERED_SHARE` of its onsets
+within 30 ms of an onset of another class).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from redrum_kit import features
+from redrum_kit.datasets.build import Dataset
+from redrum_kit.errors import RedrumError
+from redrum_kit.models import transcriber as crnn
+from redrum_kit.replace import replace_signal
+from redrum_kit.rhythm.events import TRANSCRIPTION_CLASSES
+from training.transcriber import f_measures, kit_group, match_counts, reference_onsets
+
+LAYERED_SHARE = 0.3
+METHODS = ("model", "replace")
+
+
+def layered_share(ref: dict[str, np.ndarray], window: float = 0.03) -> float:
+    """The share of onsets within `window` s of an onset of another class."""
+    onsets = [(t, c) for c, times in ref.items() for t in times]
+    if not onsets:
+        return 0.0
+    hits = sum(any(abs(t - u) <= window and c != d for u, d in onsets) for t, c in onsets)
+    return hits / len(onsets)
+
+
+def rhythm_counts(y: np.ndarray, ref: dict[str, np.ndarray], transcriber) -> dict[str, np.ndarray]:
+    probs = transcriber.activations(y)
+    found = crnn.peak_pick(probs, transcriber.cfg.frame_rate, transcriber.cfg.classes, transcriber.threshold)
+    return {c: match_counts(ref[c], np.array([t for t, cls, _ in found if cls == c])) for c in TRANSCRIPTION_CLASSES}
+
+
+def draw_pairs(ds: Dataset, n: int, seed: int) -> list[tuple[int, int, int]]:
+    """(source, target, true) item indices; `n` pairs with a real source kit and `n` with a synthesiser one
+    (as many as the grid has kits for)."""
+    rhythms = int(ds.manifest["config"].get("grid_rhythms") or 0)
+    if not rhythms:
+        raise RedrumError(f"{ds.folder}: not a grid dataset (build one with grid_rhythms, e.g. "
+                          "presets/training/dataset-grid.toml)")
+    kits = len(ds) // rhythms
+    names = [ds[k * rhythms]["kit"] for k in range(kits)]
+    rng = np.random.default_rng(seed)
+    out = []
+    for group in ("real", "synth"):
+        sources = [k for k in range(kits) if kit_group(names[k]) == group]
+        for i in range(n if sources else 0):
+            a = sources[i % len(sources)]
+            b = int(rng.choice([k for k in range(kits) if k != a]))
+            r1, r2 = (int(x) for x in rng.choice(rhythms, 2, replace=False))
+            out.append((a * rhythms + r1, b * rhythms + r2, a * rhythms + r2))
+    return out
+
+
+def evaluate(redrummer, data_dir: Path, pairs: int = 20, seed: int = 0, progress=None) -> dict:
+    """Figures per method and group (see the module's docstring)."""
+    ds = Dataset(Path(data_dir), "test", in_memory=True)
+    transcriber = redrummer.condition.transcriber
+    sr = redrummer.model.sr
+    rows = []
+    chosen = draw_pairs(ds, pairs, seed)
+    for s_i, t_i, true_i in (progress(chosen) if progress else chosen):
+        s, t, true = ds[s_i], ds[t_i], ds[true_i]
+        ref = reference_onsets(t, list(TRANSCRIPTION_CLASSES))
+        outputs = {"model": redrummer.transform_signal(s["audio"], t["audio"], sr).y,
+                   "replace": replace_signal(t["audio"], sr, s["audio"], transcriber=transcriber).y}
+        x_true = torch.from_numpy(true["audio"])[None]
+        d_target = float(features.log_mel_distance(torch.from_numpy(t["audio"])[None], x_true, sr)[0])
+        row = {"source_kit": s["kit"], "target_kit": t["kit"], "group": kit_group(s["kit"]),
+               "layered": layered_share(ref) >= LAYERED_SHARE,
+               "true": rhythm_counts(true["audio"], ref, transcriber)}
+        for m, y in outputs.items():
+            d = float(features.log_mel_distance(torch.from_numpy(y)[None], x_true, sr)[0])
+            row[m] = {"counts": rhythm_counts(y, ref, transcriber), "timbre_ratio": d / max(d_target, 1e-3)}
+        rows.append(row)
+    groups = {"real": [r for r in rows if r["group"] == "real"], "synth": [r for r in rows if r["group"] == "synth"],
+              "layered": [r for r in rows if r["layered"]]}
+    out = {"pairs": len(rows), "source": str(data_dir), "groups": {}}
+    for name, members in groups.items():
+        if not members:
+            continue
+        def summed(key):
+            return {c: sum((r[key]["counts"][c] if key in METHODS else r[key][c]) for r in members)
+                    for c in TRANSCRIPTION_CLASSES}
+        true_f = f_measures(summed("true"))["mean_f"]
+        g = {"pairs": len(members), "true_rendering_f": true_f}
+        for m in METHODS:
+            f = f_measures(summed(m))
+            g[m] = {"rhythm_f": f["mean_f"], "rhythm_relative": round(f["mean_f"] / true_f, 4) if true_f else 0.0,
+                    "timbre_ratio": round(float(np.mean([r[m]["timbre_ratio"] for r in members])), 4),
+                    "per_class_f": {c: v["f"] for c, v in f["per_class"].items()}}
+        out["groups"][name] = g
+    return out
+
+
+def table(ev: dict) -> str:
+    """A Markdown table of `evaluate`'s figures."""
+    lines = ["| source kits | pairs | method | rhythm F | rhythm F / true rendering's | timbre ratio |",
+             "|---|---|---|---|---|---|"]
+    labels = {"real": "unseen real (Hydrogen)", "synth": "unseen synthesiser", "layered": "layered-hit targets"}
+    for name, g in ev["groups"].items():
+        for m in METHODS:
+            r = g[m]
+            lines.append(f"| {labels.get(name, name)} | {g['pairs']} | {m} | {r['rhythm_f']:.3f} | "
+                         f"{r['rhythm_relative']:.3f} | {r['timbre_ratio']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def interpolation_curves(redrummer, data_dir: Path, pairs: int = 10, steps: int = 5, seed: int = 0) -> dict:
+    """How each interpolation space moves the rhythm: per step, the onset F of the output against
+    A's events and against B's (A and B: one kit instance playing two rhythms of the test grid, so that
+    only the rhythm changes). Gradual: F against B rises step by step while F against A falls."""
+    from redrum_kit.transform import INTERPOLATION_SPACES
+    ds = Dataset(Path(data_dir), "test", in_memory=True)
+    transcriber = redrummer.condition.transcriber
+    sr = redrummer.model.sr
+    chosen = draw_pairs(ds, max(1, pairs // 2), seed)
+    out = {}
+    for space in INTERPOLATION_SPACES:
+        to_a = np.zeros((steps, len(TRANSCRIPTION_CLASSES), 3))
+        to_b = np.zeros_like(to_a)
+        for s_i, _, true_i in chosen:                       # A = source, B = the same kit on the target's rhythm
+            a, b = ds[s_i], ds[true_i]
+            ref_a, ref_b = (reference_onsets(x, list(TRANSCRIPTION_CLASSES)) for x in (a, b))
+            for k, y in enumerate(redrummer.interpolate_signals(a["audio"], b["audio"], sr, steps, space)):
+                for ref, acc in ((ref_a, to_a), (ref_b, to_b)):
+                    acc[k] += np.stack(list(rhythm_counts(y, ref, transcriber).values()))
+        def curve(acc):
+            return [f_measures(dict(zip(TRANSCRIPTION_CLASSES, acc[k])))["mean_f"] for k in range(steps)]
+        fa, fb = curve(to_a), curve(to_b)
+        out[space] = {"f_to_a": fa, "f_to_b": fb,
+                      "monotone": bool(all(x <= y + 0.02 for x, y in zip(fb, fb[1:]))
+                                       and all(x >= y - 0.02 for x, y in zip(fa, fa[1:])))}
+    return {"pairs": len(chosen), "steps": steps, "spaces": out}

@@ -1,0 +1,340 @@
+"""Train the rhythm transformer: `redrum train stage2 --config presets/training/stage2.toml`.
+
+Data: a kit-instance x rhythm grid (`redrum dataset build`, `grid_rhythms`),
+built or resumed first. Every cell is encoded once by the frozen stage-1
+encoder (mu) and transcribed once (probabilities at the latent frame rate);
+every step then draws fresh pairs: source (kit a, rhythm 1), target (kit b,
+rhythm 2) and the pseudo-target x_{s->t} (kit a, rhythm 2).
+
+Losses (weights in the config):
+- latent: mean squared error of mu_hat to the pseudo-target's mu, over the
+  variance of that mu (1 = no better than predicting its mean);
+- reconstruction: multi-scale spectral distance of the decoded z (a crop of
+  `audio_frames`, for `audio_items` of the batch) to the pseudo-target's audio;
+- cycle: the output, re-timed with the source's own transcription, should
+  give the source's mu back (normalised like the latent term);
+- attention entropy: minus the divergence between heads (head diversity);
+- KL of z = mu_hat + sigma_hat * eps to the stage-1 prior, beta rising over
+  `warmup` steps;
+- from `adversarial_after`: the decoder adapts, with stage 1's critics.
+
+Validation pairs come from the val split (kits never in training).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from redrum_kit import features, transform
+from redrum_kit.config import from_dict, load_config
+from redrum_kit.datasets.build import Dataset, DatasetConfig, build
+from redrum_kit.errors import RedrumError
+from redrum_kit.models import discriminators as disc
+from redrum_kit.models import stage1 as stage1_lib
+from redrum_kit.models import stage2 as model_lib
+from training import trainer as trainer_lib
+from training.trainer import Trainer
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    dataset_config: str = "presets/training/dataset-grid.toml"
+    data_dir: str = "runs/datasets/grid"
+    stage1: str = "presets/models/stage1.safetensors"
+    transcriber: str = "auto"          # 'model' (the shipped CRNN), 'baseline', or 'auto'
+    run_dir: str = "runs/stage2"
+    out: str = "presets/models/stage2.safetensors"
+    device: str = "auto"
+    steps: int = 30_000
+    adversarial_after: int = 25_000
+    batch_size: int = 16
+    frames: int = 128                  # latent frames per example (2.97 s)
+    audio_frames: int = 32             # latent frames decoded for the spectral loss (0.74 s)
+    audio_items: int = 8               # batch items decoded for the spectral loss (decoding is the costly part)
+    lr: float = 3e-4
+    latent: float = 1.0
+    reconstruction: float = 0.1
+    cycle: float = 0.3
+    entropy: float = 0.1
+    beta: float = 0.05
+    warmup: int = 5000
+    adversarial_weight: float = 1.0
+    feature_matching: float = 10.0
+    log_every: int = 25
+    val_every: int = 500
+    save_every: int = 500
+    val_pairs: int = 32
+    eval_pairs: int = 0                # test pairs for the card's evaluation (0: skip)
+    max_minutes: float = 0.0
+    model: dict = field(default_factory=dict)
+    discriminator: dict = field(default_factory=dict)
+
+
+class Grid:
+    """One split of a grid dataset, encoded and transcribed: tensors indexed by (kit instance, rhythm)."""
+
+    def __init__(self, ds: Dataset, model: model_lib.Redrum, conditioner: transform.Conditioner,
+                 frames: int, device: torch.device, desc: str):
+        cfg = ds.manifest["config"]
+        self.rhythms = int(cfg.get("grid_rhythms") or 0)
+        if not self.rhythms:
+            raise RedrumError(f"{ds.folder}: not a grid dataset (set grid_rhythms in its config)")
+        self.kits = len(ds) // self.rhythms
+        comp = model.compression
+        self.frames = frames
+        length = (frames + 1) * comp
+        audio, mus, probs, self.events, self.kit_names = [], [], [], [], []
+        batch = []
+        for i in tqdm(range(len(ds)), desc=f"encoding {desc}", unit="clip", disable=None):
+            item = ds[i]
+            y = np.pad(item["audio"], (0, max(0, length - len(item["audio"]))))[:length]
+            audio.append(torch.from_numpy((y * 32767).astype(np.int16)))
+            probs.append(torch.from_numpy(conditioner(y)[:, :frames + 1]))
+            self.events.append(item["events"])
+            self.kit_names.append(item["kit"])
+            batch.append(y)
+            if len(batch) == 16 or i == len(ds) - 1:
+                with torch.no_grad():
+                    x = torch.from_numpy(np.stack(batch))[:, None].to(device)
+                    mus += list(model.encode(x).cpu())
+                batch = []
+        self.audio, self.mu, self.probs = torch.stack(audio), torch.stack(mus), torch.stack(probs)
+
+    def index(self, kit: int, rhythm: int) -> int:
+        return kit * self.rhythms + rhythm
+
+    def draw(self, rng: np.random.Generator, n: int) -> list[tuple[int, int, int, int]]:
+        """n pairs (kit a, rhythm 1, kit b, rhythm 2) with a != b and 1 != 2."""
+        out = []
+        for _ in range(n):
+            a, b = rng.choice(self.kits, 2, replace=False) if self.kits > 1 else (0, 0)
+            r1, r2 = rng.choice(self.rhythms, 2, replace=False) if self.rhythms > 1 else (0, 0)
+            out.append((int(a), int(r1), int(b), int(r2)))
+        return out
+
+    def batch(self, pairs, offsets, device) -> dict:
+        """Tensors of a batch of pairs; `offsets` (source, target) crop starts in frames."""
+        f = self.frames
+        def take(t, cells, offs):
+            return torch.stack([t[c][..., o:o + f] for c, o in zip(cells, offs)]).to(device)
+        src = [self.index(a, r1) for a, r1, _, _ in pairs]
+        tgt = [self.index(b, r2) for _, _, b, r2 in pairs]
+        pseudo = [self.index(a, r2) for a, _, _, r2 in pairs]
+        so, to = [o[0] for o in offsets], [o[1] for o in offsets]
+        return {"mu_s": take(self.mu, src, so), "p_s": take(self.probs, src, so),
+                "p_t": take(self.probs, tgt, to), "mu_st": take(self.mu, pseudo, to),
+                "pseudo": pseudo, "target": tgt, "target_offsets": to}
+
+    def audio_of(self, cells, frame_offsets, frames: int, comp: int, device) -> torch.Tensor:
+        """`(B, 1, frames * comp)` float audio of cells from the given latent frames."""
+        clips = [self.audio[c][o * comp:(o + frames) * comp] for c, o in zip(cells, frame_offsets)]
+        return (torch.stack(clips).float() / 32767)[:, None].to(device)
+
+
+def normalised_mse(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the target's variance: 0 perfect, 1 no better than its mean."""
+    return torch.mean((estimate - target) ** 2) / target.var().detach().clamp_min(1e-6)
+
+
+class Stage2Recipe:
+    def __init__(self, cfg: TrainConfig, trainer: Trainer | None = None):
+        self.cfg = cfg
+        self.autoencoder = stage1_lib.load(Path(cfg.stage1))
+        data_cfg = load_config(DatasetConfig, Path(cfg.dataset_config))
+        if data_cfg.sr != self.autoencoder.cfg.sr:
+            raise RedrumError(f"the dataset's rate ({data_cfg.sr} Hz) differs from stage 1's "
+                              f"({self.autoencoder.cfg.sr} Hz)")
+        if not data_cfg.grid_rhythms:
+            raise RedrumError(f"{cfg.dataset_config}: stage 2 needs a grid dataset (set grid_rhythms)")
+        if cfg.audio_frames > cfg.frames:
+            raise RedrumError("audio_frames must not exceed frames")
+        def prepare():
+            build(data_cfg, Path(cfg.data_dir),
+                  progress=lambda total: tqdm(total=total, desc="building grid", unit="clip", disable=None))
+        (trainer.main_first if trainer else lambda fn: fn())(prepare)
+        self.data_manifest = json.loads((Path(cfg.data_dir) / "manifest.json").read_text())
+
+    # -- trainer interface -------------------------------------------------------
+
+    def setup(self, device: torch.device, wrap) -> None:
+        cfg = self.cfg
+        self.device = device
+        overrides = {k: v for k, v in cfg.model.items()}
+        from_dict(model_lib.Stage2Config, dict(overrides, latent=self.autoencoder.cfg.latent), "stage-2 config [model]")
+        self.model = model_lib.from_stage1(self.autoencoder, **overrides).to(device)
+        self.model.autoencoder.requires_grad_(False)
+        from redrum_kit.transcription import load_model as load_transcriber
+        self.conditioner = transform.Conditioner(self.model, load_transcriber(cfg.transcriber))
+        self.model.eval()
+        self.train_grid = Grid(Dataset(Path(cfg.data_dir), "train", in_memory=True), self.model, self.conditioner,
+                               cfg.frames, device, "train grid")
+        self.val_grid = Grid(Dataset(Path(cfg.data_dir), "val", in_memory=True), self.model, self.conditioner,
+                             cfg.frames, device, "val grid")
+        critic_cfg = from_dict(disc.DiscriminatorConfig, cfg.discriminator, "stage-2 config [discriminator]")
+        self.critics = disc.Discriminators(critic_cfg).to(device)
+        self.transformer_ddp = wrap(self.model.transformer)
+        self.critics_ddp = wrap(self.critics)
+        betas = (0.5, 0.9)
+        self.opt_g = torch.optim.Adam(self.model.transformer.parameters(), lr=cfg.lr, betas=betas)
+        self.opt_dec = torch.optim.Adam(self.model.autoencoder.decoder.parameters(), lr=cfg.lr / 3, betas=betas)
+        self.opt_d = torch.optim.Adam(self.critics.parameters(), lr=cfg.lr, betas=betas)
+        self.rng = np.random.default_rng(torch.initial_seed() % 2**32)
+
+    def modules(self) -> dict:
+        return {"model": self.model, "critics": self.critics}
+
+    def optimizers(self) -> dict:
+        return {"transformer": self.opt_g, "decoder": self.opt_dec, "critics": self.opt_d}
+
+    def _offsets(self, n: int) -> list[tuple[int, int]]:
+        return [(int(self.rng.integers(2)), int(self.rng.integers(2))) for _ in range(n)]
+
+    def losses(self, grid: Grid, pairs, offsets, step: int, train: bool) -> tuple[dict, torch.Tensor, torch.Tensor]:
+        """-> the loss terms, the decoded crop and the pseudo-target's audio under it."""
+        cfg, comp = self.cfg, self.model.compression
+        b = grid.batch(pairs, offsets, self.device)
+        net = self.transformer_ddp if train else self.model.transformer
+        mu_hat, sigma_hat, attention = net(b["mu_s"], b["p_s"], b["p_t"])
+        z = mu_hat + sigma_hat * torch.randn_like(sigma_hat)
+        mu_back, _, _ = net(mu_hat, b["p_t"], b["p_s"])
+        n = min(len(pairs), cfg.audio_items)
+        crop = [int(self.rng.integers(0, cfg.frames - cfg.audio_frames + 1)) for _ in range(n)]
+        z_crop = torch.stack([z[i, :, c:c + cfg.audio_frames] for i, c in enumerate(crop)])
+        y_hat = self.model.autoencoder.decode(z_crop)
+        x = grid.audio_of(b["pseudo"][:n], [o + c for o, c in zip(b["target_offsets"], crop)], cfg.audio_frames,
+                          comp, self.device)
+        terms = {"latent": normalised_mse(mu_hat, b["mu_st"]),
+                 "reconstruction": features.spectral_distance(x, y_hat),
+                 "cycle": normalised_mse(mu_back, b["mu_s"]),
+                 "entropy": model_lib.attention_entropy_loss(attention),
+                 "kl": stage1_lib.kl_divergence(mu_hat, sigma_hat)}
+        return terms, y_hat, x
+
+    def step(self, step: int) -> dict:
+        cfg = self.cfg
+        adversarial = step >= cfg.adversarial_after
+        self.model.transformer.train()
+        self.model.autoencoder.decoder.requires_grad_(adversarial)
+        pairs = self.train_grid.draw(self.rng, cfg.batch_size)
+        terms, y_hat, x = self.losses(self.train_grid, pairs, self._offsets(len(pairs)), step, train=True)
+        beta = cfg.beta * min(1.0, step / max(1, cfg.warmup))
+        loss = (cfg.latent * terms["latent"] + cfg.reconstruction * terms["reconstruction"]
+                + cfg.cycle * terms["cycle"] + cfg.entropy * terms["entropy"] + beta * terms["kl"])
+        out = {k: v.item() for k, v in terms.items()}
+        out["beta"] = beta
+        if adversarial:
+            adv, figures = disc.adversarial_step(self.critics_ddp, self.opt_d, x, y_hat,
+                                                 cfg.adversarial_weight, cfg.feature_matching)
+            loss = loss + adv
+            out.update(figures)
+        self.opt_g.zero_grad()
+        self.opt_dec.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.transformer.parameters(), 5.0)
+        self.opt_g.step()
+        if adversarial:
+            self.opt_dec.step()
+        return out
+
+    @torch.no_grad()
+    def validate(self, step: int = 0) -> dict:
+        """Loss terms on fixed val pairs, and the timbre ratio: log-mel distance (dB) of the decoded
+        output to the pseudo-target, over that of the target itself (lower is better; 1: no better
+        than returning the target)."""
+        self.model.eval()
+        grid, comp, cfg = self.val_grid, self.model.compression, self.cfg
+        rng_state = self.rng
+        self.rng = np.random.default_rng(1234)
+        pairs = grid.draw(self.rng, cfg.val_pairs)
+        sums: dict[str, float] = {}
+        ratios = []
+        for k in range(0, len(pairs), 8):
+            chunk = pairs[k:k + 8]
+            offsets = [(0, 0)] * len(chunk)
+            terms, _, _ = self.losses(grid, chunk, offsets, step, train=False)
+            for name, v in terms.items():
+                sums[name] = sums.get(name, 0.0) + v.item() * len(chunk)
+            b = grid.batch(chunk, offsets, self.device)
+            mu_hat = self.model(b["mu_s"], b["p_s"], b["p_t"])[0]
+            y = self.model.autoencoder.decode(mu_hat)[:, 0].cpu()
+            true = grid.audio_of(b["pseudo"], [0] * len(chunk), cfg.frames, comp, "cpu")[:, 0]
+            target = grid.audio_of(b["target"], [0] * len(chunk), cfg.frames, comp, "cpu")[:, 0]
+            ratios += (features.log_mel_distance(y, true, self.model.sr)
+                       / features.log_mel_distance(target, true, self.model.sr).clamp_min(1e-3)).tolist()
+        self.rng = rng_state
+        out = {k: v / len(pairs) for k, v in sums.items()}
+        out["timbre_ratio"] = float(np.mean(ratios))
+        return out
+
+    def export(self, history: list[dict], summary: dict) -> dict:
+        cfg = self.cfg
+        out = Path(cfg.out)
+        model = self.model.cpu().eval()
+        evaluation = {}
+        if cfg.eval_pairs:
+            from training.evaluate_transform import evaluate
+            evaluation = evaluate(transform.Redrummer(model, self.conditioner.transcriber),
+                                  Path(cfg.data_dir), cfg.eval_pairs, seed=cfg.seed)
+        self.model.to(self.device)
+        val = [r for r in history if "val_timbre_ratio" in r]
+        metrics = {**trainer_lib.run_facts(summary), "val": val[-1] if val else {},
+                   "evaluation": evaluation, "config": asdict(cfg),
+                   "kits": {s: len(k) for s, k in self.data_manifest["kits"].items()},
+                   "grid": {s: self.data_manifest["config"]["items"][s] for s in ("train", "val", "test")},
+                   "stage1_steps": stage1_steps(Path(cfg.stage1))}
+        trainer_lib.publish(out, lambda path: model_lib.save(model, path, extra={"steps": summary["step"]}),
+                            metrics, model_card(model, metrics))
+        return {"out": str(out), "evaluation": evaluation}
+
+
+def stage1_steps(path: Path) -> int | None:
+    from safetensors import safe_open
+    with safe_open(str(path), "pt") as f:
+        return json.loads(f.metadata().get("extra", "{}")).get("steps")
+
+
+def model_card(model: model_lib.Redrum, m: dict) -> str:
+    c = model.cfg
+    val = m["val"]
+    params = sum(p.numel() for p in model.transformer.parameters())
+    ev = m["evaluation"]
+    if ev:
+        from training.evaluate_transform import table
+        evaluation = "Evaluation on test pairs (kits never in training; `redrum eval transform`):\n\n" + table(ev)
+    else:
+        evaluation = "Evaluation: not run in this training run (`eval_pairs = 0`); see `redrum eval transform`."
+    cfg = m["config"]
+    return f"""# Redrum model (`stage2.safetensors`): rhythm transformer + its stage-1 autoencoder
+
+Stage 2 of the learned redrum: {c.layers} layers x {c.heads} heads, d_model {c.d_model}, conditioning by
+the target's transcription probabilities (gated with a timbre embedding of the source), relative-position
+and rhythm attention biases, per-layer interpolation of mu, gated residual std head.
+{params / 1e6:.2f} M transformer parameters; the file also holds the stage-1 autoencoder it was trained on
+(stage 1 at {m['stage1_steps']} steps), so the two always match. fp16.
+
+- Data: the kit x rhythm grid of `{cfg['dataset_config']}` (cells per split {m['grid']}; kits per split
+  {m['kits']}; split by kit), fresh source/target pairings every step.
+- Training: {trainer_lib.steps_phrase(m)},
+  batch {cfg['batch_size']} pairs x {cfg['frames']} latent frames; weights latent {cfg['latent']},
+  reconstruction {cfg['reconstruction']}, cycle {cfg['cycle']}, attention entropy {cfg['entropy']},
+  beta {cfg['beta']}; decoder adapted adversarially from step {cfg['adversarial_after']}.
+  Hardware: {m['hardware']}.
+- Validation (val kits): latent error {val.get('val_latent', float('nan')):.3f} (MSE over variance), timbre ratio
+  {val.get('val_timbre_ratio', float('nan')):.3f} (log-mel distance of the output to the true rendering over
+  that of the target; 0 perfect, 1 no better than returning the target).
+
+{evaluation}
+
+Reproduce: `redrum train stage2 --config presets/training/stage2.toml` (resumes from `runs/stage2/last.pt`).
+"""
+
+
+def train(cfg: TrainConfig) -> dict:
+    return trainer_lib.train(cfg, Stage2Recipe)
