@@ -463,9 +463,10 @@ def cmd_transform(args) -> int:
     from redrum_kit.replace import replace_drums
     out = Path(args.output)
     _refuse_existing(out, args.json, args.plot)
-    if args.method == "model":
+    method = args.method or ("replace" if args.kit else "model")
+    if method == "model":
         if args.kit:
-            raise RedrumError("--kit plays a library kit by drum replacement: add --method replace")
+            raise RedrumError("--kit plays a library kit by drum replacement: use --method replace")
         if len(args.inputs) != 2:
             raise RedrumError("give SOURCE and TARGET recordings")
         from redrum_kit import transform
@@ -704,10 +705,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("transform", help="redrum: the source's drum sounds on the target's rhythm")
     s.add_argument("inputs", nargs="+", metavar="SOURCE TARGET")
     s.add_argument("-o", "--output", required=True, metavar="OUT.wav")
-    s.add_argument("--method", choices=("model", "replace"), default="model",
-                   help="model: the learned redrum (layered hits too); replace: drum replacement, one cut hit "
-                        "per class")
-    s.add_argument("--kit", metavar="NAME", help="replace: play the target's rhythm with a library kit")
+    s.add_argument("--method", choices=("model", "replace"),
+                   help="model (default): the learned redrum (layered hits too); replace: drum replacement, one "
+                        "cut hit per class (the default with --kit)")
+    s.add_argument("--kit", metavar="NAME", help="play the target's rhythm with a library kit (drum replacement)")
     s.add_argument("--json", metavar="OUT.json")
     s.add_argument("--plot", metavar="OUT.png", help="model: waveforms, target transcription, attention heads")
     s.set_defaults(func=cmd_transform)
