@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -204,6 +205,12 @@ def cmd_kit_export(args) -> int:
 
 # -- training and evaluation -------------------------------------------------
 
+def _report_training(summary: dict) -> None:
+    if "out" in summary:   # rank 0 of a torchrun job, or a single process
+        state = "done" if summary["complete"] else "stopped; run the same command again to continue"
+        print(f"step {summary['step']} of {summary['steps']} ({state}); saved {summary['out']}")
+
+
 def cmd_train(args) -> int:
     from redrum_kit.config import load_config
     if args.model == "classifier":
@@ -226,9 +233,19 @@ def cmd_train(args) -> int:
                 raise RedrumError(f"--data {folder}: not a folder")
         cfg = load_config(stage1.TrainConfig, Path(args.config) if args.config else None, **overrides)
         summary = stage1.train(cfg)
-        if "out" in summary:
-            state = "done" if summary["complete"] else "stopped; run the same command again to continue"
-            print(f"step {summary['step']} of {summary['steps']} ({state}); saved {summary['out']}")
+        _report_training(summary)
+    elif args.model == "layering":
+        from training import layering
+        if args.data:
+            raise RedrumError("--data is for stage1; layering trains on kit hits (see --library)")
+        overrides = {"out": args.out, "max_minutes": args.minutes, "device": args.device, "steps": args.steps,
+                     "drum_class": args.cls, "library": True if (args.library or args.library_kit) else None,
+                     "library_kits": list(args.library_kit) if args.library_kit else None}
+        from redrum_kit.workspace import presets_dir
+        config = Path(args.config) if args.config else presets_dir() / "training" / "layering.toml"
+        cfg = load_config(layering.TrainConfig, config, **overrides)
+        summary = layering.train(cfg)
+        _report_training(summary)
     elif args.model == "stage2":
         from training import stage2
         if args.data:
@@ -236,9 +253,7 @@ def cmd_train(args) -> int:
         overrides = {"out": args.out, "max_minutes": args.minutes, "device": args.device, "steps": args.steps}
         cfg = load_config(stage2.TrainConfig, Path(args.config) if args.config else None, **overrides)
         summary = stage2.train(cfg)
-        if "out" in summary:
-            state = "done" if summary["complete"] else "stopped; run the same command again to continue"
-            print(f"step {summary['step']} of {summary['steps']} ({state}); saved {summary['out']}")
+        _report_training(summary)
     else:
         raise RedrumError(f"`redrum train {args.model}` is not available in this version yet")
     return 0
@@ -525,6 +540,76 @@ def cmd_interpolate(args) -> int:
     return 0
 
 
+def _pca_sliders(specs: list[str] | None) -> dict[int, float]:
+    sliders = {}
+    for spec in specs or []:
+        key, _, value = spec.partition("=")
+        try:
+            sliders[int(key) - 1] = float(value)
+        except ValueError:
+            raise RedrumError(f"--pca {spec!r}: write SLIDER=VALUE, e.g. 1=2.5 (slider 1, +2.5 standard deviations)")
+    return sliders
+
+
+def _layerer(cls: str | None, y, sr: int, name: str):
+    from redrum_kit.layering import Layerer, checkpoint_path
+    from redrum_kit.models import classifier
+    if cls is None:
+        from redrum_kit.library import _classifier_path
+        cls = classifier.load(_classifier_path()).predict([y], sr)[0][0]
+    if not checkpoint_path(cls).is_file():
+        from redrum_kit.workspace import models_dir
+        have = sorted(p.stem.removeprefix("layering-") for p in models_dir().glob("layering-*.safetensors"))
+        raise RedrumError(f"{name}: no layering model for {cls} (installed: {', '.join(have) or 'none'}); "
+                          f"give --class, or run `redrum train layering --class {cls}`")
+    return Layerer(cls)
+
+
+def cmd_layer(args) -> int:
+    from redrum_kit import audio, files, layering
+    if not 0.0 <= args.threshold < 1.0:
+        raise RedrumError("--threshold must be between 0 and 1")
+    sliders = _pca_sliders(args.pca)
+    if args.interpolate:
+        a, b = (Path(x) for x in args.interpolate)
+        if not 2 <= args.steps <= 64:
+            raise RedrumError("--steps must be between 2 and 64")
+        folder = Path(args.output)
+        names = [folder / f"{a.stem}-to-{b.stem}-{k:02d}.wav" for k in range(args.steps)]
+        _refuse_existing(*names)
+        a_y, sr = audio.load(a, max_seconds=layering.MAX_SECONDS, require_sound=True, what="A")
+        b_y, _ = audio.load(b, sr=sr, max_seconds=layering.MAX_SECONDS, require_sound=True, what="B")
+        results = _layerer(args.cls, a_y, sr, a.name).interpolate(a_y, b_y, sr, args.steps, args.threshold)
+        folder.mkdir(parents=True, exist_ok=True)
+        for path, r in zip(names, results):
+            _save_audio(path, r.y, r.sr)
+            print(f"{path}: {len(r.layers)} layers")
+        return 0
+    if not args.target:
+        raise RedrumError("give TARGET.wav (or --interpolate A B)")
+    target, out = Path(args.target), Path(args.output)
+    stems = Path(args.stems) if args.stems else None
+    _refuse_existing(out, args.json)
+    if stems and stems.exists() and any(stems.iterdir()):
+        raise RedrumError(f"{stems}: not empty; choose a new folder for the stems (nothing was overwritten)")
+    y, sr = audio.load(target, max_seconds=layering.MAX_SECONDS, require_sound=True, what="target")
+    layerer = _layerer(args.cls, y, sr, target.name)
+    result = layerer.layer_signal(y, sr, args.threshold, sliders)
+    _save_audio(out, result.y, result.sr)
+    if result.cut_from_loop:
+        print(f"note: {target.name} holds several hits; layered its first", file=sys.stderr)
+    if args.json:
+        data = dict(result.to_json(result.sources), path=str(out))
+        files.write_text(Path(args.json), json.dumps(data, indent=1))
+    if stems:
+        stems.mkdir(parents=True, exist_ok=True)
+        for k, ((i, w), stem) in enumerate(zip(result.layers, layerer.library.stems(result.layers, result.sr))):
+            name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(result.sources[i]).stem)
+            _save_audio(stems / f"{k + 1:02d}-{name}-{w:.3f}.wav", stem, result.sr)
+    print(f"{out}: {result.cls}, {len(result.layers)} layers (largest weight {result.layers[0][1]:.2f})")
+    return 0
+
+
 def cmd_reconstruct(args) -> int:
     from redrum_kit.reconstruct import reconstruct_file
     out = Path(args.output)
@@ -642,7 +727,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--minutes", type=float, help="stage1/stage2: stop after this long (run again to resume)")
     s.add_argument("--steps", type=int, help="stage1/stage2: total steps (default from the config)")
     s.add_argument("--device", choices=("auto", "cpu", "cuda"),
-                   help="stage1/stage2: default auto (CUDA when present)")
+                   help="stage1/stage2/layering: default auto (CUDA when present)")
+    s.add_argument("--class", dest="cls", metavar="C", help="layering: the drum class (snare, kick, ...)")
+    s.add_argument("--library", action="store_true",
+                   help="layering: layer from your own library's oneshots of the class")
+    s.add_argument("--library-kit", action="append", metavar="NAME",
+                   help="layering: only the oneshots of this kit of yours (repeatable; implies --library)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("eval", help="measure a model on held-out kits")
@@ -723,6 +813,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "model play each mixture")
     s.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the files (made if needed)")
     s.set_defaults(func=cmd_interpolate)
+
+    s = sub.add_parser("layer", help="a new oneshot as a sparse mix of a sample library (the weights are yours)")
+    s.add_argument("target", nargs="?", metavar="TARGET.wav", help="a drum oneshot (of a loop, its first hit)")
+    s.add_argument("-o", "--output", required=True, metavar="OUT.wav|DIR", help="with --interpolate: a folder")
+    s.add_argument("--json", metavar="W.json", help="library paths, layers with weights, z and PCA coordinates")
+    s.add_argument("--threshold", type=float, default=0.04, help="drop layers below this weight (default 0.04)")
+    s.add_argument("--class", dest="cls", metavar="C", help="which class's model (default: classified)")
+    s.add_argument("--pca", nargs="+", metavar="K=V", help="set PCA slider K (1-11) to V standard deviations")
+    s.add_argument("--stems", metavar="DIR", help="also write each weighted layer to DIR")
+    s.add_argument("--interpolate", nargs=2, metavar=("A", "B"), help="morph from oneshot A to B")
+    s.add_argument("--steps", type=int, default=5, help="with --interpolate: files to write (2-64)")
+    s.set_defaults(func=cmd_layer)
 
     s = sub.add_parser("reconstruct", help="encode and decode with the stage-1 autoencoder (hear what it keeps)")
     s.add_argument("input", metavar="AUDIO")
