@@ -129,7 +129,42 @@ def bench_transform(seconds: float, repeats: int) -> dict:
             "model_vs_replace": round(rows["model"]["rtf"] / rows["replace"]["rtf"], 2)}
 
 
+LAYER_GOAL_MS = 5.0
+
+
+def bench_layer(seconds: float, repeats: int) -> dict:
+    """Per oneshot: feature, encode, decode and the mix of the library (what a MIDI note triggers), with
+    the shipped snare model (or an untrained one of the same size and a 200-oneshot library)."""
+    from redrum_kit import layering
+    from redrum_kit.models import layering as model_lib
+    path = layering.checkpoint_path("snare")
+    if path.is_file():
+        model = model_lib.load(path)
+    else:
+        model = model_lib.LayeringVAE(model_lib.LayeringConfig(
+            library=[f"synth:snare:{300_000 + i}" for i in range(200)])).eval()
+    bank = torch.randn(len(model.cfg.library), int(seconds * layering.OUTPUT_SR)) * 0.1  # the library at 44.1 kHz
+    hit = torch.from_numpy(layering.fit_length(drum_audio(1.0, layering.SR)))
+    rows = {}
+
+    @torch.inference_mode()
+    def once():
+        feat = layering.features.layering_feature(hit)
+        w = model.decode(model.encode(feat[None])[0])
+        w = torch.where(w >= layering.THRESHOLD, w, torch.zeros_like(w))
+        return (w / w.sum()) @ bank
+    once()
+    n = 50
+    t = _best_seconds(lambda: [once() for _ in range(n)], repeats) / n
+    rows["layer"] = {"seconds": round(t, 5), "ms": round(1000 * t, 3)}
+    return {"what": "layer", "machine": _machine(), "audio_seconds": seconds, "library": len(model.cfg.library),
+            "weights": "shipped snare model" if path.is_file() else "untrained (no checkpoint; same size)",
+            "results": rows, "goal_ms": LAYER_GOAL_MS, "goal_over_measured": round(LAYER_GOAL_MS / (1000 * t), 2)}
+
+
 def run(what: str, seconds: float = 30.0, repeats: int = 3) -> dict:
+    if what == "layer":
+        return bench_layer(seconds, repeats)
     if what == "transform":
         return bench_transform(seconds, repeats)
     if what == "transcribe":
@@ -140,6 +175,12 @@ def run(what: str, seconds: float = 30.0, repeats: int = 3) -> dict:
 
 
 def report(results: dict) -> list[str]:
+    if results["what"] == "layer":
+        r = results["results"]["layer"]
+        return [f"redrum bench layer: {results['library']}-oneshot library, {results['audio_seconds']:g} s output, "
+                f"on {results['machine']}",
+                f"  feature + encode + decode + mix: {r['ms']:.3f} ms per oneshot ({results['weights']})",
+                f"  goal {results['goal_ms']:g} ms / measured: {results['goal_over_measured']:.2f}"]
     lines = [f"redrum bench {results['what']}: {results['audio_seconds']:g} s of drums on {results['machine']}"]
     for name, row in results["results"].items():
         size = f"   {row['parameters_m']:6.2f} M parameters" if "parameters_m" in row else ""

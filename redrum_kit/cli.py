@@ -347,7 +347,28 @@ def cmd_eval_interpolate(args) -> int:
     return 0
 
 
+def cmd_eval_layering(args) -> int:
+    from redrum_kit.layering import Layerer, checkpoint_path
+    from training.evaluate_layering import evaluate, table
+    from training.layering import class_hits
+    cls = args.cls or "snare"
+    layerer = Layerer(cls, Path(args.checkpoint) if args.checkpoint else checkpoint_path(cls))
+    hits = class_hits(cls, args.split, synth_kits=0 if args.split == "test" else 10)[: args.limit or None]
+    if not hits:
+        raise RedrumError(f"no {cls} hits in the {args.split} kits (the held-out real kits need `make data`)")
+    result = evaluate(layerer.model, layerer.library, hits)
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"{result['hits']} {cls} hits of {', '.join(result['kits'])}; library of {len(layerer.library)}; "
+          f"threshold {result['threshold']}")
+    print(table(result), end="")
+    return 0
+
+
 def cmd_eval(args) -> int:
+    if args.what == "layering":
+        return cmd_eval_layering(args)
     if args.what == "transform":
         return cmd_eval_transform(args)
     if args.what == "interpolate":
@@ -624,7 +645,7 @@ def cmd_bench(args) -> int:
     from redrum_kit import bench
     if args.seconds is not None and not 0.5 <= args.seconds <= 600:
         raise RedrumError("--seconds must be between 0.5 and 600")
-    seconds = args.seconds or {"transcribe": 30.0, "stage1": 3.0, "transform": 30.0}[args.what]
+    seconds = args.seconds or {"transcribe": 30.0, "stage1": 3.0, "transform": 30.0, "layer": 1.0}[args.what]
     results = bench.run(args.what, seconds=seconds, repeats=args.repeats)
     if args.json:
         from redrum_kit import files
@@ -736,13 +757,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("eval", help="measure a model on held-out kits")
-    s.add_argument("what", choices=("classifier", "transcriber", "stage1", "transform", "interpolate"))
+    s.add_argument("what", choices=("classifier", "transcriber", "stage1", "transform", "interpolate", "layering"))
+    s.add_argument("--class", dest="cls", metavar="C", help="layering: the class (default snare)")
     s.add_argument("--config", metavar="FILE")
     s.add_argument("--patterns", type=int, default=8, help="stage1: generated parts per held-out kit")
     s.add_argument("--pairs", type=int, default=20, help="transform: pairs per source-kit group (real, synth); interpolate: morphs")
     s.add_argument("--data", metavar="DIR", help="transcriber, transform, interpolate: a built dataset folder")
     s.add_argument("--split", choices=("train", "val", "test"), default="test")
-    s.add_argument("--limit", type=int, help="transcriber: at most this many clips")
+    s.add_argument("--limit", type=int, help="transcriber: at most this many clips; layering: hits")
     s.add_argument("--checkpoint", metavar="FILE")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_eval)
@@ -832,7 +854,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_reconstruct)
 
     s = sub.add_parser("bench", help="speed on this machine: real-time factors and ratios")
-    s.add_argument("what", choices=("transcribe", "stage1", "transform"))
+    s.add_argument("what", choices=("transcribe", "stage1", "transform", "layer"))
     s.add_argument("--seconds", type=float,
                    help="length of the test audio (default: transcribe 30, stage1 3, transform 30)")
     s.add_argument("--repeats", type=int, default=3)

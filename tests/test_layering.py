@@ -202,3 +202,16 @@ def test_cli_train_layering_refuses_a_library_too_small(tmp_path, capsys):
                  "--config", "presets/training/layering-tiny.toml"]) != 0
     err = capsys.readouterr().err
     assert "at least 10" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_eval_and_bench_layering_print_their_figures(installed, trained, capsys):
+    cfg, _ = trained
+    assert main(["bench", "layer", "--repeats", "1"]) == 0
+    assert "ms per oneshot" in capsys.readouterr().out
+    assert main(["eval", "layering", "--class", "snare", "--split", "val", "--limit", "3", "--json",
+                 "--checkpoint", cfg.out]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["hits"] == 3
+    for method in ("model", "nnls", "matching_pursuit", "nearest"):
+        assert result["methods"][method]["active_layers"] >= 1
+    assert result["methods"]["nearest"]["active_layers"] == 1
