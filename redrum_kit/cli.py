@@ -221,9 +221,13 @@ def cmd_train(args) -> int:
               f"(n={real['n']}); saved {cfg.out}")
     elif args.model == "transcriber":
         from training import transcriber
-        cfg = load_config(transcriber.TrainConfig, Path(args.config) if args.config else None, out=args.out)
-        test = transcriber.train(cfg)["test"]
-        print(f"held-out kits: mean onset F {test['mean_f']:.3f} over {test['clips']} clips; saved {cfg.out}")
+        overrides = {"out": args.out, "max_minutes": args.minutes, "device": args.device, "steps": args.steps}
+        cfg = load_config(transcriber.TrainConfig, Path(args.config) if args.config else None, **overrides)
+        metrics = transcriber.train(cfg)
+        if metrics:
+            test = metrics["test"]
+            print(f"held-out kits: mean onset F {test['mean_f']:.3f} over {test['clips']} clips "
+                  f"(step {metrics['steps']} of {cfg.steps}); saved {cfg.out}")
     elif args.model == "stage1":
         from training import stage1
         overrides = {"out": args.out, "max_minutes": args.minutes, "device": args.device, "steps": args.steps,
@@ -745,10 +749,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", metavar="FILE", help="checkpoint path (default from the config)")
     s.add_argument("--data", action="append", metavar="DIR",
                    help="stage1: a folder of your own drum recordings to train on as well (repeatable)")
-    s.add_argument("--minutes", type=float, help="stage1/stage2: stop after this long (run again to resume)")
-    s.add_argument("--steps", type=int, help="stage1/stage2: total steps (default from the config)")
-    s.add_argument("--device", choices=("auto", "cpu", "cuda"),
-                   help="stage1/stage2/layering: default auto (CUDA when present)")
+    s.add_argument("--minutes", type=float, help="stop after this long (run again to resume); not classifier")
+    s.add_argument("--steps", type=int, help="total steps (default from the config); not classifier")
+    s.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto (CUDA when present); not classifier")
     s.add_argument("--class", dest="cls", metavar="C", help="layering: the drum class (snare, kick, ...)")
     s.add_argument("--library", action="store_true",
                    help="layering: layer from your own library's oneshots of the class")

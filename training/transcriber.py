@@ -6,16 +6,18 @@ The clips are built first (or resumed) from the dataset config the recipe
 names, so one command reproduces the checkpoint. Targets are onset frames;
 each is widened to its neighbours with weight 0.5 (a hit on a frame boundary
 is not a miss), and the loss is BCE with positive weighting for the rare
-onset frames. Model selection on validation F; the test split holds kits
-never seen in training (see `workspace.HELD_OUT_KITS`). Resumes from
-`run_dir/last.pt` after an interruption.
+onset frames. Runs on the shared trainer (`training/trainer.py`: resumes
+from `run_dir/last.pt`, `--minutes`, logs and loss curve, CUDA when
+present, torchrun). Batches draw `real_share` of their clips from real kits
+(there are far fewer of them than synthesiser kits, and real kits are what
+users bring), and each clip's spectrum gets a random smooth EQ. Model
+selection on validation F; the test split holds kits never seen in training
+(see `workspace.HELD_OUT_KITS`).
 """
 
 from __future__ import annotations
 
-import json
-import platform
-import time
+import io
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from redrum_kit.config import load_config
 from redrum_kit.datasets.build import Dataset, DatasetConfig, build
 from redrum_kit.models import transcriber as model_lib
 from redrum_kit.rhythm.events import TRANSCRIPTION_CLASS
+from training import trainer as trainer_lib
 
 
 @dataclass
@@ -37,12 +40,19 @@ class TrainConfig:
     dataset_config: str = "presets/training/dataset.toml"
     data_dir: str = "runs/datasets/clips"
     run_dir: str = "runs/transcriber"
-    epochs: int = 20
+    device: str = "auto"
+    steps: int = 5000
     batch_size: int = 16
     lr: float = 1e-3
     pos_weight: float = 8.0
+    real_share: float = 0.5         # of each batch from real (Hydrogen, library) kits; 0: uniform over clips
+    eq_db: float = 6.0              # random smooth EQ on the log-mel, up to +-eq_db (0: off)
     threshold: float = 0.5          # during training; then tuned per class on validation
     tune_thresholds: bool = True
+    log_every: int = 25
+    val_every: int = 500
+    save_every: int = 250
+    max_minutes: float = 0.0
     out: str = "presets/models/transcriber.safetensors"
     model: dict = field(default_factory=dict)
 
@@ -54,13 +64,6 @@ def widen(targets: torch.Tensor) -> torch.Tensor:
     side[..., 1:] = torch.maximum(side[..., 1:], t[..., :-1])
     side[..., :-1] = torch.maximum(side[..., :-1], t[..., 1:])
     return torch.maximum(t, 0.5 * side)
-
-
-def _batches(ds: Dataset, indices: np.ndarray, size: int):
-    for start in range(0, len(indices), size):
-        items = [ds[int(i)] for i in indices[start:start + size]]
-        yield (torch.from_numpy(np.stack([it["audio"] for it in items])),
-               torch.from_numpy(np.stack([it["targets"] for it in items])), items)
 
 
 def reference_onsets(item: dict, classes: list[str]) -> dict[str, np.ndarray]:
@@ -142,67 +145,123 @@ def evaluate(source, ds: Dataset, threshold: float | None = None, limit: int | N
             "per_kit": {k: f_measures(counts[k])["mean_f"] for k in sorted(counts) if kit_group(k) == "real"}}
 
 
+class TranscriberRecipe:
+    """The transcriber on the shared trainer: batches drawn with `real_share` of them from real kits,
+    each clip's log-mel tilted by a random smooth EQ curve (timbre the kits did not have); the best
+    validation F so far kept in `run_dir/best.pt`."""
+
+    def __init__(self, cfg: TrainConfig, trainer=None):
+        self.cfg = cfg
+        self.data_dir = Path(cfg.data_dir)
+        data_cfg = load_config(DatasetConfig, Path(cfg.dataset_config))
+        (trainer.main_first if trainer else lambda fn: fn())(lambda: build(
+            data_cfg, self.data_dir,
+            progress=lambda total: tqdm(total=total, desc="building clips", unit="clip", disable=None)))
+        self.train_ds = Dataset(self.data_dir, "train", in_memory=True)
+        self.val_ds, self.test_ds = Dataset(self.data_dir, "val"), Dataset(self.data_dir, "test")
+        kits = [self.train_ds[i]["kit"] for i in range(len(self.train_ds))]
+        self.real = np.array([i for i, k in enumerate(kits) if kit_group(k) == "real"])
+        self.synth = np.array([i for i, k in enumerate(kits) if kit_group(k) != "real"])
+        self.run_dir = Path(cfg.run_dir)
+
+    def setup(self, device, wrap) -> None:
+        cfg = self.cfg
+        self.device = device
+        self.model = model_lib.Transcriber(model_lib.TranscriberConfig(**cfg.model)).to(device)
+        self.net = wrap(self.model)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, cfg.steps, eta_min=cfg.lr / 20)
+        self.pos_weight = torch.full((len(self.model.cfg.classes), 1), cfg.pos_weight, device=device)
+        self.rng = np.random.default_rng(torch.initial_seed() % 2**32)
+
+    def modules(self) -> dict:
+        return {"model": self.model}
+
+    def optimizers(self) -> dict:
+        return {"adamw": self.opt}
+
+    def draw(self) -> list[int]:
+        cfg, out = self.cfg, []
+        for _ in range(cfg.batch_size):
+            pool = self.real if (len(self.real) and (not len(self.synth) or self.rng.random() < cfg.real_share)) \
+                else self.synth
+            if cfg.real_share <= 0:
+                pool = np.arange(len(self.train_ds))
+            out.append(int(pool[self.rng.integers(len(pool))]))
+        return out
+
+    def eq_curves(self, n: int, bins: int) -> torch.Tensor:
+        """`(n, bins, 1)` random smooth gains in the model's log-mel units (a few broad bumps, +-eq_db)."""
+        x = np.linspace(0, 1, bins)
+        curves = np.zeros((n, bins))
+        for k in range(n):
+            for _ in range(3):
+                centre, width = self.rng.uniform(0, 1), self.rng.uniform(0.05, 0.3)
+                curves[k] += self.rng.uniform(-1, 1) * np.exp(-0.5 * ((x - centre) / width) ** 2)
+        db = self.cfg.eq_db * np.clip(curves, -1, 1)
+        return torch.from_numpy(db / 10 / 2).float()[..., None]    # dB -> log10 power, then the /2 scaling
+
+    def step(self, step: int) -> dict:
+        self.model.train()
+        items = [self.train_ds[i] for i in self.draw()]
+        y = torch.from_numpy(np.stack([it["audio"] for it in items])).to(self.device)
+        targets = torch.from_numpy(np.stack([it["targets"] for it in items])).to(self.device)
+        mel = self.model.features(y)
+        if self.cfg.eq_db:
+            mel = mel + self.eq_curves(len(items), mel.shape[1]).to(self.device)
+        logits = self.net(mel)
+        frames = min(logits.shape[-1], targets.shape[-1])
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits[..., :frames], widen(targets[..., :frames]), pos_weight=self.pos_weight)
+        self.opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+        self.opt.step()
+        self.sched.step()
+        return {"loss": loss.item()}
+
+    @torch.no_grad()
+    def validate(self, step: int = 0) -> dict:
+        self.model.eval()
+        val = evaluate(self.model, self.val_ds, self.cfg.threshold)
+        out = {"mean_f": val["mean_f"], "real_f": val["groups"].get("real", {}).get("mean_f", 0.0)}
+        best = self.run_dir / "best.pt"
+        previous = torch.load(best, weights_only=False)["mean_f"] if best.is_file() else -1.0
+        if out["mean_f"] > previous:
+            buffer = io.BytesIO()
+            torch.save({"mean_f": out["mean_f"], "step": step, "model": self.model.state_dict()}, buffer)
+            files.write_bytes(best, buffer.getvalue(), overwrite=True)
+        return out
+
+    def export(self, history: list[dict], summary: dict) -> dict:
+        cfg, model = self.cfg, self.model.cpu().eval()
+        best = self.run_dir / "best.pt"
+        best_step = summary["step"]
+        if best.is_file():
+            state = torch.load(best, weights_only=False)
+            model.load_state_dict(state["model"])
+            best_step = state["step"]
+        untuned = evaluate(model, self.test_ds, cfg.threshold)
+        model.cfg.thresholds = (tune_thresholds(model, self.val_ds) if cfg.tune_thresholds
+                                else [cfg.threshold] * len(model.cfg.classes))
+        from redrum_kit.transcription import BandBaseline
+        metrics = {**trainer_lib.run_facts(summary), "best_step": best_step,
+                   "test": evaluate(model, self.test_ds), "val": evaluate(model, self.val_ds),
+                   "test_untuned": untuned, "test_baseline": evaluate(BandBaseline(), self.test_ds),
+                   "thresholds": dict(zip(model.cfg.classes, model.cfg.thresholds)),
+                   "history": [r for r in history if "val_mean_f" in r], "config": asdict(cfg),
+                   "kits": self.test_ds.manifest["kits"]}
+        out = Path(cfg.out)
+        trainer_lib.publish(out, lambda path: model_lib.save(model, path, extra={"dataset": str(self.data_dir)}),
+                            metrics, model_card(model, metrics))
+        self.model.to(self.device)
+        return {"out": str(out), "metrics": metrics}
+
+
 def train(cfg: TrainConfig) -> dict:
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    data_dir = Path(cfg.data_dir)
-    build(load_config(DatasetConfig, Path(cfg.dataset_config)), data_dir,
-          progress=lambda total: tqdm(total=total, desc="building clips", unit="clip", disable=None))
-    train_ds = Dataset(data_dir, "train", in_memory=True)  # random order: keep every shard once read
-    val_ds, test_ds = Dataset(data_dir, "val"), Dataset(data_dir, "test")
-    model = model_lib.Transcriber(model_lib.TranscriberConfig(**cfg.model))
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    state_path = run_dir / "last.pt"
-    start_epoch, history, best = 0, [], (-1.0, None)
-    if state_path.is_file():  # resume
-        state = torch.load(state_path, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start_epoch, history, best = state["epoch"], state["history"], state["best"]
-        rng = np.random.default_rng([cfg.seed, start_epoch])
-    pos_weight = torch.full((len(model.cfg.classes), 1), cfg.pos_weight)
-    started = time.time()
-    for epoch in range(start_epoch, cfg.epochs):
-        model.train()
-        losses = []
-        order = rng.permutation(len(train_ds))
-        for y, targets, _ in tqdm(_batches(train_ds, order, cfg.batch_size), total=-(-len(order) // cfg.batch_size),
-                                  desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=None):
-            logits = model(model.features(y))
-            frames = min(logits.shape[-1], targets.shape[-1])
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                logits[..., :frames], widen(targets[..., :frames]), pos_weight=pos_weight)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            losses.append(loss.item())
-        val = evaluate(model, val_ds, cfg.threshold)
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_mean_f": val["mean_f"],
-                        "val_real_f": val["groups"].get("real", {}).get("mean_f")})
-        print(json.dumps(history[-1]), flush=True)
-        if val["mean_f"] > best[0]:
-            best = (val["mean_f"], {k: v.clone() for k, v in model.state_dict().items()})
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1,
-                    "history": history, "best": best}, state_path)
-    model.load_state_dict(best[1])
-    untuned = evaluate(model, test_ds, cfg.threshold)
-    model.cfg.thresholds = (tune_thresholds(model, val_ds) if cfg.tune_thresholds
-                            else [cfg.threshold] * len(model.cfg.classes))
-    from redrum_kit.transcription import BandBaseline
-    metrics = {"test": evaluate(model, test_ds), "val": evaluate(model, val_ds), "test_untuned": untuned,
-               "test_baseline": evaluate(BandBaseline(), test_ds),
-               "thresholds": dict(zip(model.cfg.classes, model.cfg.thresholds)),
-               "history": history, "config": asdict(cfg), "kits": test_ds.manifest["kits"],
-               "seconds_last_run": round(time.time() - started, 1),
-               "hardware": f"{platform.machine()} CPU, {torch.get_num_threads()} threads"}
-    out = Path(cfg.out)
-    model_lib.save(model, out, extra={"dataset": str(data_dir)})
-    files.write_text(out.with_suffix(".metrics.json"), json.dumps(metrics, indent=1), overwrite=True)
-    files.write_text(out.with_suffix(".md"), model_card(model, metrics), overwrite=True)
-    return metrics
+    """Train (or resume) and export. -> the metrics of the exported model."""
+    summary = trainer_lib.train(cfg, TranscriberRecipe)
+    return summary.get("metrics", {})
 
 
 def model_card(model: model_lib.Transcriber, m: dict) -> str:
@@ -225,9 +284,10 @@ on the validation kits: {', '.join(f'{k} {v:.2f}' for k, v in m['thresholds'].it
   rhythms, augmented, mixed through random pedalboard chains). Kits split by kit: train {len(kits['train'])}
   (synthesiser and Hydrogen), validation {', '.join(k for k in kits['val'] if not k.startswith('synth'))} + synthesiser,
   test (never in training) {', '.join(k.split(':')[1] for k in kits['test'] if k.startswith('hydrogen'))} + synthesiser.
-- Training: {len(m['history'])} epochs, batch {m['config']['batch_size']}, AdamW lr {m['config']['lr']}, BCE with positive
-  weight {m['config']['pos_weight']} on onset frames widened to their neighbours; the epoch with the best validation F kept.
-  Hardware: {m['hardware']}.
+- Training: {trainer_lib.steps_phrase(m)}, batch {m['config']['batch_size']} ({m['config']['real_share']:.0%} from real
+  kits), AdamW lr {m['config']['lr']} with cosine decay, BCE with positive weight {m['config']['pos_weight']} on onset frames
+  widened to their neighbours, random EQ of +-{m['config']['eq_db']:g} dB on the log-mel; the weights of the best
+  validation F (step {m['best_step']}) kept. Hardware: {m['hardware']}.
 
 Onset F-measure (mir_eval, 50 ms) on the test split ({m['test']['clips']} clips):
 
