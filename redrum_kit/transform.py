@@ -40,12 +40,14 @@ def load_model(path: Path | None = None, device: str | torch.device = "cpu") -> 
     return stage2_lib.load(path or checkpoint_path()).to(device)
 
 
-def latent_probs(probs: np.ndarray, ratio: int, frames: int) -> np.ndarray:
-    """Onset probabilities `(classes, F)` at the transcriber's rate -> `(classes, frames)`, the max over
-    each latent frame's `ratio` transcriber frames (an onset anywhere in the frame counts)."""
+def latent_probs(probs: np.ndarray, ratio: int, frames: int, sub_frames: int = 1) -> np.ndarray:
+    """Onset probabilities `(classes, F)` at the transcriber's rate -> `(classes * sub_frames, frames)`:
+    each latent frame's `ratio` transcriber frames in `sub_frames` groups, the max of each (with one
+    group, an onset anywhere in the frame counts); rows class by class, sub-frames within a class."""
     need = frames * ratio
     p = np.pad(probs, ((0, 0), (0, max(0, need - probs.shape[1]))))[:, :need]
-    return p.reshape(len(p), frames, ratio).max(-1).astype(np.float32)
+    p = p.reshape(len(p), frames, sub_frames, ratio // sub_frames).max(-1)      # (classes, frames, sub)
+    return p.transpose(0, 2, 1).reshape(len(probs) * sub_frames, frames).astype(np.float32)
 
 
 class Conditioner:
@@ -58,10 +60,19 @@ class Conditioner:
         if self.compression % self.transcriber.cfg.hop_length or self.transcriber.cfg.sr != model.sr:
             raise ModelError("the transcriber's frames do not fit the redrum model's latent frames")
         self.ratio = self.compression // self.transcriber.cfg.hop_length
+        self.sub_frames = model.cfg.sub_frames
+        self.classes = model.cfg.classes
+        if self.ratio % self.sub_frames:
+            raise ModelError("the redrum model's sub-frames do not divide its latent frames")
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
+        """-> `(classes * sub_frames, frames)` at the latent frame rate."""
         frames = -(-len(y) // self.compression)
-        return latent_probs(self.transcriber.activations(y), self.ratio, frames)
+        return latent_probs(self.transcriber.activations(y), self.ratio, frames, self.sub_frames)
+
+    def pooled(self, p: np.ndarray) -> np.ndarray:
+        """`(classes * sub_frames, T)` -> `(classes, T)`."""
+        return p.reshape(self.classes, self.sub_frames, -1).max(1)
 
 
 def choose_source_window(p_s: np.ndarray, frames: int, hop: int = 8) -> int:
@@ -113,7 +124,7 @@ class Redrummer:
     def source_memory(self, s_y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Source at the model's rate -> mu_s `(1, latent, W)`, p_s `(1, classes, W)`, start frame."""
         p_s = self.condition(s_y)
-        start = choose_source_window(p_s, WINDOW_FRAMES)
+        start = choose_source_window(self.condition.pooled(p_s), WINDOW_FRAMES)
         seg = s_y[start * self.comp:(start + WINDOW_FRAMES) * self.comp]
         seg = np.pad(seg, (0, WINDOW_FRAMES * self.comp - len(seg)))
         p = np.pad(p_s[:, start:start + WINDOW_FRAMES], ((0, 0), (0, max(0, start + WINDOW_FRAMES - p_s.shape[1]))))
@@ -149,7 +160,8 @@ class Redrummer:
         out = audio.resample(y, msr, sr)
         out = np.clip(np.pad(out, (0, max(0, len(t_y) - len(out))))[:len(t_y)], -1, 1).astype(np.float32)
         return TransformResult(out, sr, start * self.comp / msr, WINDOW_FRAMES * self.comp / msr,
-                               -(-p_t.shape[1] // (WINDOW_FRAMES - FADE_FRAMES)), p_t, attention, msr / self.comp)
+                               -(-p_t.shape[1] // (WINDOW_FRAMES - FADE_FRAMES)), self.condition.pooled(p_t),
+                               attention, msr / self.comp)
 
     @torch.no_grad()
     def interpolate_signals(self, a_y: np.ndarray, b_y: np.ndarray, sr: int, steps: int,

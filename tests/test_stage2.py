@@ -227,3 +227,20 @@ def test_cli_eval_transform_and_interpolate_print_both_methods_and_spaces(traine
     assert main(["eval", "transform", "--data", cfg.data_dir, "--pairs", "0"]) != 0
     assert main(["eval", "transform"]) != 0
     assert "--data" in capsys.readouterr().err
+
+
+def test_sub_frames_tell_where_in_a_latent_frame_a_hit_falls():
+    from redrum_kit.transform import latent_probs
+    probs = np.zeros((5, 8), np.float32)
+    probs[0, 0] = 1.0        # kick in the first half of latent frame 0
+    probs[1, 3] = 1.0        # snare in the second half of latent frame 1
+    coarse = latent_probs(probs, ratio=2, frames=4)
+    assert coarse.shape == (5, 4) and coarse[0, 0] == 1 and coarse[1, 1] == 1
+    fine = latent_probs(probs, ratio=2, frames=4, sub_frames=2)
+    assert fine.shape == (10, 4)
+    assert fine[0, 0] == 1 and fine[1, 0] == 0          # kick: first sub-frame of frame 0
+    assert fine[2, 1] == 0 and fine[3, 1] == 1          # snare: second sub-frame of frame 1
+    model = tiny_redrum(sub_frames=2)
+    mu_hat, _, attention = model(torch.randn(1, 4, 4), torch.from_numpy(fine)[None], torch.from_numpy(fine)[None])
+    assert mu_hat.shape == (1, 4, 4) and attention[0].shape == (1, 4, 4, 4)
+    assert torch.equal(model.transformer.pooled(torch.from_numpy(fine)[None])[0], torch.from_numpy(coarse))

@@ -40,6 +40,8 @@ from redrum_kit.models import stage1 as stage1_lib
 class Stage2Config:
     latent: int = 16            # the stage-1 latent channels
     classes: int = 5            # transcription classes (kick, snare, hat, tom, cymbal)
+    sub_frames: int = 1         # probability values per class and latent frame (2: where in the frame a hit
+                                # falls, at the transcriber's finer rate; latents are not shift-invariant)
     d_model: int = 128
     heads: int = 4
     layers: int = 3
@@ -147,10 +149,10 @@ class RhythmTransformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         d = cfg.d_model
-        self.rhythm_stack = ConvStack(cfg.classes, d, cfg.cond_layers)
+        self.rhythm_stack = ConvStack(cfg.classes * cfg.sub_frames, d, cfg.cond_layers)
         self.timbre_stack = ConvStack(cfg.latent, d, cfg.cond_layers)
         self.gate = nn.Parameter(torch.zeros(d))
-        self.memory = nn.Linear(cfg.latent + cfg.classes, d)
+        self.memory = nn.Linear(cfg.latent + cfg.classes * cfg.sub_frames, d)
         self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.layers))
         self.std = StdHead(cfg)
 
@@ -158,8 +160,13 @@ class RhythmTransformer(nn.Module):
         """The source's timbre embedding `(B, d_model)`: its latents through a ConvStack, averaged over time."""
         return self.timbre_stack(mu_s).mean(-1)
 
+    def pooled(self, p: torch.Tensor) -> torch.Tensor:
+        """`(B, classes * sub_frames, T)` -> `(B, classes, T)`: the max over each class's sub-frames."""
+        b, _, t = p.shape
+        return p.view(b, self.cfg.classes, self.cfg.sub_frames, t).amax(2)
+
     def forward(self, mu_s: torch.Tensor, p_s: torch.Tensor, p_t: torch.Tensor):
-        """mu_s `(B, latent, T_s)`, p_s `(B, classes, T_s)`, p_t `(B, classes, T_t)`
+        """mu_s `(B, latent, T_s)`, p_s `(B, classes * sub_frames, T_s)`, p_t `(B, classes * sub_frames, T_t)`
         -> mu_hat, sigma_hat `(B, latent, T_t)`, attention weights per layer `[(B, heads, T_t, T_s)]`.
 
         With T_t == T_s the interpolation starts from mu_s; otherwise from zero.
@@ -167,7 +174,7 @@ class RhythmTransformer(nn.Module):
         g = torch.sigmoid(self.gate)[None, :, None]
         cond = g * self.rhythm_stack(p_t) + (1 - g) * self.timbre(mu_s)[..., None]
         h = cond.transpose(1, 2)
-        pt, ps = p_t.transpose(1, 2), p_s.transpose(1, 2)
+        pt, ps = self.pooled(p_t).transpose(1, 2), self.pooled(p_s).transpose(1, 2)
         mem = self.memory(torch.cat([mu_s, p_s], 1).transpose(1, 2))
         mu = mu_s if mu_s.shape[-1] == p_t.shape[-1] else mu_s.new_zeros(mu_s.shape[0], mu_s.shape[1], p_t.shape[-1])
         attention = []
