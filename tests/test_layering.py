@@ -215,3 +215,23 @@ def test_cli_eval_and_bench_layering_print_their_figures(installed, trained, cap
     for method in ("model", "nnls", "matching_pursuit", "nearest"):
         assert result["methods"][method]["active_layers"] >= 1
     assert result["methods"]["nearest"]["active_layers"] == 1
+
+
+def test_train_layering_on_the_users_own_library(tmp_path, monkeypatch):
+    """`--library`: the library is chosen from the user's imported snares (their original files)."""
+    from redrum_kit import workspace
+    monkeypatch.setattr(workspace, "HYDROGEN_DRUMKITS", tmp_path / "no-hydrogen")
+    assert main(["library", "import", "--synth", "12", "--seed", "9000"]) == 0
+    import tomllib
+
+    import tomli_w
+    data = tomllib.loads(Path("presets/training/layering-tiny.toml").read_text())
+    data["run_dir"] = str(tmp_path / "run-{cls}")
+    config = tmp_path / "mine.toml"
+    config.write_text(tomli_w.dumps(data))
+    out = tmp_path / "mine.safetensors"
+    assert main(["train", "layering", "--class", "snare", "--library", "--steps", "25",
+                 "--config", str(config), "--out", str(out)]) == 0
+    model = model_lib.load(out)
+    assert len(model.cfg.library) == 12
+    assert all(Path(source).is_file() for source in model.cfg.library)
