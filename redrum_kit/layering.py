@@ -14,6 +14,7 @@ can rebuild) at the feature rate for training and featurising mixes.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,14 +84,23 @@ def feature_error(feat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class LayerLibrary:
-    """The library's oneshots at SR, LENGTH samples each: `audio` `(N, LENGTH)`, `features` `(N, D)`."""
+    """The library's oneshots at SR, LENGTH samples each: `audio` `(N, LENGTH)`, `features` `(N, D)`.
+
+    Both are made on first use: rendering a mix needs only its layers' files.
+    """
 
     def __init__(self, sources: list[str]):
         if len(sources) < 2:
             raise ModelError("a layering library needs at least 2 oneshots")
         self.sources = list(sources)
-        self.audio = torch.from_numpy(np.stack([fit_length(load_source(s, SR)) for s in sources]))
-        self.features = features.layering_feature(self.audio)
+
+    @functools.cached_property
+    def audio(self) -> torch.Tensor:
+        return torch.from_numpy(np.stack([fit_length(load_source(s, SR)) for s in self.sources]))
+
+    @functools.cached_property
+    def features(self) -> torch.Tensor:
+        return features.layering_feature(self.audio)
 
     def __len__(self) -> int:
         return len(self.sources)
