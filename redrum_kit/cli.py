@@ -231,7 +231,7 @@ def cmd_train(args) -> int:
     elif args.model == "stage1":
         from training import stage1
         overrides = {"out": args.out, "max_minutes": args.minutes, "device": args.device, "steps": args.steps,
-                     "data": list(args.data) if args.data else None}
+                     "data": list(args.data) if args.data else None, "config_file": args.config}
         for folder in args.data or []:
             if not Path(folder).is_dir():
                 raise RedrumError(f"--data {folder}: not a folder")

@@ -59,6 +59,7 @@ class TrainConfig:
     val_clips: int = 32
     eval_patterns: int = 8     # per held-out kit, for the card's comparison
     max_minutes: float = 0.0   # stop (resumably) after this long; 0: run to `steps`
+    config_file: str = "presets/training/stage1.toml"   # the file this config came from (for the card)
     model: dict = field(default_factory=dict)
     discriminator: dict = field(default_factory=dict)
     augment: dict = field(default_factory=dict)
@@ -269,7 +270,8 @@ waveform plus filtered-noise branch. {params / 1e6:.2f} M parameters, stored as 
   log-mel distance {val.get('val_log_mel_db', float('nan')):.2f} dB.
 {heldout}
 
-Reproduce: `redrum train stage1 --config presets/training/stage1.toml` (resumes from `runs/stage1/last.pt`).
+Reproduce: `redrum train stage1 --config {m['config'].get('config_file', 'presets/training/stage1.toml')}` (resumes from
+`{m['config']['run_dir']}/last.pt`).
 """
 
 
