@@ -30,6 +30,17 @@ def _best_seconds(fn, repeats: int) -> float:
     return best
 
 
+def _rtf_row(fn, seconds: float, repeats: int, warm_up=None) -> dict:
+    """Warm up (`warm_up`, else one run of `fn`), then the best time of `fn` and its real-time factor."""
+    (warm_up or fn)()
+    t = _best_seconds(fn, repeats)
+    return {"seconds": round(t, 4), "rtf": round(seconds / t, 1)}
+
+
+def _weights(checkpoint) -> str:
+    return "shipped checkpoint" if checkpoint.is_file() else "untrained (no checkpoint; same architecture)"
+
+
 def drum_audio(seconds: float, sr: int) -> np.ndarray:
     """A rendered drum part (the built-in synth kit playing a funk groove), `seconds` long."""
     from redrum_kit.datasets.kits import from_synth
@@ -47,13 +58,11 @@ def bench_transcribe(seconds: float, repeats: int) -> dict:
     checkpoint = checkpoint_path()
     model = crnn.load(checkpoint) if checkpoint.is_file() else crnn.Transcriber(crnn.TranscriberConfig()).eval()
     y = drum_audio(seconds, model.cfg.sr)
-    rows = {}
-    for name, source in (("crnn", model), ("baseline", BandBaseline())):
-        source.activations(y[: model.cfg.sr])  # warm-up
-        t = _best_seconds(lambda: source.activations(y), repeats)
-        rows[name] = {"seconds": round(t, 4), "rtf": round(seconds / t, 1)}
+    rows = {name: _rtf_row(lambda: source.activations(y), seconds, repeats,
+                           warm_up=lambda: source.activations(y[: model.cfg.sr]))
+            for name, source in (("crnn", model), ("baseline", BandBaseline()))}
     return {"what": "transcribe", "machine": _machine(), "audio_seconds": seconds,
-            "crnn_weights": "shipped checkpoint" if checkpoint.is_file() else "untrained (no checkpoint; same architecture)",
+            "crnn_weights": _weights(checkpoint),
             "results": rows, "goal_rtf": TRANSCRIBE_GOAL_RTF,
             "crnn_vs_goal": round(rows["crnn"]["rtf"] / TRANSCRIBE_GOAL_RTF, 2),
             "crnn_vs_baseline": round(rows["crnn"]["rtf"] / rows["baseline"]["rtf"], 2)}
@@ -81,12 +90,10 @@ def bench_stage1(seconds: float, repeats: int) -> dict:
         @torch.inference_mode()
         def once():
             m.decode(m.encode(x)[0])
-        once()  # warm-up
-        t = _best_seconds(once, repeats)
-        rows[name] = {"seconds": round(t, 4), "rtf": round(seconds / t, 1),
+        rows[name] = {**_rtf_row(once, seconds, repeats),
                       "parameters_m": round(sum(p.numel() for p in m.parameters()) / 1e6, 2)}
     return {"what": "stage1", "machine": _machine(), "audio_seconds": seconds,
-            "weights": "shipped checkpoint" if checkpoint.is_file() else "untrained (no checkpoint; same architecture)",
+            "weights": _weights(checkpoint),
             "results": rows, "goal_rtf": STAGE1_GOAL_RTF,
             "default_vs_goal": round(rows["default"]["rtf"] / STAGE1_GOAL_RTF, 2),
             "default_vs_rave_v2_size": round(rows["default"]["rtf"] / rows["rave-v2-size"]["rtf"], 2),
@@ -115,15 +122,11 @@ def bench_transform(seconds: float, repeats: int) -> dict:
     sr = 44100
     target = drum_audio(seconds, sr)
     source = drum_audio(seconds, sr)[::-1].copy()   # another part, the same kit
-    rows = {}
     runs = {"model": lambda: redrummer.transform_signal(source, target, sr),
             "replace": lambda: replace_signal(target, sr, source, transcriber=transcriber)}
-    for name, fn in runs.items():
-        fn()  # warm-up
-        t = _best_seconds(fn, repeats)
-        rows[name] = {"seconds": round(t, 4), "rtf": round(seconds / t, 1)}
+    rows = {name: _rtf_row(fn, seconds, repeats) for name, fn in runs.items()}
     return {"what": "transform", "machine": _machine(), "audio_seconds": seconds,
-            "weights": "shipped checkpoint" if checkpoint.is_file() else "untrained (no checkpoint; same architecture)",
+            "weights": _weights(checkpoint),
             "results": rows, "goal_rtf": TRANSFORM_GOAL_RTF,
             "model_vs_goal": round(rows["model"]["rtf"] / TRANSFORM_GOAL_RTF, 2),
             "model_vs_replace": round(rows["model"]["rtf"] / rows["replace"]["rtf"], 2)}

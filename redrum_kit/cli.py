@@ -547,19 +547,25 @@ def cmd_transform(args) -> int:
     return 0
 
 
-def cmd_interpolate(args) -> int:
-    from redrum_kit import transform
-    if not 2 <= args.steps <= 64:
+def _morph_paths(a: Path, b: Path, steps: int, folder: Path) -> list[Path]:
+    """The files of a morph from A to B (`A-to-B-00.wav` ...) in `folder`, checked before any work:
+    a sane step count, a folder (made later), no file of the user's in the way."""
+    if not 2 <= steps <= 64:
         raise RedrumError("--steps must be between 2 and 64")
-    folder = Path(args.output)
     if folder.exists() and not folder.is_dir():
         raise RedrumError(f"{folder}: exists and is not a folder")
+    paths = [folder / f"{a.stem}-to-{b.stem}-{k:02d}.wav" for k in range(steps)]
+    _refuse_existing(*paths)
+    return paths
+
+
+def cmd_interpolate(args) -> int:
+    from redrum_kit import transform
     a, b = Path(args.a), Path(args.b)
-    names = [folder / f"{a.stem}-to-{b.stem}-{k:02d}.wav" for k in range(args.steps)]
-    _refuse_existing(*names)
+    paths = _morph_paths(a, b, args.steps, Path(args.output))
     ys, sr = transform.interpolate_files(a, b, args.steps, args.space)
-    folder.mkdir(parents=True, exist_ok=True)
-    for path, y in zip(names, ys):
+    Path(args.output).mkdir(parents=True, exist_ok=True)
+    for path, y in zip(paths, ys):
         _save_audio(path, y, sr)
         print(path)
     return 0
@@ -597,15 +603,11 @@ def cmd_layer(args) -> int:
     sliders = _pca_sliders(args.pca)
     if args.interpolate:
         a, b = (Path(x) for x in args.interpolate)
-        if not 2 <= args.steps <= 64:
-            raise RedrumError("--steps must be between 2 and 64")
-        folder = Path(args.output)
-        names = [folder / f"{a.stem}-to-{b.stem}-{k:02d}.wav" for k in range(args.steps)]
-        _refuse_existing(*names)
+        names = _morph_paths(a, b, args.steps, Path(args.output))
         a_y, sr = audio.load(a, max_seconds=layering.MAX_SECONDS, require_sound=True, what="A")
         b_y, _ = audio.load(b, sr=sr, max_seconds=layering.MAX_SECONDS, require_sound=True, what="B")
         results = _layerer(args.cls, a_y, sr, a.name).interpolate(a_y, b_y, sr, args.steps, args.threshold)
-        folder.mkdir(parents=True, exist_ok=True)
+        Path(args.output).mkdir(parents=True, exist_ok=True)
         for path, r in zip(names, results):
             _save_audio(path, r.y, r.sr)
             print(f"{path}: {len(r.layers)} layers")
@@ -861,7 +863,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="speed on this machine: real-time factors and ratios")
     s.add_argument("what", choices=("transcribe", "stage1", "transform", "layer"))
     s.add_argument("--seconds", type=float,
-                   help="length of the test audio (default: transcribe 30, stage1 3, transform 30)")
+                   help="length of the test audio (default: transcribe 30, stage1 3, transform 30; "
+                        "layer: the output, 1)")
     s.add_argument("--repeats", type=int, default=3)
     s.add_argument("--json", metavar="OUT.json")
     s.set_defaults(func=cmd_bench)

@@ -109,6 +109,11 @@ class LayerLibrary:
         """Weights `(B, N)` -> mixes `(B, LENGTH)` at SR (differentiable)."""
         return weights @ self.audio.to(weights.device)
 
+    def mix_error(self, weights: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """How far each mix is from its target: `feature_error` of the mixes' layering features
+        against target features `(B, D)` -> `(B,)` (differentiable)."""
+        return feature_error(features.layering_feature(self.mix(weights)), targets)
+
     def _weighted(self, layers: list[tuple[int, float]], sr: int) -> tuple[list[np.ndarray], float]:
         """Each layer's original file at `sr` times its weight, and the gain that brings their sum's
         peak to 1."""
@@ -144,7 +149,8 @@ def threshold_layers(weights: np.ndarray, threshold: float = THRESHOLD) -> list[
 
 # -- baselines: the best possible fits in feature space -------------------------------------
 
-def _shapes(feats: torch.Tensor) -> np.ndarray:
+def spectrum_shapes(feats: torch.Tensor) -> np.ndarray:
+    """Layering features `(..., D)` -> their spectra over their sums `(..., D - 1)` (loudness removed)."""
     spec = feats[..., :-1].clamp_min(0).numpy().astype(np.float64)
     return spec / np.maximum(spec.sum(-1, keepdims=True), 1e-12)
 
@@ -152,7 +158,7 @@ def _shapes(feats: torch.Tensor) -> np.ndarray:
 def nnls_weights(library: LayerLibrary, target: torch.Tensor) -> np.ndarray:
     """Non-negative least squares of the target's spectrum shape on the library's -> weights summing to 1."""
     from scipy.optimize import nnls
-    A, b = _shapes(library.features).T, _shapes(target[None])[0]
+    A, b = spectrum_shapes(library.features).T, spectrum_shapes(target[None])[0]
     w, _ = nnls(A, b, maxiter=50 * A.shape[1])
     return w / w.sum() if w.sum() > 0 else np.full(len(library), 1 / len(library))
 
@@ -161,7 +167,7 @@ def matching_pursuit_weights(library: LayerLibrary, target: torch.Tensor, layers
     """Non-negative orthogonal matching pursuit: add the atom best correlated with the residual, refit
     the chosen atoms by NNLS, up to `layers` atoms."""
     from scipy.optimize import nnls
-    A, b = _shapes(library.features).T, _shapes(target[None])[0]
+    A, b = spectrum_shapes(library.features).T, spectrum_shapes(target[None])[0]
     norms = np.linalg.norm(A, axis=0) + 1e-12
     chosen: list[int] = []
     w = np.zeros(0)

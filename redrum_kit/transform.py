@@ -131,22 +131,28 @@ class Redrummer:
         mu_s = self.model.encode(self._tensor(seg)[None, None])
         return mu_s, self._tensor(p)[None], start
 
+    @staticmethod
+    def target_windows(p_t: np.ndarray) -> tuple[list[int], np.ndarray]:
+        """Target probabilities `(channels, frames)` -> window starts (frames) and the windows
+        `(n, channels, WINDOW_FRAMES)`, overlapping by FADE_FRAMES, the last padded with silence."""
+        starts = window_starts(p_t.shape[1], WINDOW_FRAMES, FADE_FRAMES)
+        p = np.pad(p_t, ((0, 0), (0, starts[-1] + WINDOW_FRAMES - p_t.shape[1])))
+        return starts, np.stack([p[:, s:s + WINDOW_FRAMES] for s in starts])
+
     def render(self, mu_s, p_s, p_t: np.ndarray, n: int, batch_size: int = 4):
         """Target probabilities `(classes, frames)` -> audio of `n` samples at the model's rate,
-        in overlapping windows; also the attention of the first window."""
-        starts = window_starts(p_t.shape[1], WINDOW_FRAMES, FADE_FRAMES)
-        p_t = np.pad(p_t, ((0, 0), (0, starts[-1] + WINDOW_FRAMES - p_t.shape[1])))
+        in overlapping windows; also the attention of the first window and the number of windows."""
+        starts, windows = self.target_windows(p_t)
         noise = torch.Generator(self.device).manual_seed(0)
         pieces, first = [], None
         for k in range(0, len(starts), batch_size):
-            chunk = starts[k:k + batch_size]
-            pt = self._tensor(np.stack([p_t[:, s:s + WINDOW_FRAMES] for s in chunk]))
-            mu_hat, _, attention = self.model(mu_s.expand(len(chunk), -1, -1), p_s.expand(len(chunk), -1, -1), pt)
+            pt = self._tensor(windows[k:k + batch_size])
+            mu_hat, _, attention = self.model(mu_s.expand(len(pt), -1, -1), p_s.expand(len(pt), -1, -1), pt)
             if first is None:
                 first = torch.stack([a[0] for a in attention]).cpu().numpy()
             pieces += list(self.model.autoencoder.decode(mu_hat, noise)[:, 0].cpu().numpy())
         y = join_windows(pieces, [s * self.comp for s in starts], FADE_FRAMES * self.comp, n)
-        return y, first
+        return y, first, len(starts)
 
     @torch.no_grad()
     def transform_signal(self, s_y: np.ndarray, t_y: np.ndarray, sr: int) -> TransformResult:
@@ -156,12 +162,11 @@ class Redrummer:
         s, t = audio.resample(s_y, sr, msr), audio.resample(t_y, sr, msr)
         mu_s, p_s, start = self.source_memory(s)
         p_t = self.condition(t)
-        y, attention = self.render(mu_s, p_s, p_t, len(t))
+        y, attention, windows = self.render(mu_s, p_s, p_t, len(t))
         out = audio.resample(y, msr, sr)
         out = np.clip(np.pad(out, (0, max(0, len(t_y) - len(out))))[:len(t_y)], -1, 1).astype(np.float32)
-        return TransformResult(out, sr, start * self.comp / msr, WINDOW_FRAMES * self.comp / msr,
-                               -(-p_t.shape[1] // (WINDOW_FRAMES - FADE_FRAMES)), self.condition.pooled(p_t),
-                               attention, msr / self.comp)
+        return TransformResult(out, sr, start * self.comp / msr, WINDOW_FRAMES * self.comp / msr, windows,
+                               self.condition.pooled(p_t), attention, msr / self.comp)
 
     @torch.no_grad()
     def interpolate_signals(self, a_y: np.ndarray, b_y: np.ndarray, sr: int, steps: int,
@@ -185,16 +190,14 @@ class Redrummer:
         alphas = np.linspace(0.0, 1.0, steps)
         if space == "conditioning":
             for alpha in alphas:
-                y, _ = self.render(mu_s, p_s, (1 - alpha) * p_a + alpha * p_b, len(a))
-                outs.append(y)
+                outs.append(self.render(mu_s, p_s, (1 - alpha) * p_a + alpha * p_b, len(a))[0])
         else:
             mu_a = self._latents(a)
             mu_ab = self._stage2_latents(mu_s, p_s, p_b)[..., :mu_a.shape[-1]]
-            noise_seed = 0
             for alpha in alphas:
                 z = (1 - alpha) * mu_a + alpha * mu_ab
-                gen = torch.Generator(self.device).manual_seed(noise_seed)
-                y = self.model.autoencoder.decode(z, gen)[0, 0].cpu().numpy()
+                noise = torch.Generator(self.device).manual_seed(0)    # the same noise at every step
+                y = self.model.autoencoder.decode(z, noise)[0, 0].cpu().numpy()
                 outs.append(np.pad(y, (0, max(0, len(a) - len(y))))[:len(a)])
         return [np.clip(audio.resample(y, msr, sr)[:len(a_y)], -1, 1).astype(np.float32) for y in outs]
 
@@ -204,11 +207,10 @@ class Redrummer:
 
     def _stage2_latents(self, mu_s, p_s, p_t: np.ndarray) -> torch.Tensor:
         """mu_hat over the whole length of `p_t`: windows of WINDOW_FRAMES, joined at their midpoints."""
-        starts = window_starts(p_t.shape[1], WINDOW_FRAMES, FADE_FRAMES)
-        p = np.pad(p_t, ((0, 0), (0, starts[-1] + WINDOW_FRAMES - p_t.shape[1])))
-        out = torch.zeros(1, mu_s.shape[1], p.shape[1], device=self.device)
-        for s in starts:
-            mu_hat = self.model(mu_s, p_s, self._tensor(p[:, s:s + WINDOW_FRAMES])[None])[0]
+        starts, windows = self.target_windows(p_t)
+        out = torch.zeros(1, mu_s.shape[1], starts[-1] + WINDOW_FRAMES, device=self.device)
+        for s, window in zip(starts, windows):
+            mu_hat = self.model(mu_s, p_s, self._tensor(window)[None])[0]
             keep = FADE_FRAMES // 2 if s else 0
             out[..., s + keep:s + WINDOW_FRAMES] = mu_hat[..., keep:]
         return out[..., :p_t.shape[1]]

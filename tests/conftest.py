@@ -25,6 +25,18 @@ def no_hydrogen(monkeypatch, tmp_path):
     monkeypatch.setattr(workspace, "HYDROGEN_DRUMKITS", tmp_path / "no-hydrogen")
 
 
+def install_models(tmp_path, monkeypatch, **checkpoints):
+    """A presets folder holding only the given checkpoints (name=path: `models/NAME.safetensors`),
+    made the one the code under test reads. -> the folder."""
+    import shutil
+    presets = tmp_path / "presets"
+    (presets / "models").mkdir(parents=True)
+    for name, path in checkpoints.items():
+        shutil.copy(path, presets / "models" / f"{name}.safetensors")
+    monkeypatch.setenv("REDRUM_PRESETS", str(presets))
+    return presets
+
+
 def write(path, y, sr=44100, **kw):
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), y, sr, **kw)

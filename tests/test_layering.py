@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import torch
 from redrum_kit import layering, synth
 from redrum_kit.cli import main
 from redrum_kit.models import layering as model_lib
-from tests.conftest import write
+from tests.conftest import install_models, write
 
 SOURCES = [f"synth:snare:{300_000 + i}" for i in range(12)]
 
@@ -111,12 +110,8 @@ def trained(tmp_path_factory):
 def installed(trained, tmp_path, monkeypatch):
     from redrum_kit.workspace import models_dir
     cfg, _ = trained
-    presets = tmp_path / "presets"
-    (presets / "models").mkdir(parents=True)
-    shutil.copy(cfg.out, presets / "models" / "layering-snare.safetensors")
-    shutil.copy(models_dir() / "classifier.safetensors", presets / "models" / "classifier.safetensors")
-    monkeypatch.setenv("REDRUM_PRESETS", str(presets))
-    return presets
+    return install_models(tmp_path, monkeypatch, **{"layering-snare": cfg.out,
+                                                     "classifier": models_dir() / "classifier.safetensors"})
 
 
 def test_tiny_training_lowers_the_feature_error_and_writes_a_card(trained):

@@ -14,7 +14,7 @@ from redrum_kit import features
 from redrum_kit.cli import main
 from redrum_kit.models.pqmf import PQMF
 from redrum_kit.models.stage1 import Stage1, Stage1Config, kl_divergence
-from tests.conftest import write
+from tests.conftest import install_models, write
 
 
 def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -147,10 +147,7 @@ def test_an_interrupted_run_resumes_from_its_step(trained, tmp_path):
 def test_cli_reconstruct_keeps_rate_and_length_and_never_overwrites(trained, tmp_path, monkeypatch, capsys):
     from pathlib import Path
     cfg, _ = trained
-    presets = tmp_path / "presets"
-    (presets / "models").mkdir(parents=True)
-    shutil.copy(cfg.out, presets / "models" / "stage1.safetensors")
-    monkeypatch.setenv("REDRUM_PRESETS", str(presets))
+    install_models(tmp_path, monkeypatch, stage1=cfg.out)
     rng = np.random.default_rng(3)
     src = write(tmp_path / "loop.wav", (rng.standard_normal(48000 + 77) * 0.2).astype(np.float32), sr=48000)
     out = tmp_path / "out.wav"
@@ -175,10 +172,7 @@ def text_file(folder):
 ])
 def test_cli_reconstruct_bad_input_is_one_line(trained, tmp_path, monkeypatch, capsys, make, message):
     cfg, _ = trained
-    presets = tmp_path / "presets"
-    (presets / "models").mkdir(parents=True)
-    shutil.copy(cfg.out, presets / "models" / "stage1.safetensors")
-    monkeypatch.setenv("REDRUM_PRESETS", str(presets))
+    install_models(tmp_path, monkeypatch, stage1=cfg.out)
     path = make(tmp_path)
     assert main(["reconstruct", str(path), "-o", str(tmp_path / "o.wav")]) != 0
     err = capsys.readouterr().err.strip()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import torch
 from redrum_kit.cli import main
 from redrum_kit.models import stage2
 from redrum_kit.models.stage1 import Stage1Config
-from tests.conftest import write
+from tests.conftest import install_models, write
 
 
 def tiny_redrum(**kw) -> stage2.Redrum:
@@ -98,11 +97,7 @@ def trained(tmp_path_factory):
 @pytest.fixture
 def installed(trained, tmp_path, monkeypatch):
     cfg, _ = trained
-    presets = tmp_path / "presets"
-    (presets / "models").mkdir(parents=True)
-    shutil.copy(cfg.out, presets / "models" / "stage2.safetensors")
-    monkeypatch.setenv("REDRUM_PRESETS", str(presets))
-    return presets
+    return install_models(tmp_path, monkeypatch, stage2=cfg.out)
 
 
 def test_grid_pairs_share_rhythm_with_the_target_and_sounds_with_the_source(trained):

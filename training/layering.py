@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from redrum_kit import features, layering, workspace
+from redrum_kit import audio, features, layering, workspace
 from redrum_kit.config import from_dict
 from redrum_kit.drums import ONESHOT_CLASSES
 from redrum_kit.errors import RedrumError
@@ -96,7 +96,7 @@ def choose_library(candidates: list[str], size: int) -> list[str]:
                           "are needed (import more, or use the built-in library)")
     feats = torch.stack([layering.feature(layering.load_source(s, layering.SR)) for s in
                          tqdm(candidates, desc="library candidates", unit="oneshot", disable=None)])
-    shapes = layering._shapes(feats).T
+    shapes = layering.spectrum_shapes(feats).T
     chosen, _ = greedy_frank_wolfe(shapes, min(size, len(candidates)))
     return [candidates[i] for i in chosen]
 
@@ -124,8 +124,7 @@ def augment_hit(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Pitch (+-3 semitones), envelope (a faster decay) and filtering (low- or high-pass)."""
     from scipy.signal import butter, sosfilt
     sr = layering.SR
-    factor = 2 ** (rng.uniform(-3, 3) / 12)
-    y = np.interp(np.arange(0, len(y), factor), np.arange(len(y)), y).astype(np.float32)
+    y = audio.retune(y, float(rng.uniform(-3, 3))).astype(np.float32)
     if rng.random() < 0.5:
         t = np.arange(len(y)) / sr
         y = y * np.exp(-t / rng.uniform(0.05, 0.8)).astype(np.float32)
@@ -147,12 +146,11 @@ def hit_features(hits: list[np.ndarray]) -> torch.Tensor:
 # -- the recipe --------------------------------------------------------------------------------
 
 class LayeringRecipe:
-    def __init__(self, cfg: TrainConfig, trainer=None):
+    def __init__(self, cfg: TrainConfig, trainer: trainer_lib.Trainer):
         self.cfg = cfg
         candidates = user_sources(cfg.drum_class, cfg.library_kits) if cfg.library else synth_sources(
             cfg.drum_class, cfg.synth_candidates)
-        self.sources = (trainer.main_first if trainer else lambda fn: fn())(
-            lambda: choose_library(candidates, cfg.library_size))
+        self.sources = choose_library(candidates, cfg.library_size)
         rng = np.random.default_rng(cfg.seed)
         train_hits = [y for _, y in class_hits(cfg.drum_class, "train", cfg.synth_target_kits)]
         if not train_hits:
@@ -176,6 +174,9 @@ class LayeringRecipe:
         self.net = wrap(self.model)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.lib_feats = self.library.features.to(device)
+        nnls = [layering.nnls_weights(self.library, f) for f in self.val_feats]      # the yardstick, fixed
+        self._val_nnls = (self.library.mix_error(torch.from_numpy(np.stack(nnls)).float(), self.val_feats)
+                          if nnls else None)
         self.rng = np.random.default_rng(torch.initial_seed() % 2**32)
 
     def modules(self) -> dict:
@@ -186,8 +187,7 @@ class LayeringRecipe:
 
     def generative_loss(self, feats: torch.Tensor, net=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         weights, mean, logvar = (net or self.model)(feats)
-        mix = self.library.mix(weights)
-        err = layering.feature_error(features.layering_feature(mix), feats).mean()
+        err = self.library.mix_error(weights, feats).mean()
         return err, model_lib.kl_free_bits(mean, logvar, self.model.cfg.free_bits), weights
 
     def step(self, step: int) -> dict:
@@ -218,12 +218,7 @@ class LayeringRecipe:
             return {}
         feats = self.val_feats.to(self.device)
         mean, _ = self.model.encode(feats)
-        mix = self.library.mix(self.model.decode(mean))
-        err = layering.feature_error(features.layering_feature(mix), feats)
-        if not hasattr(self, "_val_nnls"):
-            w = torch.from_numpy(np.stack([layering.nnls_weights(self.library, f) for f in self.val_feats.cpu()]))
-            self._val_nnls = layering.feature_error(features.layering_feature(self.library.mix(w.float())),
-                                                    self.val_feats.cpu())
+        err = self.library.mix_error(self.model.decode(mean), feats)
         return {"feature_error": float(err.mean()), "vs_nnls": float((err.cpu() / self._val_nnls).mean())}
 
     def export(self, history: list[dict], summary: dict) -> dict:

@@ -20,12 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from redrum_kit import audio, features, workspace
 from redrum_kit.config import from_dict, load_config
 from redrum_kit.datasets import augment as aug
-from redrum_kit.datasets.build import Dataset, DatasetConfig, build
+from redrum_kit.datasets.build import Dataset, DatasetConfig
 from redrum_kit.errors import RedrumError
 from redrum_kit.models import discriminators as disc
 from redrum_kit.models import stage1 as model_lib
@@ -87,7 +86,7 @@ def user_clips(folders: list, sr: int, seconds: float) -> list[np.ndarray]:
 
 
 class Stage1Recipe:
-    def __init__(self, cfg: TrainConfig, trainer: Trainer | None = None):
+    def __init__(self, cfg: TrainConfig, trainer: Trainer):
         self.cfg = cfg
         self.model_cfg = from_dict(model_lib.Stage1Config, cfg.model, "stage-1 config [model]")
         if cfg.n_signal % self.model_cfg.compression:
@@ -97,10 +96,7 @@ class Stage1Recipe:
         data_cfg = load_config(DatasetConfig, Path(cfg.dataset_config))
         if data_cfg.sr != self.model_cfg.sr:
             raise RedrumError(f"the dataset's rate ({data_cfg.sr} Hz) differs from the model's ({self.model_cfg.sr} Hz)")
-        def prepare():
-            build(data_cfg, Path(cfg.data_dir),
-                  progress=lambda total: tqdm(total=total, desc="building clips", unit="clip", disable=None))
-        (trainer.main_first if trainer else lambda fn: fn())(prepare)
+        trainer_lib.prepare_dataset(trainer, data_cfg, Path(cfg.data_dir))
         self.train_ds = Dataset(Path(cfg.data_dir), "train", in_memory=True)
         self.val_ds = Dataset(Path(cfg.data_dir), "val")
         self.extra = user_clips(cfg.data, self.model_cfg.sr, data_cfg.clip_seconds)

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from redrum_kit import features, transform
 from redrum_kit.config import from_dict, load_config
-from redrum_kit.datasets.build import Dataset, DatasetConfig, build
+from redrum_kit.datasets.build import Dataset, DatasetConfig
 from redrum_kit.errors import RedrumError
 from redrum_kit.models import discriminators as disc
 from redrum_kit.models import stage1 as stage1_lib
@@ -90,15 +90,13 @@ class Grid:
         comp = model.compression
         self.frames = frames
         length = (frames + 1) * comp
-        audio, mus, probs, self.events, self.kit_names = [], [], [], [], []
+        audio, mus, probs = [], [], []
         batch = []
         for i in tqdm(range(len(ds)), desc=f"encoding {desc}", unit="clip", disable=None):
             item = ds[i]
             y = np.pad(item["audio"], (0, max(0, length - len(item["audio"]))))[:length]
             audio.append(torch.from_numpy((y * 32767).astype(np.int16)))
             probs.append(torch.from_numpy(conditioner(y)[:, :frames + 1]))
-            self.events.append(item["events"])
-            self.kit_names.append(item["kit"])
             batch.append(y)
             if len(batch) == 16 or i == len(ds) - 1:
                 with torch.no_grad():
@@ -144,7 +142,7 @@ def normalised_mse(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 
 
 class Stage2Recipe:
-    def __init__(self, cfg: TrainConfig, trainer: Trainer | None = None):
+    def __init__(self, cfg: TrainConfig, trainer: Trainer):
         self.cfg = cfg
         self.autoencoder = stage1_lib.load(Path(cfg.stage1))
         data_cfg = load_config(DatasetConfig, Path(cfg.dataset_config))
@@ -155,11 +153,7 @@ class Stage2Recipe:
             raise RedrumError(f"{cfg.dataset_config}: stage 2 needs a grid dataset (set grid_rhythms)")
         if cfg.audio_frames > cfg.frames:
             raise RedrumError("audio_frames must not exceed frames")
-        def prepare():
-            build(data_cfg, Path(cfg.data_dir),
-                  progress=lambda total: tqdm(total=total, desc="building grid", unit="clip", disable=None))
-        (trainer.main_first if trainer else lambda fn: fn())(prepare)
-        self.data_manifest = json.loads((Path(cfg.data_dir) / "manifest.json").read_text())
+        self.data_manifest = trainer_lib.prepare_dataset(trainer, data_cfg, Path(cfg.data_dir), "building grid")
 
     # -- trainer interface -------------------------------------------------------
 
@@ -196,8 +190,9 @@ class Stage2Recipe:
     def _offsets(self, n: int) -> list[tuple[int, int]]:
         return [(int(self.rng.integers(2)), int(self.rng.integers(2))) for _ in range(n)]
 
-    def losses(self, grid: Grid, pairs, offsets, step: int, train: bool) -> tuple[dict, torch.Tensor, torch.Tensor]:
-        """-> the loss terms, the decoded crop and the pseudo-target's audio under it."""
+    def losses(self, grid: Grid, pairs, offsets, rng: np.random.Generator, train: bool) -> tuple[dict, dict]:
+        """-> the loss terms, and the tensors behind them: `y_hat` (the decoded crop), `x` (the
+        pseudo-target's audio under it), `mu_hat`, and the batch `b`. `rng` places the crops."""
         cfg, comp = self.cfg, self.model.compression
         b = grid.batch(pairs, offsets, self.device)
         net = self.transformer_ddp if train else self.model.transformer
@@ -205,7 +200,7 @@ class Stage2Recipe:
         z = mu_hat + sigma_hat * torch.randn_like(sigma_hat)
         mu_back, _, _ = net(mu_hat, b["p_t"], b["p_s"])
         n = min(len(pairs), cfg.audio_items)
-        crop = [int(self.rng.integers(0, cfg.frames - cfg.audio_frames + 1)) for _ in range(n)]
+        crop = [int(rng.integers(0, cfg.frames - cfg.audio_frames + 1)) for _ in range(n)]
         z_crop = torch.stack([z[i, :, c:c + cfg.audio_frames] for i, c in enumerate(crop)])
         y_hat = self.model.autoencoder.decode(z_crop)
         x = grid.audio_of(b["pseudo"][:n], [o + c for o, c in zip(b["target_offsets"], crop)], cfg.audio_frames,
@@ -215,7 +210,7 @@ class Stage2Recipe:
                  "cycle": normalised_mse(mu_back, b["mu_s"]),
                  "entropy": model_lib.attention_entropy_loss(attention),
                  "kl": stage1_lib.kl_divergence(mu_hat, sigma_hat)}
-        return terms, y_hat, x
+        return terms, {"y_hat": y_hat, "x": x, "mu_hat": mu_hat, "b": b}
 
     def step(self, step: int) -> dict:
         cfg = self.cfg
@@ -223,14 +218,14 @@ class Stage2Recipe:
         self.model.transformer.train()
         self.model.autoencoder.decoder.requires_grad_(adversarial)
         pairs = self.train_grid.draw(self.rng, cfg.batch_size)
-        terms, y_hat, x = self.losses(self.train_grid, pairs, self._offsets(len(pairs)), step, train=True)
+        terms, parts = self.losses(self.train_grid, pairs, self._offsets(len(pairs)), self.rng, train=True)
         beta = cfg.beta * min(1.0, step / max(1, cfg.warmup))
         loss = (cfg.latent * terms["latent"] + cfg.reconstruction * terms["reconstruction"]
                 + cfg.cycle * terms["cycle"] + cfg.entropy * terms["entropy"] + beta * terms["kl"])
         out = {k: v.item() for k, v in terms.items()}
         out["beta"] = beta
         if adversarial:
-            adv, figures = disc.adversarial_step(self.critics_ddp, self.opt_d, x, y_hat,
+            adv, figures = disc.adversarial_step(self.critics_ddp, self.opt_d, parts["x"], parts["y_hat"],
                                                  cfg.adversarial_weight, cfg.feature_matching)
             loss = loss + adv
             out.update(figures)
@@ -250,25 +245,22 @@ class Stage2Recipe:
         than returning the target)."""
         self.model.eval()
         grid, comp, cfg = self.val_grid, self.model.compression, self.cfg
-        rng_state = self.rng
-        self.rng = np.random.default_rng(1234)
-        pairs = grid.draw(self.rng, cfg.val_pairs)
+        rng = np.random.default_rng(1234)            # the same pairs and crops at every validation
+        pairs = grid.draw(rng, cfg.val_pairs)
         sums: dict[str, float] = {}
         ratios = []
         for k in range(0, len(pairs), 8):
             chunk = pairs[k:k + 8]
             offsets = [(0, 0)] * len(chunk)
-            terms, _, _ = self.losses(grid, chunk, offsets, step, train=False)
+            terms, parts = self.losses(grid, chunk, offsets, rng, train=False)
             for name, v in terms.items():
                 sums[name] = sums.get(name, 0.0) + v.item() * len(chunk)
-            b = grid.batch(chunk, offsets, self.device)
-            mu_hat = self.model(b["mu_s"], b["p_s"], b["p_t"])[0]
-            y = self.model.autoencoder.decode(mu_hat)[:, 0].cpu()
+            b = parts["b"]
+            y = self.model.autoencoder.decode(parts["mu_hat"])[:, 0].cpu()
             true = grid.audio_of(b["pseudo"], [0] * len(chunk), cfg.frames, comp, "cpu")[:, 0]
             target = grid.audio_of(b["target"], [0] * len(chunk), cfg.frames, comp, "cpu")[:, 0]
             ratios += (features.log_mel_distance(y, true, self.model.sr)
                        / features.log_mel_distance(target, true, self.model.sr).clamp_min(1e-3)).tolist()
-        self.rng = rng_state
         out = {k: v / len(pairs) for k, v in sums.items()}
         out["timbre_ratio"] = float(np.mean(ratios))
         return out

@@ -231,6 +231,13 @@ def train(cfg, recipe_cls) -> dict:
     return trainer.fit(recipe_cls(cfg, trainer))
 
 
+def prepare_dataset(trainer: Trainer, data_cfg, folder: Path, desc: str = "building clips") -> dict:
+    """Build (or resume) a dataset with a progress bar, on rank 0 before the others. -> its manifest."""
+    from redrum_kit.datasets.build import build
+    return trainer.main_first(lambda: build(
+        data_cfg, Path(folder), progress=lambda total: tqdm(total=total, desc=desc, unit="clip", disable=None)))
+
+
 def run_facts(summary: dict) -> dict:
     """What a model card says about the run that made the checkpoint."""
     return {"steps": summary["step"], "complete": summary["complete"], "hardware": summary["hardware"],

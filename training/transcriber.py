@@ -24,11 +24,10 @@ from pathlib import Path
 import mir_eval
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from redrum_kit import files
 from redrum_kit.config import load_config
-from redrum_kit.datasets.build import Dataset, DatasetConfig, build
+from redrum_kit.datasets.build import Dataset, DatasetConfig
 from redrum_kit.models import transcriber as model_lib
 from redrum_kit.rhythm.events import TRANSCRIPTION_CLASS
 from training import trainer as trainer_lib
@@ -150,13 +149,11 @@ class TranscriberRecipe:
     each clip's log-mel tilted by a random smooth EQ curve (timbre the kits did not have); the best
     validation F so far kept in `run_dir/best.pt`."""
 
-    def __init__(self, cfg: TrainConfig, trainer=None):
+    def __init__(self, cfg: TrainConfig, trainer: trainer_lib.Trainer):
         self.cfg = cfg
         self.data_dir = Path(cfg.data_dir)
         data_cfg = load_config(DatasetConfig, Path(cfg.dataset_config))
-        (trainer.main_first if trainer else lambda fn: fn())(lambda: build(
-            data_cfg, self.data_dir,
-            progress=lambda total: tqdm(total=total, desc="building clips", unit="clip", disable=None)))
+        trainer_lib.prepare_dataset(trainer, data_cfg, self.data_dir)
         self.train_ds = Dataset(self.data_dir, "train", in_memory=True)
         self.val_ds, self.test_ds = Dataset(self.data_dir, "val"), Dataset(self.data_dir, "test")
         kits = [self.train_ds[i]["kit"] for i in range(len(self.train_ds))]
@@ -181,11 +178,14 @@ class TranscriberRecipe:
         return {"adamw": self.opt}
 
     def draw(self) -> list[int]:
+        """Training clip indices for one batch: real-kit clips with probability `real_share` (uniform
+        over all clips when it is 0 or one of the two kinds is missing)."""
         cfg, out = self.cfg, []
+        weighted = cfg.real_share > 0 and len(self.real) and len(self.synth)
         for _ in range(cfg.batch_size):
-            pool = self.real if (len(self.real) and (not len(self.synth) or self.rng.random() < cfg.real_share)) \
-                else self.synth
-            if cfg.real_share <= 0:
+            if weighted:
+                pool = self.real if self.rng.random() < cfg.real_share else self.synth
+            else:
                 pool = np.arange(len(self.train_ds))
             out.append(int(pool[self.rng.integers(len(pool))]))
         return out
