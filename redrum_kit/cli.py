@@ -837,7 +837,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--space", choices=("latent", "conditioning"), default="latent",
                    help="latent (default): interpolate the stage-1 latents of A and of A's sounds on B's rhythm, "
                         "as in the research; conditioning: interpolate the two transcriptions and let the "
-                        "model play each mixture. Both move the rhythm step by step (`redrum eval interpolate`: "
+                        "model play each mixture. Both move the rhythm step by step (`redrum eval interpolate --pairs 10`: "
                         "onset F against B rises 0.19 to 0.60 in 5 steps in the latent, 0.18 to 0.59 in the "
                         "conditioning)")
     s.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the files (made if needed)")
