@@ -215,7 +215,10 @@ def cmd_train(args) -> int:
     from redrum_kit.config import load_config
     if args.model == "classifier":
         from training import classifier
-        cfg = load_config(classifier.TrainConfig, Path(args.config) if args.config else None, out=args.out)
+        if args.steps:
+            raise RedrumError("the classifier trains for epochs (set epochs in its config), not --steps")
+        cfg = load_config(classifier.TrainConfig, Path(args.config) if args.config else None, out=args.out,
+                          max_minutes=args.minutes, device=args.device)
         real = classifier.train(cfg)["held_out_real"]
         print(f"held-out real kits: accuracy {real['accuracy']:.3f}, balanced {real['balanced_accuracy']:.3f} "
               f"(n={real['n']}); saved {cfg.out}")
@@ -254,7 +257,8 @@ def cmd_train(args) -> int:
         from training import stage2
         if args.data:
             raise RedrumError("--data is for stage1; stage 2 trains on the grid of its config's dataset_config")
-        overrides = {"out": args.out, "max_minutes": args.minutes, "device": args.device, "steps": args.steps}
+        overrides = {"out": args.out, "max_minutes": args.minutes, "device": args.device, "steps": args.steps,
+                     "config_file": args.config}
         cfg = load_config(stage2.TrainConfig, Path(args.config) if args.config else None, **overrides)
         summary = stage2.train(cfg)
         _report_training(summary)
@@ -751,7 +755,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", metavar="FILE", help="checkpoint path (default from the config)")
     s.add_argument("--data", action="append", metavar="DIR",
                    help="stage1: a folder of your own drum recordings to train on as well (repeatable)")
-    s.add_argument("--minutes", type=float, help="stop after this long (run again to resume); not classifier")
+    s.add_argument("--minutes", type=float, help="stop after this long (run again to resume)")
     s.add_argument("--steps", type=int, help="total steps (default from the config); not classifier")
     s.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto (CUDA when present); not classifier")
     s.add_argument("--class", dest="cls", metavar="C", help="layering: the drum class (snare, kick, ...)")

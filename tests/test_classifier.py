@@ -83,13 +83,17 @@ def test_importing_a_folder_of_unseen_real_oneshots_classifies_them(tmp_path):
 
 def test_tiny_training_run_learns(tmp_path):
     cfg = load_config(recipe.TrainConfig, workspace.presets_dir() / "training" / "classifier-tiny.toml",
-                      out=str(tmp_path / "tiny.safetensors"))
+                      out=str(tmp_path / "tiny.safetensors"), run_dir=str(tmp_path / "run"))
     metrics = recipe.train(cfg)
     history = metrics["history"]
     assert history[-1]["loss"] < history[0]["loss"]
     assert (tmp_path / "tiny.safetensors").is_file() and (tmp_path / "tiny.md").is_file()
     assert json.loads((tmp_path / "tiny.metrics.json").read_text())["held_out_synth"]["n"] > 0
     classifier.load(tmp_path / "tiny.safetensors")  # and it loads back
+    # the shared trainer's run folder: logs, loss curve, a resumable state and the best epoch's weights
+    assert {"last.pt", "best.pt", "log.csv", "loss.png"} <= {p.name for p in (tmp_path / "run").iterdir()}
+    again = recipe.train(cfg)                          # run again: resumes at the end, trains nothing more
+    assert again["steps"] == metrics["steps"] and len(again["history"]) == len(history)
 
 
 def test_damaged_checkpoint_is_a_clear_error(tmp_path):

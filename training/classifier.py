@@ -13,22 +13,20 @@ truncation) so the model hears more than these kits.
 
 from __future__ import annotations
 
-import json
-import platform
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pedalboard
 import torch
-from tqdm import tqdm
 
 from redrum_kit import audio, synth, workspace
 from redrum_kit.drums import ONESHOT_CLASSES, class_from_name
 from redrum_kit.hydrogen import read_drumkit
 from redrum_kit.library.oneshot import LIBRARY_SR, content_hash, normalise
+from redrum_kit.errors import RedrumError
 from redrum_kit.models import classifier as model_lib
+from training import trainer as trainer_lib
 
 CROP_SECONDS = 4.0
 
@@ -50,6 +48,10 @@ class TrainConfig:
     augment: bool = True
     real_share: float = 0.5  # of training examples drawn from real (Hydrogen) kits, the rest synthetic
     out: str = "presets/models/classifier.safetensors"
+    run_dir: str = "runs/classifier"    # last.pt (resume), best.pt, logs and loss curve
+    device: str = "auto"
+    log_every: int = 10
+    max_minutes: float = 0.0
     model: dict = field(default_factory=dict)  # ClassifierConfig overrides
 
 
@@ -210,62 +212,99 @@ def sampling_weights(labels: np.ndarray, synthetic: np.ndarray, real_share: floa
     return weights / weights.sum()
 
 
+class ClassifierRecipe:
+    """The classifier on the shared trainer: one epoch is `examples_per_epoch` augmented examples
+    drawn with `sampling_weights`; validation (balanced accuracy on the val kits) after every epoch,
+    the best weights kept in `run_dir/best.pt`; one-cycle learning rate."""
+
+    def __init__(self, cfg: TrainConfig, trainer: trainer_lib.Trainer):
+        self.cfg = cfg
+        self.mcfg = model_lib.ClassifierConfig(**cfg.model)
+        self.data = splits(cfg, self.mcfg.sr)
+        self.train_set = self.data["train"]
+        if not self.train_set:
+            raise RedrumError("no training oneshots: install Debian's hydrogen-drumkits (make data) "
+                              "or raise synth_train_kits")
+        self.labels = np.array([e.label for e in self.train_set])
+        self.weights = sampling_weights(self.labels, np.array([e.kit.startswith("synth-") for e in self.train_set]),
+                                        cfg.real_share)
+
+    def setup(self, device, wrap) -> None:
+        self.device = device
+        self.model = model_lib.OneshotClassifier(self.mcfg).to(device)
+        self.net = wrap(self.model)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        self.rng = np.random.default_rng(torch.initial_seed() % 2**32)
+
+    def modules(self) -> dict:
+        return {"model": self.model}
+
+    def optimizers(self) -> dict:
+        return {"adamw": self.opt}
+
+    def step(self, step: int) -> dict:
+        cfg, sr = self.cfg, self.mcfg.sr
+        self.model.train()
+        lr = trainer_lib.schedule_lr(self.opt, step, steps_of(cfg), cfg.lr, warmup=0.3, floor=1e-4)
+        chosen = self.rng.choice(len(self.train_set), size=cfg.batch_size, p=self.weights)
+        ys = [augment(self.train_set[i].y, sr, self.rng) if cfg.augment else self.train_set[i].y for i in chosen]
+        mel, desc = self.model.inputs(_batch([y[: int(CROP_SECONDS * sr)] for y in ys]).to(self.device))
+        loss = torch.nn.functional.cross_entropy(self.net(mel, desc), torch.from_numpy(self.labels[chosen]).to(self.device),
+                                                 label_smoothing=0.05)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return {"loss": loss.item(), "lr": lr}
+
+    @torch.no_grad()
+    def validate(self, step: int = 0) -> dict:
+        self.model.eval()
+        val = evaluate(self.model, self.data["val"] or self.data["synth_test"])
+        trainer_lib.keep_best(Path(self.cfg.run_dir), val["balanced_accuracy"], step, self.model)
+        return {"accuracy": val["accuracy"], "balanced_accuracy": val["balanced_accuracy"]}
+
+    def export(self, history: list[dict], summary: dict) -> dict:
+        cfg = self.cfg
+        model = self.model.cpu().eval()
+        best_step = trainer_lib.load_best(Path(cfg.run_dir), model) or summary["step"]
+        metrics = {
+            **trainer_lib.run_facts(summary), "best_step": best_step,
+            "held_out_real": evaluate(model, self.data["test"]),
+            "held_out_synth": evaluate(model, self.data["synth_test"]),
+            "val": evaluate(model, self.data["val"]),
+            "train_size": len(self.train_set), "history": epoch_history(history, steps_of(cfg) // cfg.epochs),
+            "config": asdict(cfg), "seconds": summary["seconds"], "hardware": summary["hardware"],
+        }
+        out = Path(cfg.out)
+        trainer_lib.publish(out, lambda path: model_lib.save(model, path, extra={"test_kits": cfg.test_kits,
+                                                                                "val_kits": cfg.val_kits}),
+                            metrics, model_card(metrics, out))
+        self.model.to(self.device)
+        return {"out": str(out), "metrics": metrics}
+
+
+def steps_of(cfg: TrainConfig) -> int:
+    return cfg.epochs * max(1, cfg.examples_per_epoch // cfg.batch_size)
+
+
+def epoch_history(history: list[dict], per_epoch: int) -> list[dict]:
+    """The trainer's rows as one row per epoch: mean training loss and the validation figures."""
+    out = []
+    for row in (r for r in history if "val_balanced_accuracy" in r):
+        epoch = row["step"] // per_epoch
+        losses = [r["loss"] for r in history if "loss" in r and (epoch - 1) * per_epoch < r["step"] <= row["step"]]
+        out.append({"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
+                    "val_accuracy": row["val_accuracy"], "val_balanced_accuracy": row["val_balanced_accuracy"]})
+    return out
+
+
 def train(cfg: TrainConfig) -> dict:
-    """Train, keep the best epoch by validation balanced accuracy, save, evaluate. -> metrics."""
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    mcfg = model_lib.ClassifierConfig(**cfg.model)
-    started = time.time()
-    data = splits(cfg, mcfg.sr)
-    train_set = data["train"]
-    if not train_set:
-        raise RuntimeError("no training data")
-    labels = np.array([e.label for e in train_set])
-    weights = sampling_weights(labels, np.array([e.kit.startswith("synth-") for e in train_set]), cfg.real_share)
-    model = model_lib.OneshotClassifier(mcfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps = cfg.epochs * (cfg.examples_per_epoch // cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1))
-    history = []
-    best = (-1.0, None)
-    for epoch in range(cfg.epochs):
-        model.train()
-        idx = rng.choice(len(train_set), size=cfg.examples_per_epoch, p=weights)
-        losses = []
-        bar = tqdm(range(0, len(idx) - cfg.batch_size + 1, cfg.batch_size), desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                   leave=False, disable=None)
-        for start in bar:
-            chosen = idx[start:start + cfg.batch_size]
-            ys = [augment(train_set[i].y, mcfg.sr, rng) if cfg.augment else train_set[i].y for i in chosen]
-            ys = [y[: int(CROP_SECONDS * mcfg.sr)] for y in ys]
-            mel, desc = model.inputs(_batch(ys))
-            loss = torch.nn.functional.cross_entropy(model(mel, desc), torch.from_numpy(labels[chosen]),
-                                                     label_smoothing=0.05)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-        val = evaluate(model, data["val"])
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_accuracy": val["accuracy"],
-                        "val_balanced_accuracy": val["balanced_accuracy"]})
-        print(json.dumps(history[-1]), flush=True)
-        if val["balanced_accuracy"] > best[0]:
-            best = (val["balanced_accuracy"], {k: v.clone() for k, v in model.state_dict().items()})
-    model.load_state_dict(best[1])
-    metrics = {
-        "held_out_real": evaluate(model, data["test"]),
-        "held_out_synth": evaluate(model, data["synth_test"]),
-        "val": evaluate(model, data["val"]),
-        "train_size": len(train_set), "history": history,
-        "config": asdict(cfg), "seconds": round(time.time() - started, 1),
-        "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, CPU",
-    }
-    out = Path(cfg.out)
-    model_lib.save(model, out, extra={"test_kits": cfg.test_kits, "val_kits": cfg.val_kits})
-    out.with_suffix(".metrics.json").write_text(json.dumps(metrics, indent=1))
-    out.with_suffix(".md").write_text(model_card(metrics, out))
-    return metrics
+    """Train (resumable from `run_dir/last.pt`), keep the best epoch by validation balanced accuracy,
+    save and evaluate. -> metrics."""
+    per_epoch = max(1, cfg.examples_per_epoch // cfg.batch_size)
+    schedule = trainer_lib.Schedule(steps_of(cfg), min(cfg.log_every, per_epoch), per_epoch, per_epoch, cfg.max_minutes)
+    trainer = trainer_lib.Trainer(schedule, Path(cfg.run_dir), cfg.seed, cfg.device)
+    return trainer.fit(ClassifierRecipe(cfg, trainer))["metrics"]
 
 
 def _table(m: dict) -> list[str]:
@@ -295,7 +334,8 @@ def model_card(metrics: dict, checkpoint: Path) -> str:
         f"- Sampling: {cfg.get('real_share', 0.5):.0%} of examples from real kits, the rest synthetic;"
         " classes balanced within each.",
         f"- {cfg['epochs']} epochs x {cfg['examples_per_epoch']} examples, batch {cfg['batch_size']},"
-        f" AdamW lr {cfg['lr']} (one-cycle), seed {cfg['seed']}.",
+        f" AdamW lr {cfg['lr']} (one-cycle), seed {cfg['seed']}; the best epoch's weights kept"
+        f" (step {metrics.get('best_step', '?')} of {metrics.get('steps', '?')}).",
         f"- Hardware: {metrics['hardware']}; {metrics['seconds'] / 60:.0f} minutes.",
         "- Reproduce: `redrum train classifier --config presets/training/classifier.toml`", "",
         "## Metrics (held-out kits)",

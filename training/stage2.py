@@ -73,6 +73,7 @@ class TrainConfig:
     val_pairs: int = 32
     eval_pairs: int = 0                # test pairs for the card's evaluation (0: skip)
     max_minutes: float = 0.0
+    config_file: str = "presets/training/stage2.toml"   # the file this config came from (for the card)
     model: dict = field(default_factory=dict)
     discriminator: dict = field(default_factory=dict)
 
@@ -145,6 +146,7 @@ class Stage2Recipe:
     def __init__(self, cfg: TrainConfig, trainer: Trainer):
         self.cfg = cfg
         self.autoencoder = stage1_lib.load(Path(cfg.stage1))
+        self.stage1_steps = stage1_steps(Path(cfg.stage1))   # now: the file may be replaced before export
         data_cfg = load_config(DatasetConfig, Path(cfg.dataset_config))
         if data_cfg.sr != self.autoencoder.cfg.sr:
             raise RedrumError(f"the dataset's rate ({data_cfg.sr} Hz) differs from stage 1's "
@@ -280,7 +282,7 @@ class Stage2Recipe:
                    "evaluation": evaluation, "config": asdict(cfg),
                    "kits": {s: len(k) for s, k in self.data_manifest["kits"].items()},
                    "grid": {s: self.data_manifest["config"]["items"][s] for s in ("train", "val", "test")},
-                   "stage1_steps": stage1_steps(Path(cfg.stage1))}
+                   "stage1_steps": self.stage1_steps}
         trainer_lib.publish(out, lambda path: model_lib.save(model, path, extra={"steps": summary["step"]}),
                             metrics, model_card(model, metrics))
         return {"out": str(out), "evaluation": evaluation}
@@ -324,7 +326,8 @@ and rhythm attention biases, per-layer interpolation of mu, gated residual std h
 
 {evaluation}
 
-Reproduce: `redrum train stage2 --config presets/training/stage2.toml` (resumes from `runs/stage2/last.pt`).
+Reproduce: `redrum train stage2 --config {cfg.get('config_file', 'presets/training/stage2.toml')}` (resumes from
+`{cfg['run_dir']}/last.pt`).
 """
 
 

@@ -258,3 +258,41 @@ def publish(out: Path, save, metrics: dict, card: str) -> None:
     save(out)
     files.write_text(out.with_suffix(".metrics.json"), json.dumps(metrics, indent=1), overwrite=True)
     files.write_text(out.with_suffix(".md"), card, overwrite=True)
+
+
+def schedule_lr(optimizer: torch.optim.Optimizer, step: int, steps: int, peak: float, *,
+                warmup: float = 0.0, floor: float = 0.05) -> float:
+    """Set and return the learning rate of `step` of `steps`: a linear rise over the first `warmup`
+    share of the run (from peak / 25), then a cosine fall to `floor` x peak. A pure function of the step,
+    so a resumed run continues the same curve (a scheduler object would restart)."""
+    rise = int(warmup * steps)
+    if step < rise:
+        lr = peak / 25 + (peak - peak / 25) * step / rise
+    else:
+        t = (step - rise) / max(1, steps - rise)
+        lr = floor * peak + (peak - floor * peak) * 0.5 * (1 + np.cos(np.pi * min(1.0, t)))
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return float(lr)
+
+
+def keep_best(run_dir: Path, score: float, step: int, model: torch.nn.Module) -> bool:
+    """Keep `model`'s weights in `run_dir/best.pt` when `score` beats the one kept there. -> kept."""
+    path = Path(run_dir) / "best.pt"
+    previous = torch.load(path, weights_only=False)["score"] if path.is_file() else -np.inf
+    if score <= previous:
+        return False
+    buffer = io.BytesIO()
+    torch.save({"score": score, "step": step, "model": model.state_dict()}, buffer)
+    files.write_bytes(path, buffer.getvalue(), overwrite=True)
+    return True
+
+
+def load_best(run_dir: Path, model: torch.nn.Module) -> int | None:
+    """Load the weights kept by `keep_best` into `model`. -> their step (None: nothing kept)."""
+    path = Path(run_dir) / "best.pt"
+    if not path.is_file():
+        return None
+    state = torch.load(path, weights_only=False, map_location="cpu")
+    model.load_state_dict(state["model"])
+    return int(state["step"])

@@ -17,7 +17,6 @@ selection on validation F; the test split holds kits never seen in training
 
 from __future__ import annotations
 
-import io
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,7 +24,6 @@ import mir_eval
 import numpy as np
 import torch
 
-from redrum_kit import files
 from redrum_kit.config import load_config
 from redrum_kit.datasets.build import Dataset, DatasetConfig
 from redrum_kit.models import transcriber as model_lib
@@ -167,7 +165,6 @@ class TranscriberRecipe:
         self.model = model_lib.Transcriber(model_lib.TranscriberConfig(**cfg.model)).to(device)
         self.net = wrap(self.model)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, cfg.steps, eta_min=cfg.lr / 20)
         self.pos_weight = torch.full((len(self.model.cfg.classes), 1), cfg.pos_weight, device=device)
         self.rng = np.random.default_rng(torch.initial_seed() % 2**32)
 
@@ -203,6 +200,7 @@ class TranscriberRecipe:
 
     def step(self, step: int) -> dict:
         self.model.train()
+        trainer_lib.schedule_lr(self.opt, step, self.cfg.steps, self.cfg.lr)
         items = [self.train_ds[i] for i in self.draw()]
         y = torch.from_numpy(np.stack([it["audio"] for it in items])).to(self.device)
         targets = torch.from_numpy(np.stack([it["targets"] for it in items])).to(self.device)
@@ -217,7 +215,6 @@ class TranscriberRecipe:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
         self.opt.step()
-        self.sched.step()
         return {"loss": loss.item()}
 
     @torch.no_grad()
@@ -225,22 +222,12 @@ class TranscriberRecipe:
         self.model.eval()
         val = evaluate(self.model, self.val_ds, self.cfg.threshold)
         out = {"mean_f": val["mean_f"], "real_f": val["groups"].get("real", {}).get("mean_f", 0.0)}
-        best = self.run_dir / "best.pt"
-        previous = torch.load(best, weights_only=False)["mean_f"] if best.is_file() else -1.0
-        if out["mean_f"] > previous:
-            buffer = io.BytesIO()
-            torch.save({"mean_f": out["mean_f"], "step": step, "model": self.model.state_dict()}, buffer)
-            files.write_bytes(best, buffer.getvalue(), overwrite=True)
+        trainer_lib.keep_best(self.run_dir, out["mean_f"], step, self.model)
         return out
 
     def export(self, history: list[dict], summary: dict) -> dict:
         cfg, model = self.cfg, self.model.cpu().eval()
-        best = self.run_dir / "best.pt"
-        best_step = summary["step"]
-        if best.is_file():
-            state = torch.load(best, weights_only=False)
-            model.load_state_dict(state["model"])
-            best_step = state["step"]
+        best_step = trainer_lib.load_best(self.run_dir, model) or summary["step"]
         untuned = evaluate(model, self.test_ds, cfg.threshold)
         model.cfg.thresholds = (tune_thresholds(model, self.val_ds) if cfg.tune_thresholds
                                 else [cfg.threshold] * len(model.cfg.classes))

@@ -49,6 +49,8 @@ class Stage2Config:
     cond_layers: int = 4        # Conv1D layers of each conditioning stack
     max_distance: int = 64      # frames; relative positions beyond share a bias
     alpha_init: float = 2.0     # logit of each layer's interpolation weight (sigmoid(2) = 0.88)
+    rhythm_init: float = 4.0    # the rhythm bias starts as this x "same class" (a target kick frame looks for
+                                # source kick frames from the first step; 0: random like the other weights)
     std_floor: float = 1e-4
     stage1: dict = field(default_factory=dict)  # the Stage1Config of the autoencoder it was trained on
 
@@ -85,6 +87,10 @@ class RhythmAttention(nn.Module):
         self.relative = nn.Embedding(2 * cfg.max_distance + 1, h)
         nn.init.zeros_(self.relative.weight)
         self.rhythm = nn.Linear(cfg.classes, h * cfg.classes, bias=False)
+        if cfg.rhythm_init:
+            with torch.no_grad():   # weight[(head, c_s), c_t] = rhythm_init where c_s == c_t, for every head
+                eye = torch.eye(cfg.classes) * cfg.rhythm_init
+                self.rhythm.weight.copy_(eye.repeat(h, 1) + 0.01 * torch.randn(h * cfg.classes, cfg.classes))
 
     def forward(self, h, mem, p_t, p_s):
         cfg = self.cfg
