@@ -1,7 +1,7 @@
 """The `redrum` command line.
 
-Each subcommand parses its arguments, calls the library (or, later, the
-engine) and prints the answer. Bad input ends with one line on stderr,
+Each subcommand parses its arguments, calls the engine (the operations on
+audio files every front end shares) or the library, and prints the answer. Bad input ends with one line on stderr,
 `redrum: error: ...`, and a non-zero exit status; never a traceback (set
 REDRUM_DEBUG=1 to see one for an internal error).
 """
@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
 from redrum_kit import __version__
 from redrum_kit.drums import ONESHOT_CLASSES
+from redrum_kit.engine import refuse_existing, save_audio
 from redrum_kit.errors import RedrumError
 
 EXIT_BAD_INPUT = 1
@@ -46,11 +46,10 @@ def _print_json(data) -> None:
     print(json.dumps(data, indent=1))
 
 
-def _refuse_existing(*paths) -> None:
-    """Outputs are new files: an existing one is the user's and stays as it is."""
-    for path in paths:
-        if path is not None and Path(path).exists():
-            raise RedrumError(f"{path}: already exists; choose another name (nothing was overwritten)")
+def _engine():
+    """The engine for one command: any path a local user names, the models loaded as needed."""
+    from redrum_kit.engine import Engine
+    return Engine(device="auto")
 
 
 # -- library -----------------------------------------------------------------
@@ -411,7 +410,7 @@ def cmd_eval(args) -> int:
 def _write_pattern(pattern, out: Path) -> None:
     from redrum_kit.rhythm.events import save_json
     from redrum_kit.rhythm.midi import write_midi
-    _refuse_existing(out)
+    refuse_existing(out)
     if out.suffix.lower() in (".mid", ".midi"):
         write_midi(pattern, out)
     elif out.suffix.lower() == ".json":
@@ -436,29 +435,13 @@ def cmd_rhythm_convert(args) -> int:
     return 0
 
 
-def _save_audio(out: Path, y, sr: int) -> None:
-    """A result the user asked for: 24-bit FLAC, or 32-bit float WAV (no clipping of hot mixes)."""
-    from redrum_kit import audio
-    audio.save(out, y, sr, subtype="PCM_24" if out.suffix.lower() == ".flac" else "FLOAT")
-
-
 def cmd_render(args) -> int:
-    from redrum_kit.render import load_kit_samples, render
-    from redrum_kit.rhythm.events import load
     out = Path(args.output)
-    _refuse_existing(out)
-    if not 8000 <= args.sr <= 192000:
-        raise RedrumError(f"--sr must be between 8000 and 192000 Hz, got {args.sr}")
-    pattern = load(Path(args.pattern), channel=args.channel)
-    lib = _library()
-    kit = lib.ensure_default_kit() if args.kit == "default" else lib.kits.load(args.kit)
-    y, report = render(pattern, kit, load_kit_samples(kit, lib, args.sr), args.sr)
-    _save_audio(out, y, args.sr)
-    for cls, other in report.substitutions.items():
-        print(f"note: kit {kit.name!r} has no {cls} pad; played {other} instead", file=sys.stderr)
-    for cls, n in report.skipped.items():
-        print(f"note: kit {kit.name!r} has no pad for {n} {cls} hits; they are silent", file=sys.stderr)
-    print(f"{out}: {len(y) / args.sr:.2f} s at {args.sr} Hz")
+    refuse_existing(out)
+    result = _engine().render(args.pattern, args.kit, out, args.sr, args.channel)
+    for note in result["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"{out}: {result['seconds']:.2f} s at {args.sr} Hz")
     return 0
 
 
@@ -482,95 +465,46 @@ def cmd_dataset_build(args) -> int:
 
 
 def cmd_transcribe(args) -> int:
-    from redrum_kit.rhythm.midi import write_midi
-    from redrum_kit.transcription import BandBaseline, load_model, transcribe
     out = Path(args.output)
-    _refuse_existing(out, args.json)
+    refuse_existing(out, args.json)
     if out.suffix.lower() not in (".mid", ".midi"):
         raise RedrumError(f"{out.name}: the output is a MIDI file (.mid)")
-    source = load_model(args.method)
-    result = transcribe(Path(args.audio), threshold=args.threshold, source=source)
-    write_midi(result.pattern(), out)
-    if args.json:
-        from redrum_kit import files
-        files.write_text(Path(args.json), json.dumps(result.to_json(), indent=1))
+    result = _engine().transcribe(args.audio, out, args.json, args.method, args.threshold)
     counts = {}
-    for e in result.events:
-        counts[e.cls] = counts.get(e.cls, 0) + 1
-    method = "DSP baseline" if isinstance(source, BandBaseline) else "CRNN"
-    print(f"{out}: {len(result.events)} events ({', '.join(f'{n} {c}' for c, n in counts.items())}) by the {method}")
+    for e in result["events"]:
+        counts[e["class"]] = counts.get(e["class"], 0) + 1
+    method = "DSP baseline" if result["method"] == "baseline" else "CRNN"
+    print(f"{out}: {len(result['events'])} events ({', '.join(f'{n} {c}' for c, n in counts.items())}) "
+          f"by the {method}")
     return 0
 
 
 def cmd_transform(args) -> int:
-    from redrum_kit import audio, files
-    from redrum_kit.replace import replace_drums
     out = Path(args.output)
-    _refuse_existing(out, args.json, args.plot)
+    refuse_existing(out, args.json, args.plot)
     method = args.method or ("replace" if args.kit else "model")
-    if method == "model":
-        if args.kit:
-            raise RedrumError("--kit plays a library kit by drum replacement: use --method replace")
-        if len(args.inputs) != 2:
-            raise RedrumError("give SOURCE and TARGET recordings")
-        from redrum_kit import transform
-        redrummer = transform.Redrummer()
-        source, target = Path(args.inputs[0]), Path(args.inputs[1])
-        result = transform.transform_files(source, target, redrummer)
-        _save_audio(out, result.y, result.sr)
-        if args.json:
-            files.write_text(Path(args.json), json.dumps(dict(result.to_json(), path=str(out)), indent=1))
-        if args.plot:
-            s_y, _ = audio.load(source, sr=result.sr, max_seconds=transform.MAX_SECONDS)
-            t_y, _ = audio.load(target, sr=result.sr, max_seconds=transform.MAX_SECONDS)
-            transform.plot(result, s_y, t_y, Path(args.plot))
-        print(f"{out}: {len(result.y) / result.sr:.2f} s at {result.sr} Hz (sounds from the source's "
-              f"{result.source_start:.2f}-{result.source_start + result.source_seconds:.2f} s)")
-        return 0
-    if args.plot:
+    if method == "model" and args.kit:
+        raise RedrumError("--kit plays a library kit by drum replacement: use --method replace")
+    if args.plot and method != "model":
         raise RedrumError("--plot draws the model's attention: use it with --method model")
     if args.kit:
         if len(args.inputs) != 1:
             raise RedrumError("with --kit, give only the TARGET recording")
-        from redrum_kit.render import load_kit_samples
-        target = Path(args.inputs[0])
-        _, sr, _ = audio.info(target)
-        lib = _library()
-        kit = lib.ensure_default_kit() if args.kit == "default" else lib.kits.load(args.kit)
-        result = replace_drums(target, kit=kit, kit_samples=load_kit_samples(kit, lib, sr))
+        source, target = None, args.inputs[0]
     else:
         if len(args.inputs) != 2:
-            raise RedrumError("give SOURCE and TARGET recordings (or --kit NAME and TARGET)")
-        result = replace_drums(Path(args.inputs[1]), source=Path(args.inputs[0]))
-    _save_audio(out, result.y, result.sr)
-    if args.json:
-        files.write_text(Path(args.json), json.dumps(dict(result.to_json(), path=str(out)), indent=1))
-    for cls, other in result.substitutions.items():
+            raise RedrumError("give SOURCE and TARGET recordings (or --method replace --kit NAME TARGET)")
+        source, target = args.inputs
+    result = _engine().transform(source, target, out, method, args.kit, args.json, args.plot)
+    for cls, other in result.get("substitutions", {}).items():
         print(f"note: the source has no {cls}; played its {other} instead", file=sys.stderr)
-    print(f"{out}: {result.events} hits at {result.sr} Hz")
+    print(f"{out}: {result['seconds']:.2f} s at {result['sample_rate']} Hz ({result['message']})")
     return 0
 
 
-def _morph_paths(a: Path, b: Path, steps: int, folder: Path) -> list[Path]:
-    """The files of a morph from A to B (`A-to-B-00.wav` ...) in `folder`, checked before any work:
-    a sane step count, a folder (made later), no file of the user's in the way."""
-    if not 2 <= steps <= 64:
-        raise RedrumError("--steps must be between 2 and 64")
-    if folder.exists() and not folder.is_dir():
-        raise RedrumError(f"{folder}: exists and is not a folder")
-    paths = [folder / f"{a.stem}-to-{b.stem}-{k:02d}.wav" for k in range(steps)]
-    _refuse_existing(*paths)
-    return paths
-
-
 def cmd_interpolate(args) -> int:
-    from redrum_kit import transform
-    a, b = Path(args.a), Path(args.b)
-    paths = _morph_paths(a, b, args.steps, Path(args.output))
-    ys, sr = transform.interpolate_files(a, b, args.steps, args.space)
-    Path(args.output).mkdir(parents=True, exist_ok=True)
-    for path, y in zip(paths, ys):
-        _save_audio(path, y, sr)
+    result = _engine().interpolate(args.a, args.b, args.steps, args.output, args.space)
+    for path in result["paths"]:
         print(path)
     return 0
 
@@ -586,67 +520,31 @@ def _pca_sliders(specs: list[str] | None) -> dict[int, float]:
     return sliders
 
 
-def _layerer(cls: str | None, y, sr: int, name: str):
-    from redrum_kit.layering import Layerer, checkpoint_path
-    from redrum_kit.models import classifier
-    if cls is None:
-        from redrum_kit.library import _classifier_path
-        cls = classifier.load(_classifier_path()).predict([y], sr)[0][0]
-    if not checkpoint_path(cls).is_file():
-        from redrum_kit.workspace import models_dir
-        have = sorted(p.stem.removeprefix("layering-") for p in models_dir().glob("layering-*.safetensors"))
-        raise RedrumError(f"{name}: no layering model for {cls} (installed: {', '.join(have) or 'none'}); "
-                          f"give --class, or run `redrum train layering --class {cls}`")
-    return Layerer(cls)
-
-
 def cmd_layer(args) -> int:
-    from redrum_kit import audio, files, layering
-    if not 0.0 <= args.threshold < 1.0:
-        raise RedrumError("--threshold must be between 0 and 1")
-    sliders = _pca_sliders(args.pca)
+    engine = _engine()
     if args.interpolate:
-        a, b = (Path(x) for x in args.interpolate)
-        names = _morph_paths(a, b, args.steps, Path(args.output))
-        a_y, sr = audio.load(a, max_seconds=layering.MAX_SECONDS, require_sound=True, what="A")
-        b_y, _ = audio.load(b, sr=sr, max_seconds=layering.MAX_SECONDS, require_sound=True, what="B")
-        results = _layerer(args.cls, a_y, sr, a.name).interpolate(a_y, b_y, sr, args.steps, args.threshold)
-        Path(args.output).mkdir(parents=True, exist_ok=True)
-        for path, r in zip(names, results):
-            _save_audio(path, r.y, r.sr)
-            print(f"{path}: {len(r.layers)} layers")
+        result = engine.layer_interpolate(*args.interpolate, args.steps, args.output, args.threshold, args.cls)
+        for path, n in zip(result["paths"], result["layers"]):
+            print(f"{path}: {n} layers")
         return 0
     if not args.target:
         raise RedrumError("give TARGET.wav (or --interpolate A B)")
-    target, out = Path(args.target), Path(args.output)
-    stems = Path(args.stems) if args.stems else None
-    _refuse_existing(out, args.json)
-    if stems and stems.exists() and any(stems.iterdir()):
-        raise RedrumError(f"{stems}: not empty; choose a new folder for the stems (nothing was overwritten)")
-    y, sr = audio.load(target, max_seconds=layering.MAX_SECONDS, require_sound=True, what="target")
-    layerer = _layerer(args.cls, y, sr, target.name)
-    result = layerer.layer_signal(y, sr, args.threshold, sliders)
-    _save_audio(out, result.y, result.sr)
-    if result.cut_from_loop:
-        print(f"note: {target.name} holds several hits; layered its first", file=sys.stderr)
-    if args.json:
-        data = dict(result.to_json(result.sources), path=str(out))
-        files.write_text(Path(args.json), json.dumps(data, indent=1))
-    if stems:
-        stems.mkdir(parents=True, exist_ok=True)
-        for k, ((i, w), stem) in enumerate(zip(result.layers, layerer.library.stems(result.layers, result.sr))):
-            name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(result.sources[i]).stem)
-            _save_audio(stems / f"{k + 1:02d}-{name}-{w:.3f}.wav", stem, result.sr)
-    print(f"{out}: {result.cls}, {len(result.layers)} layers (largest weight {result.layers[0][1]:.2f})")
+    out = Path(args.output)
+    refuse_existing(out, args.json)
+    result = engine.layer(args.target, args.threshold, out, args.cls, _pca_sliders(args.pca), args.stems, args.json)
+    if result["cut_from_loop"]:
+        print(f"note: {Path(args.target).name} holds several hits; layered its first", file=sys.stderr)
+    print(f"{out}: {result['class']}, {len(result['layers'])} layers "
+          f"(largest weight {result['layers'][0]['weight']:.2f})")
     return 0
 
 
 def cmd_reconstruct(args) -> int:
     from redrum_kit.reconstruct import reconstruct_file
     out = Path(args.output)
-    _refuse_existing(out)
+    refuse_existing(out)
     y, sr = reconstruct_file(Path(args.input))
-    _save_audio(out, y, sr)
+    save_audio(out, y, sr)
     print(f"{out}: {len(y) / sr:.2f} s at {sr} Hz")
     return 0
 

@@ -161,7 +161,7 @@ def test_cli_layer_takes_the_first_hit_of_a_loop_and_says_so(installed, tmp_path
     (["--class", "kick"], "no layering model for kick"),
     (["--class", "snare", "--pca", "9=1"], "sliders"),
     (["--class", "snare", "--pca", "one"], "SLIDER=VALUE"),
-    (["--class", "snare", "--threshold", "2"], "--threshold"),
+    (["--class", "snare", "--threshold", "2"], "threshold must be"),
 ])
 def test_cli_layer_bad_options_are_one_line(installed, tmp_path, capsys, args, message):
     target = write(tmp_path / "s.wav", synth.oneshot("snare", 1, 44100))

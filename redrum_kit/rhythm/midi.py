@@ -6,10 +6,12 @@ by default drum notes on any channel are read; `channel` (1-16) restricts.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import mido
 
+from redrum_kit import files
 from redrum_kit.rhythm.events import GM_CLASS, Event, Pattern, RhythmError
 
 PPQ = 480
@@ -70,4 +72,6 @@ def write_midi(pattern: Pattern, path: Path, channel: int = 10, note_seconds: fl
         last = tick
     end = round(pattern.length * ticks_per_second)
     track.append(mido.MetaMessage("end_of_track", time=max(0, end - last)))
-    mid.save(str(path))
+    buffer = io.BytesIO()
+    mid.save(file=buffer)
+    files.write_bytes(Path(path), buffer.getvalue())   # atomic; never over an existing file
