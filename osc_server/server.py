@@ -1,8 +1,10 @@
 """The OSC server (UDP, python-osc for the wire format).
 
 Protocol (see README): every command's first argument is a request id chosen
-by the client; the server answers the sender with
+by the client; the server answers the sender (or the port it registered with
+/redrum/reply_port) with
     /redrum/reply <id> "ok" <json>      or      /redrum/reply <id> "error" <message>
+and, while a long job runs, /redrum/progress <id> <fraction>.
 
 Every datagram is handled inside one try: a malformed packet, a wrong
 argument type or a failing handler produces an error reply (or, for bytes
@@ -26,6 +28,8 @@ from redrum_kit.errors import RedrumError
 
 log = logging.getLogger("redrum.osc")
 REPLY = "/redrum/reply"
+PROGRESS = "/redrum/progress"
+MAX_REPLY = 6000       # bytes of JSON in a reply (DAW clients read 8 KiB datagrams)
 
 
 class BadRequest(RedrumError):
@@ -33,7 +37,8 @@ class BadRequest(RedrumError):
 
 
 def _str_arg(args: list, i: int, name: str, default: str | None = None) -> str | None:
-    if len(args) <= i:
+    """Argument i as a string; missing or "" gives `default` when one is set."""
+    if len(args) <= i or (default is not None and args[i] == ""):
         if default is not None:
             return default
         raise BadRequest(f"missing argument {name}")
@@ -42,16 +47,71 @@ def _str_arg(args: list, i: int, name: str, default: str | None = None) -> str |
     return args[i]
 
 
+def _num_arg(args: list, i: int, name: str, default: float | None = None) -> float:
+    if len(args) <= i:
+        if default is not None:
+            return default
+        raise BadRequest(f"missing argument {name}")
+    if isinstance(args[i], bool) or not isinstance(args[i], (int, float)):
+        raise BadRequest(f"argument {name} must be a number, got {type(args[i]).__name__}")
+    return args[i]
+
+
+def _optional(value: str | None) -> str | None:
+    return value or None
+
+
+def compact(result: dict, limit: int = MAX_REPLY) -> dict:
+    """A result small enough for one datagram that any OSC client can read: the layer's whole
+    library list is left out, and if still too long, long lists become their lengths."""
+    out = {k: v for k, v in result.items() if k != "library"}
+    if len(json.dumps(out)) > limit:
+        out = {k: (len(v) if isinstance(v, list) and len(v) > 16 else v) for k, v in out.items()}
+        out["shortened"] = True
+    return out
+
+
 class OscServer:
-    """Serve `engine` on UDP `host:port`; `start()` runs in a background thread."""
+    """Serve `engine` on UDP `host:port`; `start()` runs in a background thread.
+
+    Quick commands are answered in the datagram's thread; operations that write audio
+    become engine jobs: the server sends `/redrum/progress <id> <fraction>` while the
+    job runs and the reply when it ends (a full queue is an immediate "busy" error).
+    """
 
     def __init__(self, engine: Engine, host: str = "127.0.0.1", port: int = 9000,
-                 allow_clients: list[str] | None = None):
+                 allow_clients: list[str] | None = None, job_timeout: float = 900.0):
         self.engine = engine
         self.allowed = [ipaddress.ip_network(c, strict=False) for c in (allow_clients or [])]
-        self.handlers: dict[str, Callable[[list], dict]] = {
-            "/redrum/ping": lambda args: self.engine.ping(),
-            "/redrum/library/list": lambda args: self.engine.library_list(_str_arg(args, 0, "class", "")),
+        self.job_timeout = job_timeout
+        self.reply_ports: dict[tuple[str, int], int] = {}     # (host, sending port) -> port to answer
+        self.requests: dict[tuple[str, Any], str] = {}        # (host, request id) -> engine job id
+        self._lock = threading.Lock()
+        self._inflight = 0                                    # jobs whose reply is still to be sent
+        self._idle = threading.Condition(self._lock)
+        self.handlers: dict[str, Callable[[list, tuple, Any], dict]] = {
+            "/redrum/ping": lambda args, client, rid: self.engine.ping(),
+            "/redrum/status": self._status,
+            "/redrum/cancel": self._cancel,
+            "/redrum/reply_port": self._reply_port,
+            "/redrum/library/list": lambda args, client, rid: self.engine.library_list(
+                _optional(_str_arg(args, 0, "class", ""))),
+        }
+        self.jobs: dict[str, Callable[[list], tuple[str, dict]]] = {
+            "/redrum/transform": lambda a: ("transform", {
+                "source": _str_arg(a, 0, "source_path"), "target": _str_arg(a, 1, "target_path"),
+                "out": _optional(_str_arg(a, 2, "out_path", "")), "method": _str_arg(a, 3, "method", "model")}),
+            "/redrum/interpolate": lambda a: ("interpolate", {
+                "a": _str_arg(a, 0, "a_path"), "b": _str_arg(a, 1, "b_path"), "steps": _num_arg(a, 2, "steps", 8),
+                "out_dir": _optional(_str_arg(a, 3, "out_dir", "")), "space": _str_arg(a, 4, "space", "latent")}),
+            "/redrum/layer": lambda a: ("layer", {
+                "target": _str_arg(a, 0, "target_path"), "threshold": _num_arg(a, 1, "threshold", 0.04),
+                "out": _optional(_str_arg(a, 2, "out_path", "")), "cls": _optional(_str_arg(a, 3, "class", ""))}),
+            "/redrum/transcribe": lambda a: ("transcribe", {
+                "audio_path": _str_arg(a, 0, "audio_path"), "out": _optional(_str_arg(a, 1, "out_path", ""))}),
+            "/redrum/kit/render": lambda a: ("render", {
+                "pattern": _str_arg(a, 0, "midi_path"), "kit": _str_arg(a, 1, "kit_name", "default"),
+                "out": _optional(_str_arg(a, 2, "out_path", ""))}),
         }
         server = self
 
@@ -65,6 +125,37 @@ class OscServer:
         self.udp.daemon_threads = True
         self.address = self.udp.server_address
         self._thread: threading.Thread | None = None
+
+    # -- quick commands ----------------------------------------------------------
+
+    def _status(self, args, client, rid) -> dict:
+        if args:
+            return self.engine.job(self._job_of(client, args[0])).to_json()
+        return self.engine.status()
+
+    def _cancel(self, args, client, rid) -> dict:
+        if not args:
+            raise BadRequest("missing argument: the request id of the job to cancel")
+        return self.engine.cancel(self._job_of(client, args[0]))
+
+    def _reply_port(self, args, client, rid) -> dict:
+        port = _num_arg(args, 0, "port")
+        if int(port) != port or not 1 <= port <= 65535:
+            raise BadRequest(f"port must be a whole number from 1 to 65535, got {port}")
+        with self._lock:
+            self.reply_ports[(client[0], client[1])] = int(port)
+        return {"reply_port": int(port)}
+
+    def _job_of(self, client, request_id) -> str:
+        with self._lock:
+            job_id = self.requests.get((client[0], request_id))
+        if job_id is None:
+            raise BadRequest(f"no job started by request {request_id!r} from this client")
+        return job_id
+
+    def reply_address(self, client) -> tuple[str, int]:
+        with self._lock:
+            return client[0], self.reply_ports.get((client[0], client[1]), client[1])
 
     def client_allowed(self, host: str) -> bool:
         ip = ipaddress.ip_address(host)
@@ -87,19 +178,54 @@ class OscServer:
 
     def _answer(self, address: str, args: list, sock, client) -> None:
         request_id: Any = args[0] if args and isinstance(args[0], (int, str)) else ""
+        to = self.reply_address(client)
+        started: list = []      # the job, once submitted (its reply is then awaited by stop())
         try:
-            if not args or not isinstance(args[0], (int, str)):
+            if not args or not isinstance(args[0], (int, str)) or isinstance(args[0], bool):
                 raise BadRequest("the first argument must be a request id (int or string)")
-            handler = self.handlers.get(address)
-            if handler is None:
+            if address in self.jobs:
+                reply = self._run_job(address, args, sock, client, to, started)
+            elif address in self.handlers:
+                reply = ("ok", json.dumps(self.handlers[address](args[1:], client, request_id)))
+            else:
                 raise BadRequest(f"unknown command {address}")
-            reply = ("ok", json.dumps(handler(args[1:])))
         except RedrumError as exc:
             reply = ("error", str(exc))
         except Exception as exc:
             log.exception("handler %s failed", address)
             reply = ("error", f"internal error: {type(exc).__name__}: {exc}")
-        self.send(sock, client, REPLY, [request_id, *reply])
+        self.send(sock, to, REPLY, [request_id, *reply])
+        if started:
+            self._replied()
+
+    def _replied(self) -> None:
+        """A job's reply is out (or could not be made): `stop()` waits for all of them."""
+        with self._lock:
+            self._inflight = max(0, self._inflight - 1)
+            self._idle.notify_all()
+
+    def _run_job(self, address: str, args: list, sock, client, to, started: list) -> tuple[str, str]:
+        request_id = args[0]
+        kind, kwargs = self.jobs[address](args[1:])
+
+        def progress(fraction: float) -> None:
+            self.send(sock, to, PROGRESS, [request_id, float(fraction)])
+
+        job = self.engine.submit(kind, listener=progress, **kwargs)
+        with self._lock:
+            self._inflight += 1
+            self.requests[(client[0], request_id)] = job.id
+            if len(self.requests) > 1000:                  # forget the oldest
+                for key in list(self.requests)[:500]:
+                    del self.requests[key]
+        log.info("%s from %s: job %s", address, client[0], job.id)
+        started.append(job)
+        if not job.wait(self.job_timeout):
+            job.cancel()
+            return "error", f"timed out after {self.job_timeout:.0f} s (job {job.id} cancelled)"
+        if job.state == "done":
+            return "ok", json.dumps(compact(dict(job.result, job=job.id)))
+        return "error", job.error or job.state
 
     @staticmethod
     def send(sock, client, address: str, args: list) -> None:
@@ -117,5 +243,9 @@ class OscServer:
         return self
 
     def stop(self) -> None:
+        """Stop taking datagrams, send the replies of jobs still in hand (close the engine first:
+        it cancels what is queued and lets the running job finish), then close the socket."""
         self.udp.shutdown()
+        with self._lock:
+            self._idle.wait_for(lambda: self._inflight == 0, timeout=30)
         self.udp.server_close()

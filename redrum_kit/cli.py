@@ -583,12 +583,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"redrum-kit {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    s = sub.add_parser("serve", help="start the OSC server (and, later, the browser app)")
-    s.add_argument("--osc-host", default="127.0.0.1")
+    s = sub.add_parser("serve", help="start the OSC server and the browser app on one engine")
+    s.add_argument("--osc-host", default="127.0.0.1", help="address to listen on (default loopback only)")
     s.add_argument("--osc-port", type=int, default=9000)
     s.add_argument("--gradio-port", type=int, default=7860)
-    s.add_argument("--no-gradio", action="store_true")
+    s.add_argument("--no-gradio", action="store_true", help="OSC only")
     s.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    s.add_argument("--allow-root", action="append", metavar="DIR",
+                   help="a folder clients may read audio from and write results to (repeatable; "
+                        "default: your home folder; the workspace always)")
+    s.add_argument("--allow-client", action="append", metavar="CIDR",
+                   help="other machines allowed to send OSC, e.g. 192.168.1.0/24 (repeatable; default: loopback only)")
+    s.add_argument("--max-queue", type=int, default=16, help="jobs queued or running before 'busy' replies")
+    s.add_argument("--max-seconds", type=float, default=600.0, help="longest audio a request may send")
     s.set_defaults(func=cmd_serve)
 
     lib = sub.add_parser("library", help="import, list and search oneshots").add_subparsers(
