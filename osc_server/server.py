@@ -178,13 +178,12 @@ class OscServer:
 
     def _answer(self, address: str, args: list, sock, client) -> None:
         request_id: Any = args[0] if args and isinstance(args[0], (int, str)) else ""
-        to = self.reply_address(client)
         started: list = []      # the job, once submitted (its reply is then awaited by stop())
         try:
             if not args or not isinstance(args[0], (int, str)) or isinstance(args[0], bool):
                 raise BadRequest("the first argument must be a request id (int or string)")
             if address in self.jobs:
-                reply = self._run_job(address, args, sock, client, to, started)
+                reply = self._run_job(address, args, sock, client, started)
             elif address in self.handlers:
                 reply = ("ok", json.dumps(self.handlers[address](args[1:], client, request_id)))
             else:
@@ -194,7 +193,8 @@ class OscServer:
         except Exception as exc:
             log.exception("handler %s failed", address)
             reply = ("error", f"internal error: {type(exc).__name__}: {exc}")
-        self.send(sock, to, REPLY, [request_id, *reply])
+        # looked up now: a /redrum/reply_port request is answered on the port it registers
+        self.send(sock, self.reply_address(client), REPLY, [request_id, *reply])
         if started:
             self._replied()
 
@@ -204,8 +204,9 @@ class OscServer:
             self._inflight = max(0, self._inflight - 1)
             self._idle.notify_all()
 
-    def _run_job(self, address: str, args: list, sock, client, to, started: list) -> tuple[str, str]:
+    def _run_job(self, address: str, args: list, sock, client, started: list) -> tuple[str, str]:
         request_id = args[0]
+        to = self.reply_address(client)
         kind, kwargs = self.jobs[address](args[1:])
 
         def progress(fraction: float) -> None:

@@ -1,0 +1,127 @@
+"""The DAW scripts against the real OSC server, with the DAW's API emulated: Reaper's
+`reaper_python` by a recording stub, Bitwig's `host` by a Node stub whose OSC uses real UDP.
+Each test asserts the script inserted the file the server produced."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from osc_server import OscServer
+from redrum_kit import synth
+from redrum_kit.engine import Engine
+
+from conftest import write
+from test_osc import groove
+
+DAW = Path(__file__).resolve().parent.parent / "osc_server" / "daw"
+
+
+@pytest.fixture
+def server(tmp_path, home):
+    engine = Engine(device="cpu", allow_roots=[tmp_path])
+    srv = OscServer(engine, "127.0.0.1", 0).start()
+    yield srv
+    engine.close(cancel_running=True)
+    srv.stop()
+
+
+@pytest.fixture
+def reaper(monkeypatch, server):
+    sys.modules.pop("redrum_reaper", None)
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    import reaper_stub
+    monkeypatch.setitem(sys.modules, "reaper_python", reaper_stub)
+    monkeypatch.setenv("REDRUM_OSC_PORT", str(server.address[1]))
+    monkeypatch.setenv("REDRUM_TIMEOUT", "120")
+    yield reaper_stub
+    sys.modules.pop("redrum_reaper", None)
+
+
+def run_action(stub, name, selected, limit=120.0):
+    """Run a ReaScript as Reaper does, then its deferred calls until none is left."""
+    stub.reset(selected)
+    script = next((DAW / "reaper").glob(f"Redrum - {name}*.py"))
+    scope = runpy.run_path(str(script), run_name="__main__")
+    deadline = time.time() + limit
+    while stub.STATE["deferred"] and time.time() < deadline:
+        code = stub.STATE["deferred"].pop(0)
+        exec(code, scope)
+        time.sleep(0.01)
+    return stub.STATE
+
+
+def item(path, position=0.0):
+    return {"path": str(path), "position": position, "length": 2.0}
+
+
+def test_reaper_layer_inserts_the_servers_file_on_a_new_track(reaper, tmp_path, home):
+    target = write(tmp_path / "snare.wav", synth.oneshot("snare", 3, 44100))
+    state = run_action(reaper, "layer", [item(target, 4.0)])
+    assert len(state["inserted"]) == 1, state["console"]
+    inserted = Path(state["inserted"][0]["path"])
+    assert inserted.parent == home / "renders" and inserted.is_file()
+    assert state["inserted"][0]["position"] == 4.0 and state["tracks"][-1]["P_NAME"].startswith("Layered")
+
+
+def test_reaper_transform_and_interpolate(reaper, tmp_path):
+    a, b = groove(tmp_path / "a.wav", seed=2), groove(tmp_path / "b.wav", seed=7)
+    state = run_action(reaper, "redrum", [item(a), item(b, 8.0)])
+    assert len(state["inserted"]) == 1 and Path(state["inserted"][0]["path"]).is_file(), state["console"]
+    assert state["inserted"][0]["position"] == 8.0              # under the target item
+    state = run_action(reaper, "interpolate", [item(a), item(b)])
+    positions = [i["position"] for i in state["inserted"]]
+    assert len(positions) == 8 and positions == sorted(positions) and positions[1] > 1.9   # one after another
+
+
+@pytest.mark.parametrize("selected,needle", [
+    ([], "select 1 item"),
+    ([{"path": None, "position": 0, "length": 1}], "no take"),
+    ([{"path": "", "position": 0, "length": 1}], "not an audio file"),
+    ([{"path": "/etc/passwd", "position": 0, "length": 1}], "error: "),
+])
+def test_reaper_bad_selections_are_a_message_not_a_crash(reaper, selected, needle):
+    state = run_action(reaper, "layer", selected)
+    assert not state["inserted"] and any(needle in line for line in state["console"]), state["console"]
+
+
+def test_reaper_without_a_server_says_so(reaper, monkeypatch, tmp_path):
+    monkeypatch.setenv("REDRUM_OSC_PORT", "9")            # nothing listens there
+    monkeypatch.setenv("REDRUM_TIMEOUT", "1")
+    target = write(tmp_path / "snare.wav", synth.oneshot("snare", 3, 44100))
+    state = run_action(reaper, "layer", [item(target)])
+    assert not state["inserted"] and any("no answer" in line or "error" in line for line in state["console"])
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js for the Bitwig stub")
+@pytest.mark.parametrize("command", ["layer", "transform"])
+def test_bitwig_script_inserts_the_servers_file(server, tmp_path, home, command):
+    if command == "layer":
+        files = [write(tmp_path / "snare.wav", synth.oneshot("snare", 3, 44100))]
+    else:
+        files = [groove(tmp_path / "a.wav", seed=2), groove(tmp_path / "b.wav", seed=7)]
+    proc = subprocess.run(["node", str(DAW / "bitwig" / "test" / "host_stub.js"),
+                           str(DAW / "bitwig" / "Redrum.control.js"), str(server.address[1]), command,
+                           *map(str, files)], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(result["inserted"]) == 1
+    inserted = Path(result["inserted"][0])
+    assert inserted.is_file() and inserted.parent == home / "renders"
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js for the Bitwig stub")
+def test_bitwig_script_shows_errors(server, tmp_path):
+    proc = subprocess.run(["node", str(DAW / "bitwig" / "test" / "host_stub.js"),
+                           str(DAW / "bitwig" / "Redrum.control.js"), str(server.address[1]), "layer",
+                           str(tmp_path / "missing.wav")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not result["inserted"] and any("no such file" in n for n in result["notifications"])
