@@ -165,7 +165,120 @@ def bench_layer(seconds: float, repeats: int) -> dict:
             "results": rows, "goal_ms": LAYER_GOAL_MS, "goal_over_measured": round(LAYER_GOAL_MS / (1000 * t), 2)}
 
 
+OSC_PING_GOAL_MS = 5.0
+
+
+def _percentiles(ms: list[float]) -> dict:
+    a = np.asarray(ms)
+    return {"n": len(a), "p50_ms": round(float(np.percentile(a, 50)), 3),
+            "p99_ms": round(float(np.percentile(a, 99)), 3), "max_ms": round(float(a.max()), 3)}
+
+
+def _timed_calls(call, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        start = time.perf_counter()
+        call()
+        out.append(1000 * (time.perf_counter() - start))
+    return out
+
+
+def _free_udp_port() -> int:
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+ECHO_SERVER = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+print("ready", flush=True)
+while True:
+    data, addr = s.recvfrom(65536)
+    s.sendto(data, addr)
+"""
+
+
+def bench_osc(seconds: float, repeats: int) -> dict:
+    """A real `redrum serve --no-gradio` in its own process, driven over loopback UDP: ping latency
+    beside a bare Python UDP echo server (the floor of any Python OSC server here), layer and
+    transform round trips, and ping throughput from 8 clients at once."""
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    import threading
+    from pathlib import Path
+    from osc_server.client import OscClient, encode
+    from redrum_kit import audio, synth
+    n = 100 * max(1, repeats)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        env = dict(os.environ, REDRUM_HOME=str(tmp / "home"))
+        port, echo_port = _free_udp_port(), _free_udp_port()
+        server = subprocess.Popen([sys.executable, "-m", "redrum_kit", "serve", "--no-gradio", "--osc-port", str(port),
+                                   "--allow-root", str(tmp)], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True)
+        echo = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(echo_port)], stdout=subprocess.PIPE, text=True)
+        try:
+            server.stdout.readline()
+            echo.stdout.readline()
+            with OscClient(port=port, timeout=600) as c:
+                for _ in range(20):
+                    c.call("/redrum/ping")                  # warm up
+                ping = _percentiles(_timed_calls(lambda: c.call("/redrum/ping"), n))
+                raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                raw.settimeout(5)
+                datagram = encode("/redrum/ping", "x")
+
+                def echo_once():
+                    raw.sendto(datagram, ("127.0.0.1", echo_port))
+                    raw.recvfrom(65536)
+                for _ in range(20):
+                    echo_once()
+                reference = _percentiles(_timed_calls(echo_once, n))
+                raw.close()
+                snare = tmp / "snare.wav"
+                audio.save(snare, synth.oneshot("snare", 3, 44100), 44100)
+                loop = tmp / "loop.wav"
+                audio.save(loop, drum_audio(seconds, 44100), 44100)
+                c.call("/redrum/layer", str(snare), 0.04, "", "snare")    # loads the model
+                layer = _percentiles(_timed_calls(lambda: c.call("/redrum/layer", str(snare), 0.04, "", "snare"),
+                                                  10 * max(1, repeats)))
+                c.call("/redrum/transform", str(loop), str(loop))
+                transform = _percentiles(_timed_calls(lambda: c.call("/redrum/transform", str(loop), str(loop)),
+                                                      max(2, repeats)))
+            counts = []
+
+            def client():
+                with OscClient(port=port, timeout=30) as cc:
+                    for _ in range(100):
+                        cc.call("/redrum/ping")
+                    counts.append(100)
+            threads = [threading.Thread(target=client) for _ in range(8)]
+            start = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            throughput = sum(counts) / (time.perf_counter() - start)
+        finally:
+            for p in (server, echo):
+                p.terminate()
+                p.wait(30)
+    return {"what": "osc", "machine": _machine(), "audio_seconds": seconds, "goal_ping_p99_ms": OSC_PING_GOAL_MS,
+            "results": {"ping": ping, "udp_echo_reference": reference, "layer": layer,
+                        f"transform_{seconds:g}s": transform},
+            "ping_p99_vs_goal": round(ping["p99_ms"] / OSC_PING_GOAL_MS, 2),
+            "ping_p50_vs_echo": round(ping["p50_ms"] / max(reference["p50_ms"], 1e-6), 2),
+            "pings_per_second_8_clients": round(throughput, 1)}
+
+
 def run(what: str, seconds: float = 30.0, repeats: int = 3) -> dict:
+    if what == "osc":
+        return bench_osc(seconds, repeats)
     if what == "layer":
         return bench_layer(seconds, repeats)
     if what == "transform":
@@ -178,6 +291,14 @@ def run(what: str, seconds: float = 30.0, repeats: int = 3) -> dict:
 
 
 def report(results: dict) -> list[str]:
+    if results["what"] == "osc":
+        lines = [f"redrum bench osc: a real `redrum serve` over loopback UDP, on {results['machine']}"]
+        for name, r in results["results"].items():
+            lines.append(f"  {name:20s} p50 {r['p50_ms']:9.3f} ms   p99 {r['p99_ms']:9.3f} ms   (n={r['n']})")
+        lines.append(f"  ping p99 / goal ({results['goal_ping_p99_ms']:g} ms): {results['ping_p99_vs_goal']:.2f};"
+                     f" ping p50 / bare UDP echo p50: {results['ping_p50_vs_echo']:.2f}")
+        lines.append(f"  throughput: {results['pings_per_second_8_clients']:.0f} pings/s from 8 clients at once")
+        return lines
     if results["what"] == "layer":
         r = results["results"]["layer"]
         return [f"redrum bench layer: {results['library']}-oneshot library, {results['audio_seconds']:g} s output, "

@@ -553,7 +553,7 @@ def cmd_bench(args) -> int:
     from redrum_kit import bench
     if args.seconds is not None and not 0.5 <= args.seconds <= 600:
         raise RedrumError("--seconds must be between 0.5 and 600")
-    seconds = args.seconds or {"transcribe": 30.0, "stage1": 3.0, "transform": 30.0, "layer": 1.0}[args.what]
+    seconds = args.seconds or {"transcribe": 30.0, "stage1": 3.0, "transform": 30.0, "layer": 1.0, "osc": 4.0}[args.what]
     results = bench.run(args.what, seconds=seconds, repeats=args.repeats)
     if args.json:
         from redrum_kit import files
@@ -770,10 +770,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_reconstruct)
 
     s = sub.add_parser("bench", help="speed on this machine: real-time factors and ratios")
-    s.add_argument("what", choices=("transcribe", "stage1", "transform", "layer"))
+    s.add_argument("what", choices=("transcribe", "stage1", "transform", "layer", "osc"))
     s.add_argument("--seconds", type=float,
                    help="length of the test audio (default: transcribe 30, stage1 3, transform 30; "
-                        "layer: the output, 1)")
+                        "layer: the output, 1; osc: the transform request, 4)")
     s.add_argument("--repeats", type=int, default=3)
     s.add_argument("--json", metavar="OUT.json")
     s.set_defaults(func=cmd_bench)

@@ -343,3 +343,10 @@ def test_eight_clients_twenty_requests_each_no_reply_lost(jobs):
     for k, got in answers.items():
         assert [g[0] for g in got] == [k * 100 + i for i in range(20)]
         assert all(g[1] == "ok" or g[2].startswith("busy") for g in got)
+
+
+def test_bench_osc_prints_percentiles_and_ratios(capsys):
+    from redrum_kit.cli import main
+    assert main(["bench", "osc", "--repeats", "1", "--seconds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "ping" in out and "udp_echo_reference" in out and "p99" in out and "pings/s" in out
