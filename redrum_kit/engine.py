@@ -34,7 +34,7 @@ from redrum_kit.errors import RedrumError
 
 log = logging.getLogger("redrum.engine")
 
-OPERATIONS = ("transform", "interpolate", "layer", "transcribe", "render")
+OPERATIONS = ("transform", "interpolate", "layer", "layer_interpolate", "transcribe", "render", "save_pad")
 MAX_QUEUE = 16                 # jobs waiting or running; one more is refused as busy
 MAX_SECONDS = 600.0            # longest audio an operation reads (the models' own limits may be lower)
 
@@ -176,7 +176,7 @@ class Engine:
         real = path.resolve()
         return any(real.is_relative_to(root) for root in [*self.roots, self.workspace.resolve()])
 
-    def _fresh(self, name: str, suffix: str = "") -> Path:
+    def fresh_path(self, name: str, suffix: str = "") -> Path:
         """A name in the renders folder that nothing has: NAME-DATE-TIME[-K]SUFFIX."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for k in itertools.count():
@@ -184,22 +184,22 @@ class Engine:
             if not p.exists():
                 return p
 
-    def input_path(self, path: str | Path, what: str = "input") -> Path:
-        """A file to read: it exists and lies under an allowed root."""
+    def input_path(self, path: str | Path, what: str = "input", folder: bool = False) -> Path:
+        """A file (or folder) to read: it exists and lies under an allowed root."""
         if not isinstance(path, (str, Path)) or not str(path).strip():
-            raise RedrumError(f"{what}: give a file path")
+            raise RedrumError(f"{what}: give a {'folder' if folder else 'file'} path")
         p = Path(path).expanduser()
         if not self._allowed(p):
             raise RedrumError(f"{what} {p}: outside the folders this server may read (allow it with --allow-root)")
-        if not p.is_file():
-            raise RedrumError(f"{what} {p}: no such file")
+        if not (p.is_dir() if folder else p.is_file()):
+            raise RedrumError(f"{what} {p}: no such {'folder' if folder else 'file'}")
         return p
 
     def output_path(self, path: str | Path | None, default_name: str, suffixes=(".wav", ".flac")) -> Path:
         """Where a result goes: `path` when given (new, under an allowed root, in an existing folder),
         else a unique name in the workspace's renders folder."""
         if path is None or str(path) == "":
-            return self._fresh(default_name, suffixes[0])
+            return self.fresh_path(default_name, suffixes[0])
         p = Path(path).expanduser()
         if not self._allowed(p):
             raise RedrumError(f"output {p}: outside the folders this server may write (the workspace "
@@ -213,7 +213,7 @@ class Engine:
 
     def output_folder(self, path: str | Path | None, default_name: str) -> Path:
         if path is None or str(path) == "":
-            return self._fresh(default_name)
+            return self.fresh_path(default_name)
         p = Path(path).expanduser()
         if not self._allowed(p):
             raise RedrumError(f"output {p}: outside the folders this server may write")
@@ -425,6 +425,31 @@ class Engine:
         notes += [f"kit {k.name!r} has no pad for {n} {c} hits; they are silent" for c, n in report.skipped.items()]
         return {"path": str(out), "seconds": round(len(y) / sr, 3), "sample_rate": sr, "notes": notes}
 
+    def save_pad(self, path: str | Path, kit: str, pad_name: str | None = None, progress=_no_progress) -> dict:
+        """Import a result (a layered hit, say) into the library and add it as a pad of user kit `kit`."""
+        path = self.input_path(path, "pad audio")
+        report = self.library.import_paths([path])
+        if report.rejected:
+            raise RedrumError(f"{path.name}: {report.rejected[0].reason}")
+        oneshot_id = report.added[0] if report.added else report.duplicates[0][1]
+        k = self.library.add_pad(kit, oneshot_id, pad_name)
+        pad = next(p for p in k.pads if p.layers and p.layers[0].hash == self.library.get(oneshot_id).hash)
+        return {"kit": k.name, "pad": pad.name, "note": pad.note, "class": pad.cls, "pads": len(k.pads)}
+
+    def library_map(self) -> dict:
+        """Every library oneshot placed in 2-D (the first two principal components of its MFCC
+        features). -> {"items": [{id, name, class, kit, x, y}]}."""
+        items = self.library.list()
+        if len(items) < 3:
+            return {"items": [dict(id=o.id, name=o.name, kit=o.kit, x=float(i), y=0.0, **{"class": o.cls})
+                              for i, o in enumerate(items)]}
+        feats = self.library.features([o.id for o in items])
+        feats = (feats - feats.mean(0)) / (feats.std(0) + 1e-8)
+        _, _, vt = np.linalg.svd(feats, full_matrices=False)
+        xy = feats @ vt[:2].T
+        return {"items": [dict(id=o.id, name=o.name, kit=o.kit, x=float(x), y=float(y), **{"class": o.cls})
+                          for o, (x, y) in zip(items, xy)]}
+
     # -- checks and writing ----------------------------------------------------------
 
     def _check_length(self, path: Path, what: str) -> None:
@@ -475,7 +500,7 @@ class Engine:
 
     def submit(self, kind: str, listener: Callable[[float], None] | None = None, **kwargs) -> Job:
         """Queue an operation for the worker. Raises Busy when `max_queue` jobs are waiting or running."""
-        if kind not in (*OPERATIONS, "layer_interpolate"):
+        if kind not in OPERATIONS:
             raise RedrumError(f"unknown operation {kind!r}")
         with self._lock:
             if self._closed:

@@ -340,6 +340,21 @@ class Library:
             pads.append(Pad(name=shots[0].name, cls=cls, note=0, choke=default_choke(cls), layers=layers))
         return self._keyed(Kit(name=check_name(name), pads=pads, description=description))
 
+    def add_pad(self, kit_name: str, oneshot_id: int, pad_name: str | None = None) -> Kit:
+        """Add a pad playing `oneshot_id` to the user kit `kit_name` (made if it does not exist;
+        a shipped kit of that name is copied first), keyed by class, and save it."""
+        o = self.get(oneshot_id)
+        kit = self.kits.load(kit_name) if self.kits.exists(kit_name) else Kit(name=check_name(kit_name))
+        names = {p.name for p in kit.pads}
+        name = pad_name or o.name
+        k = 2
+        while name in names:
+            name, k = f"{pad_name or o.name} {k}", k + 1
+        kit.pads.append(Pad(name=name, cls=o.cls, note=0, choke=default_choke(o.cls),
+                            layers=[self._layer(o, (0, 127))]))
+        self.kits.save(self._keyed(kit), replace=self.kits.is_user_kit(kit_name))
+        return kit
+
     def kit_from_exemplars(self, name: str, classes: list[str] | None = None, description: str = "") -> Kit:
         """One pad per class: the oneshot that best represents the class in this library."""
         pad_ids = []

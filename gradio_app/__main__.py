@@ -1,0 +1,5 @@
+import sys
+
+from gradio_app.app import main
+
+sys.exit(main())

@@ -1,0 +1,360 @@
+"""The browser app: tabs Transform, Layer, Interpolate and Library on the shared engine.
+
+Every button calls the engine through its job queue (`engine.run`), so the browser and
+OSC clients share one worker per device. A `RedrumError` becomes a readable message in
+the page (`gr.Error`), never a traceback. Uploads land in the workspace (`uploads/`), which
+the engine may always read; results are written to `renders/`, which the app serves.
+
+Named API endpoints for `gradio_client`: /transform, /layer, /interpolate (first input the
+main audio file, first output the audio file's path).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from redrum_kit.drums import ONESHOT_CLASSES
+from redrum_kit.engine import Engine
+from redrum_kit.errors import RedrumError
+
+log = logging.getLogger("redrum.gradio")
+
+PCA_SLIDERS = 11
+MAX_STEPS = 16
+LAYER_CLASSES = ["auto (classifier)", "kick", "snare"]
+MAX_UPLOAD = "100mb"
+
+
+def friendly(fn):
+    """Engine errors as a message in the page; anything else logged, and a one-line message."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except RedrumError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        except Exception as exc:
+            log.exception("%s failed", fn.__name__)
+            raise gr.Error(f"internal error: {type(exc).__name__}: {exc}", print_exception=False) from None
+    return wrapper
+
+
+def _need(path, what: str) -> str:
+    if not path:
+        raise gr.Error(f"upload the {what} first", print_exception=False)
+    return str(path)
+
+
+def weights_figure(layers: list[dict], title: str):
+    """Horizontal bars: each layer's weight, named by its source file."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 0.45 * max(3, len(layers)) + 0.8))
+    names = [Path(l["path"]).stem.replace("synth:", "") for l in layers][::-1]
+    weights = [l["weight"] for l in layers][::-1]
+    ax.barh(names, weights, color="#d9534f")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("mix weight")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def map_figure(items: list[dict]):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    for cls in ONESHOT_CLASSES:
+        pts = [(i["x"], i["y"]) for i in items if i["class"] == cls]
+        if pts:
+            ax.scatter(*zip(*pts), s=14, label=f"{cls} ({len(pts)})", alpha=0.8)
+    ax.set_xlabel("PC 1 (MFCC features)")
+    ax.set_ylabel("PC 2")
+    ax.set_title(f"the library: {len(items)} oneshots", fontsize=10)
+    if items:
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def build(engine: Engine) -> gr.Blocks:
+    """The Blocks app on `engine` (not launched)."""
+
+    # -- Transform -----------------------------------------------------------------
+    @friendly
+    def transform(source, target, method, kit):
+        target = _need(target, "target recording")
+        kit_name = kit if method == "kit" else None
+        if method != "kit":
+            source = _need(source, "source recording")
+        plot = engine.fresh_path("transform-plot", ".png") if method == "model" else None
+        result = engine.run("transform", source=None if kit_name else source, target=target,
+                            method="replace" if method != "model" else "model", kit=kit_name,
+                            plot=str(plot) if plot else None)
+        return result["path"], (str(plot) if plot else None), result.get("message", "")
+
+    # -- Layer -----------------------------------------------------------------------
+    def _layer(target, picked, cls, threshold, sliders):
+        if picked:
+            target = str(engine.library.source_file(engine.library.get(int(picked.split(":")[0]))))
+        target = _need(target, "oneshot (or pick one from the library)")
+        result = engine.run("layer", target=target, threshold=float(threshold),
+                            cls=None if cls.startswith("auto") else cls,
+                            sliders={k: float(v) for k, v in enumerate(sliders) if v})
+        title = f"{result['class']}: {len(result['layers'])} layers above {threshold:g}"
+        return result, weights_figure(result["layers"], title)
+
+    @friendly
+    def layer(target, picked, cls, threshold, *sliders):
+        result, fig = _layer(target, picked, cls, threshold, sliders)
+        return result["path"], fig, {k: v for k, v in result.items() if k != "library"}
+
+    @friendly
+    def stems(target, picked, cls, threshold, *sliders):
+        if picked:
+            target = str(engine.library.source_file(engine.library.get(int(picked.split(":")[0]))))
+        target = _need(target, "oneshot")
+        folder = engine.fresh_path("stems")
+        result = engine.run("layer", target=target, threshold=float(threshold),
+                            cls=None if cls.startswith("auto") else cls,
+                            sliders={k: float(v) for k, v in enumerate(sliders) if v}, stems=str(folder))
+        return [result["path"], *result["stems"]]
+
+    @friendly
+    def save_pad(layered, kit, pad):
+        layered = _need(layered, "layered result (press Layer first)")
+        if not kit:
+            raise gr.Error("name the kit to save the pad into", print_exception=False)
+        r = engine.run("save_pad", path=layered, kit=kit.strip(), pad_name=(pad or "").strip() or None)
+        return f"saved pad {r['pad']!r} ({r['class']}, MIDI note {r['note']}) in kit {r['kit']!r} ({r['pads']} pads)"
+
+    # -- Interpolate -------------------------------------------------------------------
+    @friendly
+    def interpolate(a, b, steps, space):
+        a, b = _need(a, "rhythm A"), _need(b, "rhythm B")
+        result = engine.run("interpolate", a=a, b=b, steps=int(steps), space=space)
+        paths = result["paths"]
+        players = [gr.update(value=paths[k], visible=True, label=f"step {k}") if k < len(paths)
+                   else gr.update(value=None, visible=False) for k in range(MAX_STEPS)]
+        return (paths[0], *players)
+
+    # -- Library -------------------------------------------------------------------------
+    def _rows(cls, kit):
+        items = engine.library.list(cls=None if cls == "all" else cls, kit=None if kit == "all" else kit)
+        return [[o.id, o.name, o.cls, o.kit, round(o.duration, 2)] for o in items]
+
+    def _choices():
+        return [f"{o.id}: {o.name} ({o.cls}, {o.kit})" for o in engine.library.list()]
+
+    @friendly
+    def browse(cls, kit):
+        kits = ["all", *engine.library.kit_names()]
+        return _rows(cls, kit), gr.update(choices=kits), gr.update(choices=_choices())
+
+    @friendly
+    def import_folder(folder, cls, kit):
+        if not folder or not folder.strip():
+            raise gr.Error("type the path of a folder of oneshots", print_exception=False)
+        path = engine.input_path(folder.strip(), "folder", folder=True)
+        report = engine.library.import_paths([path])
+        rows, kits, picks = browse(cls, kit)
+        note = report.summary()
+        if report.rejected:
+            note += "; rejected: " + "; ".join(f"{r.path.name} ({r.reason})" for r in report.rejected[:5])
+        return note, rows, kits, picks
+
+    @friendly
+    def play(evt: gr.SelectData, table):
+        row = table.iloc[evt.index[0]] if hasattr(table, "iloc") else table[evt.index[0]]
+        oneshot = engine.library.get(int(row[0]))
+        similar = engine.library.similar(oneshot.id, n=8)
+        return (str(engine.library.source_file(oneshot)),
+                [[o.id, o.name, o.cls, o.kit, round(d, 3)] for o, d in similar])
+
+    @friendly
+    def build_kit(name):
+        if not name or not name.strip():
+            raise gr.Error("name the new kit", print_exception=False)
+        kit = engine.library.kit_from_exemplars(name.strip())
+        engine.library.kits.save(kit)
+        return f"kit {kit.name!r}: " + ", ".join(f"{p.name} ({p.cls}, note {p.note})" for p in kit.pads)
+
+    @friendly
+    def export_kit(name, fmt):
+        if not name:
+            raise gr.Error("name the kit to export", print_exception=False)
+        out = engine.fresh_path(f"kit-{name}")
+        out.mkdir()
+        path = engine.library.export_kit(name.strip(), fmt, out)
+        return f"exported to {path}"
+
+    @friendly
+    def library_map():
+        return map_figure(engine.library_map()["items"])
+
+    with gr.Blocks(title="redrum-kit") as app:
+        gr.Markdown("# redrum-kit\nDrum sounds on new rhythms, layered oneshots, and your sample library.")
+        with gr.Tab("Transform"):
+            gr.Markdown("The **source**'s drum sounds playing the **target**'s rhythm.")
+            with gr.Row():
+                t_source = gr.Audio(type="filepath", sources=["upload"], label="source (its sounds)",
+                                    elem_id="transform-source")
+                t_target = gr.Audio(type="filepath", sources=["upload"], label="target (its rhythm)",
+                                    elem_id="transform-target")
+            with gr.Row():
+                t_method = gr.Radio(["model", "replace", "kit"], value="model", label="method",
+                                    info="model: the learned redrum; replace: drum replacement with the source's "
+                                         "hits; kit: replacement with a library kit")
+                t_kit = gr.Dropdown(["default"], value="default", label="kit (method kit)", allow_custom_value=True)
+            t_go = gr.Button("Redrum", variant="primary", elem_id="transform-run")
+            t_out = gr.Audio(type="filepath", label="result", interactive=False, elem_id="transform-output")
+            t_info = gr.Textbox(label="about the result", interactive=False)
+            t_plot = gr.Image(type="filepath", label="source, output and target; the target's transcription; "
+                                                     "the attention heads", interactive=False)
+            t_go.click(transform, [t_source, t_target, t_method, t_kit], [t_out, t_plot, t_info],
+                       api_name="transform")
+
+        with gr.Tab("Layer"):
+            gr.Markdown("A new oneshot as a sparse mix of a curated library. Move the sliders to explore.")
+            with gr.Row():
+                l_target = gr.Audio(type="filepath", sources=["upload"], label="oneshot", elem_id="layer-target")
+                with gr.Column():
+                    l_pick = gr.Dropdown([], label="or pick from the library", allow_custom_value=False,
+                                         value=None)
+                    l_class = gr.Dropdown(LAYER_CLASSES, value=LAYER_CLASSES[0], label="class")
+                    l_threshold = gr.Slider(0.0, 0.3, value=0.04, step=0.01, label="threshold (drop weights below)")
+            with gr.Accordion("PCA sliders (standard deviations along each direction)", open=False):
+                with gr.Row():
+                    l_sliders = [gr.Slider(-3, 3, value=0, step=0.1, label=f"PC {k + 1}", min_width=120)
+                                 for k in range(PCA_SLIDERS)]
+            l_go = gr.Button("Layer", variant="primary", elem_id="layer-run")
+            with gr.Row():
+                l_out = gr.Audio(type="filepath", label="layered", interactive=False, elem_id="layer-output")
+                l_chart = gr.Plot(label="layer weights")
+            l_json = gr.JSON(label="weights and latent")
+            with gr.Row():
+                l_stems_go = gr.Button("Render stems")
+                l_stems = gr.File(label="result and stems", file_count="multiple")
+            with gr.Row():
+                l_kit = gr.Textbox(label="kit", placeholder="my-kit")
+                l_pad = gr.Textbox(label="pad name (optional)")
+                l_save = gr.Button("Save as pad")
+            l_saved = gr.Textbox(label="saved", interactive=False)
+            inputs = [l_target, l_pick, l_class, l_threshold, *l_sliders]
+            l_go.click(layer, inputs, [l_out, l_chart, l_json], api_name="layer")
+            for control in (l_threshold, *l_sliders):
+                control.release(layer, inputs, [l_out, l_chart, l_json], api_name=False)
+            l_stems_go.click(stems, inputs, l_stems, api_name=False)
+            l_save.click(save_pad, [l_out, l_kit, l_pad], l_saved, api_name=False)
+
+        with gr.Tab("Interpolate"):
+            gr.Markdown("From rhythm A to rhythm B in A's sounds, in steps.")
+            with gr.Row():
+                i_a = gr.Audio(type="filepath", sources=["upload"], label="A", elem_id="interp-a")
+                i_b = gr.Audio(type="filepath", sources=["upload"], label="B", elem_id="interp-b")
+            with gr.Row():
+                i_steps = gr.Slider(2, MAX_STEPS, value=6, step=1, label="steps")
+                i_space = gr.Radio(["latent", "conditioning"], value="latent", label="space",
+                                   info="latent: the stage-1 codes of A and of A's sounds on B's rhythm, mixed; "
+                                        "conditioning: the transcriptions mixed")
+            i_go = gr.Button("Interpolate", variant="primary")
+            i_first = gr.Audio(type="filepath", visible=False)
+            with gr.Row():
+                i_players = [gr.Audio(type="filepath", visible=False, interactive=False, min_width=160)
+                             for _ in range(MAX_STEPS)]
+            i_go.click(interpolate, [i_a, i_b, i_steps, i_space], [i_first, *i_players], api_name="interpolate")
+
+        with gr.Tab("Library"):
+            with gr.Row():
+                b_folder = gr.Textbox(label="import a folder (path on this machine)", scale=3)
+                b_import = gr.Button("Import", scale=1)
+            b_note = gr.Textbox(label="import report", interactive=False)
+            with gr.Row():
+                b_class = gr.Dropdown(["all", *ONESHOT_CLASSES], value="all", label="class")
+                b_kit = gr.Dropdown(["all"], value="all", label="kit", allow_custom_value=True)
+                b_refresh = gr.Button("Browse")
+            b_table = gr.Dataframe(headers=["id", "name", "class", "kit", "seconds"], interactive=False,
+                                   label="oneshots (select a row to play it and see similar sounds)")
+            b_play = gr.Audio(type="filepath", label="selected", interactive=False)
+            b_similar = gr.Dataframe(headers=["id", "name", "class", "kit", "distance"], interactive=False,
+                                     label="similar sounds")
+            with gr.Row():
+                b_kitname = gr.Textbox(label="kit name")
+                b_build = gr.Button("Build kit (the most typical sound of each class)")
+                b_format = gr.Dropdown(["sfz", "hydrogen", "folder"], value="sfz", label="export format")
+                b_export = gr.Button("Export kit")
+            b_kitnote = gr.Textbox(label="kit", interactive=False)
+            b_mapgo = gr.Button("Draw the library map")
+            b_map = gr.Plot(label="library map")
+            b_import.click(import_folder, [b_folder, b_class, b_kit], [b_note, b_table, b_kit, l_pick], api_name=False)
+            b_refresh.click(browse, [b_class, b_kit], [b_table, b_kit, l_pick], api_name=False)
+            b_table.select(play, b_table, [b_play, b_similar], api_name=False)
+            b_build.click(build_kit, b_kitname, b_kitnote, api_name=False)
+            b_export.click(export_kit, [b_kitname, b_format], b_kitnote, api_name=False)
+            b_mapgo.click(library_map, None, b_map, api_name=False)
+        app.load(browse, [b_class, b_kit], [b_table, b_kit, l_pick], api_name=False)
+    return app
+
+
+def prepare(engine: Engine) -> None:
+    """Uploads go to the workspace, which the engine always may read."""
+    uploads = engine.workspace / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(uploads)
+
+
+class Running:
+    """A launched app: `url`, and `close()`."""
+
+    def __init__(self, app: gr.Blocks, url: str):
+        self.app, self.url = app, url
+
+    def close(self) -> None:
+        self.app.close()
+
+
+def launch(engine: Engine, port: int = 7860, host: str = "127.0.0.1", concurrency: int = 2) -> Running:
+    """Start the app in background threads on `host:port`. Raises RedrumError when the port is taken."""
+    prepare(engine)
+    app = build(engine)
+    app.queue(default_concurrency_limit=concurrency, max_size=engine.max_queue * 4)
+    try:
+        app.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,
+                   allowed_paths=[str(engine.renders)], max_file_size=MAX_UPLOAD, show_error=True)
+    except OSError as exc:
+        raise RedrumError(f"cannot start the browser app on {host}:{port} ({exc}); "
+                          "choose another --gradio-port or use --no-gradio") from None
+    return Running(app, f"http://{host}:{port}")
+
+
+def main() -> int:
+    """`python -m gradio_app [--port N]`: the app alone, on its own engine."""
+    import argparse
+    import threading
+    parser = argparse.ArgumentParser(prog="python -m gradio_app", description="the redrum-kit browser app")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    args = parser.parse_args()
+    try:
+        running = launch(Engine(device=args.device, allow_roots=[Path.home()]), args.port)
+    except RedrumError as exc:
+        print(f"gradio_app: error: {exc}", file=__import__("sys").stderr)
+        return 1
+    print(f"redrum-kit browser app on {running.url}; Ctrl-C stops it", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        running.close()
+    return 0

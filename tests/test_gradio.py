@@ -1,0 +1,167 @@
+"""The browser app, launched for real: `gradio_client` calls its named endpoints, and headless
+Chromium (Debian's, through Playwright) uses the page as a person would."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from redrum_kit import synth
+from redrum_kit.engine import Engine
+
+from conftest import write
+from test_osc import Client, groove
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def free_port(kind=socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def app(tmp_path, home):
+    from gradio_app import launch
+    engine = Engine(device="cpu", allow_roots=[tmp_path])
+    running = launch(engine, port=free_port())
+    yield running
+    running.close()
+    engine.close(cancel_running=True)
+
+
+@pytest.fixture
+def client(app):
+    from gradio_client import Client as GradioClient
+    return GradioClient(app.url, verbose=False, download_files=False)
+
+
+def test_named_endpoints_exist(client):
+    assert {"/transform", "/layer", "/interpolate"} <= set(client.view_api(return_format="dict")["named_endpoints"])
+
+
+def _path(output) -> Path:
+    """A file output of gradio_client without downloading: its path on the server."""
+    return Path(output["path"] if isinstance(output, dict) else output)
+
+
+def test_layer_endpoint_returns_a_layered_file(client, tmp_path, home):
+    from gradio_client import handle_file
+    snare = write(tmp_path / "snare.wav", synth.oneshot("snare", 3, 44100))
+    out, chart, weights = client.predict(handle_file(str(snare)), None, "snare", 0.04, *([0.0] * 11),
+                                         api_name="/layer")
+    path = _path(out)
+    assert path.is_file() and sf.info(path).duration > 0.2
+    assert (home / "renders" / path.name).is_file()       # the result stays in the workspace (Gradio serves a copy)
+    # a PCA slider moved: a different mix
+    out2, _, weights2 = client.predict(handle_file(str(snare)), None, "snare", 0.04, 2.5, *([0.0] * 10),
+                                       api_name="/layer")
+    assert _path(out2) != path and weights2["pca"][0] != weights["pca"][0]
+
+
+def test_transform_and_interpolate_endpoints(client, tmp_path, home):
+    from gradio_client import handle_file
+    a, b = groove(tmp_path / "a.wav", seed=2), groove(tmp_path / "b.wav", seed=7)
+    out, plot, info = client.predict(handle_file(str(a)), handle_file(str(b)), "model", "default",
+                                     api_name="/transform")
+    assert abs(sf.info(_path(out)).duration - 2.0) < 0.01 and _path(plot).suffix == ".png"
+    first, *players = client.predict(handle_file(str(a)), handle_file(str(b)), 3, "latent", api_name="/interpolate")
+    assert _path(first).is_file() and _path(first).name.endswith("-00.wav")
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda d: (d / "notes.wav").write_text("not audio") and d / "notes.wav", "not an audio file"),
+    (lambda d: write(d / "silent.wav", np.zeros(44100, np.float32)), "silent"),
+    (lambda d: write(d / "long.wav", 0.1 * np.random.default_rng(0).standard_normal(22050 * 40).astype(np.float32),
+                     sr=22050), "long"),
+])
+def test_bad_uploads_are_a_readable_error(client, tmp_path, home, make, needle):
+    from gradio_client import handle_file
+    bad = make(tmp_path)
+    with pytest.raises(Exception) as err:
+        client.predict(handle_file(str(bad)), None, "snare", 0.04, *([0.0] * 11), api_name="/layer")
+    text = str(err.value)
+    assert needle in text and "Traceback" not in text
+    assert not (home / "renders").exists() or not list((home / "renders").glob("*.wav"))
+
+
+def test_missing_upload_is_a_readable_error(client):
+    with pytest.raises(Exception, match="upload the target"):
+        client.predict(None, None, "model", "default", api_name="/transform")
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (.ci/run installs it)")
+def test_browser_layer_and_transform(app, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+    snare = write(tmp_path / "snare.wav", synth.oneshot("snare", 3, 44100))
+    a, b = groove(tmp_path / "a.wav", seed=2), groove(tmp_path / "b.wav", seed=7)
+    notes = tmp_path / "notes.wav"
+    notes.write_text("not audio")
+    shots = Path(os.environ.get("REDRUM_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        page.goto(app.url)
+        page.get_by_role("tab", name="Layer").click()
+        page.locator("#layer-target input[type=file]").set_input_files(str(snare))
+        page.locator("#layer-run").click()
+        page.wait_for_selector("#layer-output audio[src]", state="attached", timeout=60000)
+        page.screenshot(path=str(shots / "layer.png"), full_page=True)
+        page.get_by_role("tab", name="Transform").click()
+        page.locator("#transform-source input[type=file]").set_input_files(str(a))
+        page.locator("#transform-target input[type=file]").set_input_files(str(b))
+        page.locator("#transform-run").click()
+        page.wait_for_selector("#transform-output audio[src]", state="attached", timeout=120000)
+        page.screenshot(path=str(shots / "transform.png"), full_page=True)
+        # a bad upload: a message on the page, no traceback
+        page.get_by_role("tab", name="Layer").click()
+        page.locator("#layer-target button[aria-label='Clear']").first.click()     # the X on the loaded oneshot
+        page.locator("#layer-target input[type=file]").set_input_files(str(notes))
+        page.locator("#layer-run").click()
+        expect(page.get_by_text("not an audio file", exact=False).first).to_be_visible(timeout=60000)
+        assert "Traceback" not in page.content()
+        page.screenshot(path=str(shots / "error.png"), full_page=True)
+        browser.close()
+
+
+def test_redrum_serve_starts_osc_and_the_browser_app(tmp_path):
+    osc, web = free_port(socket.SOCK_DGRAM), free_port()
+    exe = os.path.join(os.path.dirname(sys.executable), "redrum")
+    proc = subprocess.Popen([exe, "serve", "--osc-port", str(osc), "--gradio-port", str(web), "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "OSC server" in proc.stdout.readline()
+        assert "browser app on http://127.0.0.1" in proc.stdout.readline()
+        assert Client(osc).call("/redrum/ping", 1)[:2] == [1, "ok"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{web}/", timeout=30) as r:
+            assert r.status == 200 and b"redrum-kit" in r.read()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+
+
+def test_serve_with_the_browser_port_taken_is_a_one_line_error(tmp_path):
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    exe = os.path.join(os.path.dirname(sys.executable), "redrum")
+    try:
+        proc = subprocess.run([exe, "serve", "--osc-port", str(free_port(socket.SOCK_DGRAM)), "--gradio-port",
+                               str(blocker.getsockname()[1])], capture_output=True, text=True, timeout=120)
+    finally:
+        blocker.close()
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("redrum: error: cannot start the browser app")
