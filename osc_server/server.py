@@ -96,6 +96,7 @@ class OscServer:
             "/redrum/reply_port": self._reply_port,
             "/redrum/library/list": lambda args, client, rid: self.engine.library_list(
                 _optional(_str_arg(args, 0, "class", ""))),
+            "/redrum/pad/trigger": self._pad_trigger,
         }
         self.jobs: dict[str, Callable[[list], tuple[str, dict]]] = {
             "/redrum/transform": lambda a: ("transform", {
@@ -132,6 +133,12 @@ class OscServer:
         if args:
             return self.engine.job(self._job_of(client, args[0])).to_json()
         return self.engine.status()
+
+    def _pad_trigger(self, args, client, rid) -> dict:
+        if not args or isinstance(args[0], bool) or not isinstance(args[0], (int, str)):
+            raise BadRequest("argument pad must be a MIDI note (int) or a pad name")
+        return self.engine.pad_trigger(args[0], _num_arg(args, 1, "velocity", 100),
+                                       _str_arg(args, 2, "kit", "default"))
 
     def _cancel(self, args, client, rid) -> dict:
         if not args:

@@ -276,7 +276,37 @@ def bench_osc(seconds: float, repeats: int) -> dict:
             "pings_per_second_8_clients": round(throughput, 1)}
 
 
+MIDI_GOAL_MS = 5.0
+
+
+def bench_midi(seconds: float, repeats: int) -> dict:
+    """Note-on to the voice's buffer in the mixer, through `Player.handle` (the path `redrum midi`
+    takes), on the default kit with every pad that has a layering model layered; and the time to
+    mix one 128-frame block with the voices that leaves sounding."""
+    from redrum_kit import live
+    from redrum_kit.engine import Engine
+    from redrum_kit.pads import Player, make_layered
+    engine = Engine(device="cpu")
+    kit = engine.kit("default")
+    layered = make_layered(kit)
+    start = time.perf_counter()
+    sounds = engine.pad_sounds(kit, 44100)
+    prepare = time.perf_counter() - start
+    player = Player(sounds)
+    notes = [p.note for p in kit.pads]
+    ms = live.note_latencies(player, notes, n=1000 * max(1, repeats))
+    blocks = _timed_calls(lambda: player.render(live.BLOCK), 500)
+    return {"what": "midi", "machine": _machine(), "goal_ms": MIDI_GOAL_MS, "n": len(ms),
+            "p50_ms": round(float(np.percentile(ms, 50)), 4), "p99_ms": round(float(np.percentile(ms, 99)), 4),
+            "max_ms": round(float(ms.max()), 4), "render_block_p99_ms": round(float(np.percentile(blocks, 99)), 4),
+            "block_ms": round(1000 * live.BLOCK / 44100, 2), "layered_pads": layered,
+            "pads": len(kit.pads), "prepare_seconds": round(prepare, 2),
+            "p99_vs_goal": round(float(np.percentile(ms, 99)) / MIDI_GOAL_MS, 4)}
+
+
 def run(what: str, seconds: float = 30.0, repeats: int = 3) -> dict:
+    if what == "midi":
+        return bench_midi(seconds, repeats)
     if what == "osc":
         return bench_osc(seconds, repeats)
     if what == "layer":
@@ -291,6 +321,14 @@ def run(what: str, seconds: float = 30.0, repeats: int = 3) -> dict:
 
 
 def report(results: dict) -> list[str]:
+    if results["what"] == "midi":
+        return [f"redrum bench midi: default kit, {results['pads']} pads ({len(results['layered_pads'])} layered: "
+                f"{', '.join(results['layered_pads'])}), on {results['machine']}",
+                f"  note-on to voice buffer: p50 {results['p50_ms']:.4f} ms, p99 {results['p99_ms']:.4f} ms, "
+                f"max {results['max_ms']:.3f} ms (n={results['n']})",
+                f"  mixing a {results['block_ms']} ms block: p99 {results['render_block_p99_ms']:.4f} ms",
+                f"  p99 / goal ({results['goal_ms']:g} ms): {results['p99_vs_goal']:.4f};"
+                f" layered renders cached in {results['prepare_seconds']} s at start"]
     if results["what"] == "osc":
         lines = [f"redrum bench osc: a real `redrum serve` over loopback UDP, on {results['machine']}"]
         for name, r in results["results"].items():

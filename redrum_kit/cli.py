@@ -202,6 +202,36 @@ def cmd_kit_export(args) -> int:
     return 0
 
 
+def cmd_kit_layer(args) -> int:
+    result = _engine().layer_kit(args.name, args.output, args.velocity_pc, args.depth)
+    print(f"kit {result['kit']!r}: layered pads {', '.join(result['layered'])} "
+          f"(velocity moves PCA slider {args.velocity_pc} by +-{args.depth:g})")
+    return 0
+
+
+def cmd_midi(args) -> int:
+    import signal
+    import threading
+    from redrum_kit import live
+    from redrum_kit.pads import Player
+    if not 1 <= args.polyphony <= 256:
+        raise RedrumError("--polyphony must be between 1 and 256")
+    if not 8000 <= args.sr <= 192000:
+        raise RedrumError(f"--sr must be between 8000 and 192000 Hz, got {args.sr}")
+    engine = _engine()
+    player = Player(engine.pad_sounds(engine.kit(args.kit), args.sr), polyphony=args.polyphony)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    kit = player.sounds.kit
+    pads = ", ".join(f"{p.note} {p.name}{' (layered)' if player.sounds.is_layered(i) else ''}"
+                     for i, p in enumerate(kit.pads))
+    port = args.port or f"the virtual input '{live.VIRTUAL_PORT}'"
+    live.play(player, args.port, args.audio_device, stop,
+              on_ready=lambda: print(f"playing kit {kit.name!r} from {port}; pads: {pads}; Ctrl-C stops", flush=True))
+    return 0
+
+
 # -- training and evaluation -------------------------------------------------
 
 def _report_training(summary: dict) -> None:
@@ -553,7 +583,8 @@ def cmd_bench(args) -> int:
     from redrum_kit import bench
     if args.seconds is not None and not 0.5 <= args.seconds <= 600:
         raise RedrumError("--seconds must be between 0.5 and 600")
-    seconds = args.seconds or {"transcribe": 30.0, "stage1": 3.0, "transform": 30.0, "layer": 1.0, "osc": 4.0}[args.what]
+    seconds = args.seconds or {"transcribe": 30.0, "stage1": 3.0, "transform": 30.0, "layer": 1.0, "osc": 4.0,
+               "midi": 1.0}[args.what]
     results = bench.run(args.what, seconds=seconds, repeats=args.repeats)
     if args.json:
         from redrum_kit import files
@@ -648,6 +679,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_kit_show)
+    s = kit.add_parser("layer", help="play a kit's pads as layered oneshots (velocity moves the blend)")
+    s.add_argument("name")
+    s.add_argument("-o", "--output", metavar="NEW_NAME", help="save as a new kit (default: change NAME)")
+    s.add_argument("--velocity-pc", type=int, default=1, help="PCA slider that velocity moves (1-11; 0: none)")
+    s.add_argument("--depth", type=float, default=1.5, help="standard deviations from soft to hard hits")
+    s.set_defaults(func=cmd_kit_layer)
+
     s = kit.add_parser("export", help="export a kit as SFZ, Hydrogen drumkit or plain folder")
     s.add_argument("name")
     s.add_argument("--format", choices=("sfz", "hydrogen", "folder"), required=True)
@@ -720,6 +758,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threshold", type=float, help="onset threshold (default: the method's own)")
     s.set_defaults(func=cmd_transcribe)
 
+    s = sub.add_parser("midi", help="play a kit live from a MIDI input (layered pads per velocity)")
+    s.add_argument("--kit", default="default")
+    s.add_argument("--port", help="MIDI input name (default: a virtual input named 'redrum')")
+    s.add_argument("--audio-device", help="sound device name or number (default: the system's)")
+    s.add_argument("--sr", type=int, default=44100)
+    s.add_argument("--polyphony", type=int, default=32)
+    s.set_defaults(func=cmd_midi)
+
     s = sub.add_parser("render", help="play a drum part (MIDI, JSON, .h2song) with a kit")
     s.add_argument("pattern", metavar="PATTERN.mid")
     s.add_argument("--kit", default="default")
@@ -770,7 +816,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_reconstruct)
 
     s = sub.add_parser("bench", help="speed on this machine: real-time factors and ratios")
-    s.add_argument("what", choices=("transcribe", "stage1", "transform", "layer", "osc"))
+    s.add_argument("what", choices=("transcribe", "stage1", "transform", "layer", "osc", "midi"))
     s.add_argument("--seconds", type=float,
                    help="length of the test audio (default: transcribe 30, stage1 3, transform 30; "
                         "layer: the output, 1; osc: the transform request, 4)")

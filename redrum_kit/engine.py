@@ -146,7 +146,7 @@ class Engine:
     """
 
     def __init__(self, home: Path | None = None, device: str = "auto", allow_roots: list[Path] | None = None,
-                 max_queue: int = MAX_QUEUE, max_seconds: float = MAX_SECONDS):
+                 max_queue: int = MAX_QUEUE, max_seconds: float = MAX_SECONDS, audio_output: str | None = None):
         from redrum_kit import workspace
         self.device = pick_device(device)
         self._home = home
@@ -155,6 +155,8 @@ class Engine:
         self.max_queue, self.max_seconds = max_queue, max_seconds
         self._library = None
         self._models: dict[str, object] = {}
+        self.audio_output = audio_output       # pads: None = the default sound device, "null" = no sound
+        self._players: dict[str, tuple] = {}
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
         self._ids = itertools.count(1)
@@ -262,6 +264,52 @@ class Engine:
     def kit(self, name: str):
         lib = self.library
         return lib.ensure_default_kit() if name == "default" else lib.kits.load(name)
+
+    def pad_sounds(self, kit, sr: int = 44100):
+        """The kit's sound per pad and velocity (layered pads through their layering models)."""
+        from redrum_kit.pads import PadSounds
+        return PadSounds(kit, self.library, sr, lambda cls: self.layerer(cls, None, 0, f"layered pad ({cls})"))
+
+    def player(self, kit: str = "default"):
+        """The live pad player of `kit` with its audio output, made on first use."""
+        from redrum_kit import live
+        from redrum_kit.pads import Player
+        with self._lock:
+            if kit not in self._players:
+                player = Player(self.pad_sounds(self.kit(kit)))
+                sink = (live.NullSink(player).start() if self.audio_output == "null"
+                        else live.open_audio_output(player, self.audio_output))
+                self._players[kit] = (player, sink)
+            return self._players[kit][0]
+
+    def layer_kit(self, name: str, new_name: str | None = None, velocity_pc: int = 1,
+                  velocity_depth: float = 1.5) -> dict:
+        """Make the pads of kit `name` whose class has a layering model play as layered oneshots;
+        saved as user kit `new_name` (default: `name`; a user kit of that name is kept as .bak)."""
+        from redrum_kit.pads import make_layered
+        if not 0 <= velocity_pc <= 11:
+            raise RedrumError("the velocity direction must be a PCA slider 1-11 (0: gain only)")
+        if not 0 <= velocity_depth <= 5:
+            raise RedrumError("the velocity depth must be 0-5 standard deviations")
+        kit = self.kit(name)
+        kit.name = new_name or name
+        layered = make_layered(kit, velocity_pc, velocity_depth)
+        if not layered:
+            raise RedrumError(f"kit {name!r} has no pad of a class with a layering model "
+                              "(`redrum train layering --class C` makes one)")
+        self.library.kits.save(kit, replace=self.library.kits.is_user_kit(kit.name))
+        return {"kit": kit.name, "layered": layered}
+
+    def pad_trigger(self, pad: int | str, velocity: int = 100, kit: str = "default") -> dict:
+        """Play a pad (MIDI note or pad name) of `kit` on the server's audio output."""
+        if isinstance(velocity, bool) or not isinstance(velocity, (int, float)) or int(velocity) != velocity:
+            raise RedrumError(f"velocity must be a whole number 0-127, got {velocity!r}")
+        player = self.player(kit)
+        start = time.perf_counter()
+        voice = player.note_on(pad, int(velocity))
+        ms = 1000 * (time.perf_counter() - start)
+        name = player.sounds.kit.pads[player.pad_index(pad)].name
+        return {"pad": name, "velocity": int(velocity), "played": voice is not None, "latency_ms": round(ms, 3)}
 
     # -- operations (run in the caller's thread; `submit` queues them) -------------
 
@@ -408,7 +456,7 @@ class Engine:
     def render(self, pattern: str | Path, kit: str = "default", out: str | Path | None = None, sr: int = 44100,
                channel: int | None = None, progress=_no_progress) -> dict:
         """A MIDI, JSON or Hydrogen pattern played by a library kit. -> {"path", "seconds", notes}."""
-        from redrum_kit.render import load_kit_samples, render
+        from redrum_kit.render import render
         from redrum_kit.rhythm.events import load
         if not isinstance(sr, int) or not 8000 <= sr <= 192000:
             raise RedrumError(f"sample rate must be between 8000 and 192000 Hz, got {sr}")
@@ -419,7 +467,7 @@ class Engine:
         patt = load(path, channel=channel)
         k = self.kit(kit)
         progress(0.2)
-        y, report = render(patt, k, load_kit_samples(k, self.library, sr), sr)
+        y, report = render(patt, k, self.pad_sounds(k, sr), sr)    # layered pads bounce as they play
         save_audio(out, y, sr)
         notes = [f"kit {k.name!r} has no {c} pad; played {o} instead" for c, o in report.substitutions.items()]
         notes += [f"kit {k.name!r} has no pad for {n} {c} hits; they are silent" for c, n in report.skipped.items()]
@@ -584,3 +632,7 @@ class Engine:
         if worker is not None:
             self._queue.put(None)
             worker.join(timeout)
+        for _, sink in self._players.values():
+            sink.stop()
+            if hasattr(sink, "close"):
+                sink.close()

@@ -33,7 +33,18 @@ class RenderReport:
 
 
 def velocity_gain(velocity: int) -> float:
+    """The SFZ default amplitude curve: (velocity / 127)^2."""
     return (max(1, min(127, velocity)) / 127.0) ** 2
+
+
+def pad_gain(pad: Pad, velocity: int) -> float:
+    return velocity_gain(velocity) * 10 ** (pad.gain_db / 20)
+
+
+def velocity_layer(pad: Pad, velocity: int) -> int:
+    """Index of the pad's sample layer whose velocity range holds `velocity` (else its last)."""
+    return next((j for j, l in enumerate(pad.layers) if l.velocity[0] <= velocity <= l.velocity[1]),
+                len(pad.layers) - 1)
 
 
 def choose_pad(kit: Kit, event: Event, report: RenderReport) -> Pad | None:
@@ -55,7 +66,8 @@ def render(pattern: Pattern, kit: Kit, samples: dict[tuple[int, int], np.ndarray
     """Mix the pattern.
 
     Args:
-        samples: `(pad index, layer index)` -> mono audio at `sr` (see `load_kit_samples`).
+        samples: `(pad index, layer index)` -> mono audio at `sr` (see `load_kit_samples`), or a
+            `pads.PadSounds` (layered pads: the same sound per hit as live play).
         tail: seconds after the pattern's end for the last hits to ring.
 
     Returns:
@@ -64,6 +76,11 @@ def render(pattern: Pattern, kit: Kit, samples: dict[tuple[int, int], np.ndarray
     if not pattern.events:
         raise RhythmError("the pattern has no events")
     report = RenderReport()
+    if hasattr(samples, "sound"):
+        sound = samples.sound
+    else:
+        def sound(index: int, velocity: int) -> np.ndarray:
+            return samples[(index, velocity_layer(kit.pads[index], velocity))]
     out = np.zeros(int((pattern.length + tail) * sr) + 1, np.float32)
     ringing: dict[int, tuple[int, np.ndarray]] = {}  # choke group -> (start, samples) of its last voice
     fade_n = max(1, int(CHOKE_FADE * sr))
@@ -72,8 +89,6 @@ def render(pattern: Pattern, kit: Kit, samples: dict[tuple[int, int], np.ndarray
         if pad is None:
             continue
         index = kit.pads.index(pad)
-        layer = next((j for j, l in enumerate(pad.layers) if l.velocity[0] <= event.velocity <= l.velocity[1]),
-                     len(pad.layers) - 1)
         start = int(round(event.time * sr))
         if start >= len(out):
             continue
@@ -86,8 +101,7 @@ def render(pattern: Pattern, kit: Kit, samples: dict[tuple[int, int], np.ndarray
                 keep[:n] = np.linspace(1.0, 0.0, n, dtype=np.float32)
                 out[start:start + len(rest)] -= rest * (1 - keep)
         report.played.append((event.time, pad.cls, event.velocity))
-        y = samples[(index, layer)]
-        voice = y[: len(out) - start] * (velocity_gain(event.velocity) * 10 ** (pad.gain_db / 20))
+        voice = sound(index, event.velocity)[: len(out) - start] * pad_gain(pad, event.velocity)
         out[start:start + len(voice)] += voice
         if pad.choke:
             ringing[pad.choke] = (start, voice)

@@ -14,6 +14,10 @@ the user's) looks like:
     tune = 0.0         # semitones
     choke = 0          # pads with the same non-zero group cut each other off
 
+    [pads.layering]    # optional: play the pad as a layered oneshot (redrum_kit.pads)
+    velocity_pc = 1    # velocity moves the layering latent along this PCA direction
+    velocity_depth = 1.5
+
     [[pads.layers]]    # one per velocity layer
     hash = "3f2a..."   # content hash of the oneshot in the library
     path = "/samples/kick.wav"   # its original file
@@ -51,6 +55,33 @@ class Layer:
 
 
 @dataclass
+class PadLayering:
+    """A pad played as a layered oneshot (see `redrum_kit.pads`): its sample through the
+    layering model of `cls`, velocity moving the latent along PCA direction `velocity_pc`."""
+    cls: str = ""               # layering model; "" = the pad's class
+    threshold: float = 0.04
+    pca: list[float] = field(default_factory=list)   # slider positions (standard deviations)
+    velocity_pc: int = 1        # 1-based; 0: velocity sets the gain only
+    velocity_depth: float = 1.5
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in (("class", self.cls), ("threshold", self.threshold), ("pca", list(self.pca)),
+                                  ("velocity_pc", self.velocity_pc), ("velocity_depth", self.velocity_depth))
+                if v != "" and v != []}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PadLayering":
+        out = cls(cls=str(d.get("class", "")), threshold=float(d.get("threshold", 0.04)),
+                  pca=[float(v) for v in d.get("pca", [])], velocity_pc=int(d.get("velocity_pc", 1)),
+                  velocity_depth=float(d.get("velocity_depth", 1.5)))
+        if out.cls and out.cls not in ONESHOT_CLASSES:
+            raise ValueError(f"unknown layering class {out.cls!r}")
+        if not 0 <= out.threshold < 1 or not 0 <= out.velocity_pc <= 11 or len(out.pca) > 11:
+            raise ValueError("layering: threshold 0-1, velocity_pc 0-11, at most 11 pca values")
+        return out
+
+
+@dataclass
 class Pad:
     name: str
     cls: str
@@ -59,6 +90,7 @@ class Pad:
     gain_db: float = 0.0
     tune: float = 0.0
     choke: int = 0
+    layering: PadLayering | None = None
 
 
 @dataclass
@@ -71,6 +103,7 @@ class Kit:
         data = {"name": self.name, "description": self.description, "pads": [
             {"name": p.name, "class": p.cls, "note": p.note, "gain_db": p.gain_db, "tune": p.tune,
              "choke": p.choke,
+             **({"layering": p.layering.to_dict()} if p.layering else {}),
              "layers": [{k: v for k, v in (("hash", l.hash), ("path", l.path), ("synth", l.synth),
                                             ("velocity", list(l.velocity))) if v} for l in p.layers]}
             for p in self.pads]}
@@ -88,7 +121,8 @@ class Kit:
                                 velocity=tuple(l.get("velocity", (0, 127)))) for l in p.get("layers", [])]
                 pads.append(Pad(name=str(p["name"]), cls=p["class"], note=int(p.get("note", GM_NOTE[p["class"]])),
                                 layers=layers, gain_db=float(p.get("gain_db", 0.0)),
-                                tune=float(p.get("tune", 0.0)), choke=int(p.get("choke", 0))))
+                                tune=float(p.get("tune", 0.0)), choke=int(p.get("choke", 0)),
+                                layering=PadLayering.from_dict(p["layering"]) if "layering" in p else None))
             return cls(name=str(data["name"]), pads=pads, description=str(data.get("description", "")))
         except (tomllib.TOMLDecodeError, KeyError, ValueError, TypeError) as exc:
             raise LibraryError(f"{origin}: not a valid kit file ({exc})") from None
