@@ -37,6 +37,8 @@ log = logging.getLogger("redrum.engine")
 OPERATIONS = ("transform", "interpolate", "layer", "layer_interpolate", "transcribe", "render", "save_pad")
 MAX_QUEUE = 16                 # jobs waiting or running; one more is refused as busy
 MAX_SECONDS = 600.0            # longest audio an operation reads (the models' own limits may be lower)
+BATCHED = ("layer",)           # job kinds the worker runs together when batching (on a GPU)
+BATCH_SIZE = 32
 
 
 class Busy(RedrumError):
@@ -138,6 +140,19 @@ def _no_progress(fraction: float) -> None:
     return None
 
 
+@dataclass
+class LayerRequest:
+    """A layer job checked and prepared, waiting for the model (alone or in a batch)."""
+    layerer: object
+    feat: object
+    cut: bool
+    threshold: float
+    sliders: dict | None
+    out: Path
+    stems: Path | None
+    json_path: str | Path | None
+
+
 class Engine:
     """Operations on audio files, the job queue, and the lazily loaded models.
 
@@ -146,17 +161,21 @@ class Engine:
     """
 
     def __init__(self, home: Path | None = None, device: str = "auto", allow_roots: list[Path] | None = None,
-                 max_queue: int = MAX_QUEUE, max_seconds: float = MAX_SECONDS, audio_output: str | None = None):
+                 max_queue: int = MAX_QUEUE, max_seconds: float = MAX_SECONDS, audio_output: str | None = None,
+                 batch: bool | None = None, batch_size: int = BATCH_SIZE):
         from redrum_kit import workspace
         self.device = pick_device(device)
         self._home = home
         self.workspace = Path(home) if home else workspace.home()
         self.roots = None if allow_roots is None else [Path(r).expanduser().resolve() for r in allow_roots]
         self.max_queue, self.max_seconds = max_queue, max_seconds
+        self.batch = self.device == "cuda" if batch is None else batch   # concurrent layer jobs in one pass
+        self.batch_size = batch_size
         self._library = None
         self._models: dict[str, object] = {}
         self.audio_output = audio_output       # pads: None = the default sound device, "null" = no sound
         self._players: dict[str, tuple] = {}
+        self._handed_out: set[Path] = set()     # render names given to jobs that may not have written yet
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
         self._ids = itertools.count(1)
@@ -179,12 +198,15 @@ class Engine:
         return any(real.is_relative_to(root) for root in [*self.roots, self.workspace.resolve()])
 
     def fresh_path(self, name: str, suffix: str = "") -> Path:
-        """A name in the renders folder that nothing has: NAME-DATE-TIME[-K]SUFFIX."""
+        """A name in the renders folder that nothing has and no other job was given:
+        NAME-DATE-TIME[-K]SUFFIX."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        for k in itertools.count():
-            p = self.renders / f"{name}-{stamp}{f'-{k}' if k else ''}{suffix}"
-            if not p.exists():
-                return p
+        with self._lock:
+            for k in itertools.count():
+                p = self.renders / f"{name}-{stamp}{f'-{k}' if k else ''}{suffix}"
+                if not p.exists() and p not in self._handed_out:
+                    self._handed_out.add(p)
+                    return p
 
     def input_path(self, path: str | Path, what: str = "input", folder: bool = False) -> Path:
         """A file (or folder) to read: it exists and lies under an allowed root."""
@@ -388,7 +410,16 @@ class Engine:
               cls: str | None = None, sliders: dict[int, float] | None = None, stems: str | Path | None = None,
               json_path: str | Path | None = None, progress=_no_progress) -> dict:
         """A new oneshot as a sparse mix of the class's library. -> {"path", "layers", "class", ...}."""
-        from redrum_kit import audio, files, layering
+        request = self._layer_request(target, threshold, out, cls, sliders, stems, json_path)
+        progress(0.1)
+        w, z = request.layerer.weights(request.feat, request.sliders)
+        progress(0.8)
+        return self._layer_finish(request, w, z)
+
+    def _layer_request(self, target, threshold=0.04, out=None, cls=None, sliders=None, stems=None,
+                       json_path=None) -> "LayerRequest":
+        """Checks, the target's audio and feature, and its class's model: everything before the model runs."""
+        from redrum_kit import audio, layering
         threshold = self._fraction(threshold, "threshold")
         target = self.input_path(target, "target")
         out = self.output_path(out, safe_name(f"{target.stem}-layered"))
@@ -401,20 +432,58 @@ class Engine:
                 raise RedrumError(f"{stems}: not an empty folder; choose a new folder for the stems "
                                   "(nothing was overwritten)")
         y, sr = audio.load(target, max_seconds=layering.MAX_SECONDS, require_sound=True, what="target")
-        progress(0.1)
         layerer = self.layerer(cls, y, sr, target.name)
-        result = layerer.layer_signal(y, sr, threshold, sliders)
-        progress(0.8)
-        save_audio(out, result.y, result.sr)
-        data = dict(result.to_json(result.sources), path=str(out))
-        if json_path:
-            files.write_text(Path(json_path), json.dumps(data, indent=1))
-        if stems is not None:
-            parts = zip(result.layers, layerer.library.stems(result.layers, result.sr))
-            self._write_set(stems, [(stems / f"{k + 1:02d}-{safe_name(Path(result.sources[i]).stem)}-{w:.3f}.wav",
-                                     stem, result.sr) for k, ((i, w), stem) in enumerate(parts)])
-            data["stems"] = sorted(str(p) for p in stems.iterdir())
+        feat, cut = layerer.prepare(y, sr)
+        return LayerRequest(layerer, feat, cut, threshold, sliders, out, stems, json_path)
+
+    def _layer_finish(self, r: "LayerRequest", w: np.ndarray, z) -> dict:
+        from redrum_kit import files
+        result = r.layerer.result(w, z, r.threshold, r.cut)
+        save_audio(r.out, result.y, result.sr)
+        data = dict(result.to_json(result.sources), path=str(r.out))
+        if r.json_path:
+            files.write_text(Path(r.json_path), json.dumps(data, indent=1))
+        if r.stems is not None:
+            parts = zip(result.layers, r.layerer.library.stems(result.layers, result.sr))
+            self._write_set(r.stems, [(r.stems / f"{k + 1:02d}-{safe_name(Path(result.sources[i]).stem)}-{w:.3f}.wav",
+                                       stem, result.sr) for k, ((i, w), stem) in enumerate(parts)])
+            data["stems"] = sorted(str(p) for p in r.stems.iterdir())
         return data
+
+    def _layer_batch(self, jobs: list[Job]) -> None:
+        """Concurrent layer jobs through the model together, one forward pass per class
+        (what a GPU is for); each job still gets its own result or error."""
+        requests = {}
+        for job in jobs:
+            try:
+                job.report(0.1)
+                requests[job.id] = self._layer_request(**job.kwargs)
+            except Exception as exc:
+                self._fail(job, exc)
+        groups: dict[int, list[Job]] = {}
+        for job in jobs:
+            if job.id in requests:
+                groups.setdefault(id(requests[job.id].layerer), []).append(job)
+        import torch
+        for group in groups.values():
+            reqs = [requests[j.id] for j in group]
+            try:
+                w, z = reqs[0].layerer.weights_batch(torch.stack([r.feat for r in reqs]), [r.sliders for r in reqs])
+            except Exception as exc:
+                for job in group:
+                    self._fail(job, exc)
+                continue
+            for k, (job, r) in enumerate(zip(group, reqs)):
+                try:
+                    job.report(0.8)
+                    job.result = dict(self._layer_finish(r, w[k], z[k]), batch=len(group))
+                    job.state, job.progress = "done", 1.0
+                except Exception as exc:
+                    self._fail(job, exc)
+                finally:
+                    job._done.set()
+        for job in jobs:
+            job._done.set()
 
     def layer_interpolate(self, a: str | Path, b: str | Path, steps: int = 8, out_dir: str | Path | None = None,
                           threshold: float = 0.04, cls: str | None = None, progress=_no_progress) -> dict:
@@ -597,29 +666,55 @@ class Engine:
             del self._jobs[k]
 
     def _work(self) -> None:
+        held: list[Job] = []                        # taken from the queue while gathering a batch
         while True:
-            job = self._queue.get()
+            job = held.pop(0) if held else self._queue.get()
             if job is None:
                 return
             if job._cancel.is_set():
-                job.state, job.error = "cancelled", f"job {job.id} was cancelled"
-                job._done.set()
+                self._finish_cancelled(job)
+                continue
+            if self.batch and job.kind in BATCHED:
+                batch = [job]
+                while len(batch) < self.batch_size:
+                    try:
+                        other = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if other is not None and other.kind == job.kind and not other._cancel.is_set():
+                        batch.append(other)
+                    else:
+                        held.append(other)
+                for j in batch:
+                    j.state = "running"
+                self._layer_batch(batch)
                 continue
             job.state = "running"
             try:
                 job.result = getattr(self, job.kind)(**job.kwargs, progress=job.report)
                 job.state, job.progress = "done", 1.0
-            except Cancelled as exc:
-                job.state, job.error = "cancelled", str(exc)
-            except RedrumError as exc:
-                job.state, job.error = "error", str(exc)
-            except TypeError as exc:       # arguments the operation does not take
-                job.state, job.error = "error", f"bad arguments for {job.kind}: {exc}"
-            except Exception as exc:       # a bug: logged in full, a line for the user
-                log.exception("job %s (%s) failed", job.id, job.kind)
-                job.state, job.error = "error", f"internal error: {type(exc).__name__}: {exc}"
+            except Exception as exc:
+                self._fail(job, exc)
             finally:
                 job._done.set()
+
+    @staticmethod
+    def _finish_cancelled(job: Job) -> None:
+        job.state, job.error = "cancelled", f"job {job.id} was cancelled"
+        job._done.set()
+
+    @staticmethod
+    def _fail(job: Job, exc: BaseException) -> None:
+        """A job's error as one line for the user (a bug is also logged in full)."""
+        if isinstance(exc, Cancelled):
+            job.state, job.error = "cancelled", str(exc)
+        elif isinstance(exc, RedrumError):
+            job.state, job.error = "error", str(exc)
+        elif isinstance(exc, TypeError):      # arguments the operation does not take
+            job.state, job.error = "error", f"bad arguments for {job.kind}: {exc}"
+        else:
+            log.error("job %s (%s) failed", job.id, job.kind, exc_info=exc)
+            job.state, job.error = "error", f"internal error: {type(exc).__name__}: {exc}"
 
     def close(self, cancel_running: bool = False, timeout: float = 60.0) -> None:
         """Stop taking jobs; queued ones are cancelled, the running one finishes (or is cancelled)."""

@@ -225,24 +225,42 @@ class Layerer:
 
     @torch.no_grad()
     def weights(self, feat: torch.Tensor, sliders: dict[int, float] | None = None) -> tuple[np.ndarray, torch.Tensor]:
-        z = self.model.encode(feat[None])[0]
-        if sliders:
-            bad = [k for k in sliders if not 0 <= k < self.model.cfg.pca]
-            if bad:
-                raise ModelError(f"PCA sliders are numbered 1 to {self.model.cfg.pca}")
-            z = self.model.move(z, sliders)
-        return self.model.decode(z)[0].numpy().astype(np.float64), z[0]
+        w, z = self.weights_batch(feat[None], [sliders])
+        return w[0], z[0]
+
+    @torch.no_grad()
+    def weights_batch(self, feats: torch.Tensor, sliders: list[dict[int, float] | None]
+                      ) -> tuple[np.ndarray, torch.Tensor]:
+        """Features `(N, dim)` and each one's slider moves -> mix weights `(N, library)`, latents `(N, latent)`,
+        in one pass through the model (how a GPU serves concurrent requests)."""
+        z = self.model.encode(feats)[0]
+        for i, moves in enumerate(sliders):
+            if moves:
+                bad = [k for k in moves if not 0 <= k < self.model.cfg.pca]
+                if bad:
+                    raise ModelError(f"PCA sliders are numbered 1 to {self.model.cfg.pca}")
+                z[i:i + 1] = self.model.move(z[i:i + 1], moves)
+        return self.model.decode(z).numpy().astype(np.float64), z
+
+    @staticmethod
+    def prepare(y: np.ndarray, sr: int) -> tuple[torch.Tensor, bool]:
+        """A recording -> the layering feature of its first hit, and whether it was cut from a loop."""
+        hit, cut = first_hit(y, sr)
+        return feature(audio.resample(hit, sr, SR)), cut
+
+    @torch.no_grad()
+    def result(self, w: np.ndarray, z: torch.Tensor, threshold: float = THRESHOLD, cut: bool = False,
+               out_sr: int = OUTPUT_SR) -> LayerResult:
+        layers = threshold_layers(w, threshold)
+        coords = self.model.to_pca(z[None])[0]
+        return LayerResult(self.library.render(layers, out_sr), out_sr, self.cls, layers, self.library.sources,
+                           z.tolist(), coords.tolist(), cut)
 
     def layer_signal(self, y: np.ndarray, sr: int, threshold: float = THRESHOLD,
                      sliders: dict[int, float] | None = None, out_sr: int = OUTPUT_SR) -> LayerResult:
-        hit, cut = first_hit(y, sr)
-        feat = feature(audio.resample(hit, sr, SR))
+        feat, cut = self.prepare(y, sr)
         w, z = self.weights(feat, sliders)
-        layers = threshold_layers(w, threshold)
-        with torch.no_grad():
-            coords = self.model.to_pca(z[None])[0]
-        return LayerResult(self.library.render(layers, out_sr), out_sr, self.cls, layers, self.library.sources,
-                           z.tolist(), coords.tolist(), cut)
+        return self.result(w, z, threshold, cut, out_sr)
 
     @torch.no_grad()
     def interpolate(self, a: np.ndarray, b: np.ndarray, sr: int, steps: int, threshold: float = THRESHOLD,

@@ -350,3 +350,34 @@ def test_bench_osc_prints_percentiles_and_ratios(capsys):
     assert main(["bench", "osc", "--repeats", "1", "--seconds", "2"]) == 0
     out = capsys.readouterr().out
     assert "ping" in out and "udp_echo_reference" in out and "p99" in out and "pings/s" in out
+
+
+def test_concurrent_layer_jobs_run_as_one_batch_with_the_same_results(tmp_path, home):
+    """What the engine does on a GPU (forced here on the CPU): queued layer jobs share one pass
+    through the model, and each gets exactly what it would have got alone."""
+    allowed = tmp_path / "in"
+    target = write(allowed / "snare.wav", synth.oneshot("snare", 3, 44100))
+    other = write(allowed / "snare2.wav", synth.oneshot("snare", 8, 44100))
+    engine = Engine(device="cpu", allow_roots=[allowed], batch=True)
+    gate = threading.Event()
+    blocker = engine.submit("layer", listener=lambda f: gate.wait(30), target=str(target), cls="snare")
+    while blocker.state != "running":                 # the worker holds it; the rest queue behind
+        time.sleep(0.01)
+    requests = [dict(target=str(target), cls="snare"), dict(target=str(other), cls="snare"),
+                dict(target=str(target), cls="snare", sliders={0: 2.0}),
+                dict(target=str(allowed / "missing.wav"), cls="snare")]
+    jobs = [engine.submit("layer", **r) for r in requests]
+    cancelled = engine.submit("layer", target=str(target), cls="snare")
+    cancelled.cancel()
+    gate.set()
+    for job in (blocker, *jobs, cancelled):
+        assert job.wait(60)
+    assert [j.state for j in jobs] == ["done", "done", "done", "error"] and cancelled.state == "cancelled"
+    assert "no such file" in jobs[3].error
+    assert all(j.result["batch"] == 3 for j in jobs[:3])
+    alone = Engine(device="cpu", allow_roots=[allowed], batch=False)
+    for job, r in zip(jobs[:3], requests[:3]):
+        ref = alone.layer(**r)
+        assert [l["path"] for l in job.result["layers"]] == [l["path"] for l in ref["layers"]]
+        assert np.allclose([l["weight"] for l in job.result["layers"]], [l["weight"] for l in ref["layers"]], atol=1e-5)
+    engine.close()
