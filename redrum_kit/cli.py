@@ -625,6 +625,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: your home folder; the workspace always)")
     s.add_argument("--allow-client", action="append", metavar="CIDR",
                    help="other machines allowed to send OSC, e.g. 192.168.1.0/24 (repeatable; default: loopback only)")
+    s.add_argument("--models", metavar="DIR", help="load model checkpoints from DIR (same file names as "
+                                                   "presets/models/; default: the shipped ones)")
     s.add_argument("--max-queue", type=int, default=16, help="jobs queued or running before 'busy' replies")
     s.add_argument("--max-seconds", type=float, default=600.0, help="longest audio a request may send")
     s.set_defaults(func=cmd_serve)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import queue
 import re
 import threading
@@ -270,7 +271,8 @@ class Engine:
             cls = self._model("classifier", lambda: classifier.load(_classifier_path())).predict([y], sr)[0][0]
         if not checkpoint_path(cls).is_file():
             from redrum_kit.workspace import models_dir
-            have = sorted(p.stem.removeprefix("layering-") for p in models_dir().glob("layering-*.safetensors"))
+            folders = [models_dir(), *([Path(os.environ["REDRUM_MODELS"])] if os.environ.get("REDRUM_MODELS") else [])]
+            have = sorted({p.stem.removeprefix("layering-") for d in folders for p in d.glob("layering-*.safetensors")})
             raise RedrumError(f"{name}: no layering model for {cls} (installed: {', '.join(have) or 'none'}); "
                               f"give a class, or run `redrum train layering --class {cls}`")
         return self._model(f"layering-{cls}", lambda: Layerer(cls))

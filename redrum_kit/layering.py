@@ -33,7 +33,7 @@ VOICE_OF_CLASS = {synth.VOICE_CLASS[v]: v for v in synth.VOICES}
 
 
 def checkpoint_path(cls: str) -> Path:
-    return workspace.models_dir() / f"layering-{cls}.safetensors"
+    return workspace.model_file(f"layering-{cls}.safetensors")
 
 
 def load_source(source: str, sr: int) -> np.ndarray:

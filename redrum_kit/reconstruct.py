@@ -20,7 +20,7 @@ MAX_SECONDS = 600.0
 
 def checkpoint_path() -> Path:
     """Where the shipped stage-1 checkpoint lives (it may not be installed)."""
-    return workspace.models_dir() / "stage1.safetensors"
+    return workspace.model_file("stage1.safetensors")
 
 
 def load_model(path: Path | None = None, device: str | torch.device = "cpu") -> stage1.Stage1:

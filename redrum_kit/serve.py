@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import signal
 import sys
 import threading
@@ -44,6 +45,10 @@ def serve(args) -> int:
         raise RedrumError("--max-queue must be between 1 and 1000")
     if not 1 <= args.max_seconds <= 7200:
         raise RedrumError("--max-seconds must be between 1 and 7200")
+    if args.models:
+        if not Path(args.models).is_dir():
+            raise RedrumError(f"--models {args.models}: not a folder")
+        os.environ["REDRUM_MODELS"] = str(Path(args.models).resolve())
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # before the first reply: a stop is never lost
         signal.signal(sig, lambda *_: stop.set())

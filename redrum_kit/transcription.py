@@ -65,7 +65,7 @@ class BandBaseline:
 
 def checkpoint_path() -> Path:
     """Where the shipped CRNN checkpoint lives (it may not be installed)."""
-    return workspace.models_dir() / "transcriber.safetensors"
+    return workspace.model_file("transcriber.safetensors")
 
 
 def load_model(method: str = "auto"):

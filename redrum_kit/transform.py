@@ -33,7 +33,7 @@ INTERPOLATION_SPACES = ("latent", "conditioning")
 
 def checkpoint_path() -> Path:
     """Where the shipped redrum (stage-2) checkpoint lives (it may not be installed)."""
-    return workspace.models_dir() / "stage2.safetensors"
+    return workspace.model_file("stage2.safetensors")
 
 
 def load_model(path: Path | None = None, device: str | torch.device = "cpu") -> stage2_lib.Redrum:

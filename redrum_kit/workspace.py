@@ -37,7 +37,17 @@ def presets_dir() -> Path:
 
 
 def models_dir() -> Path:
+    """The shipped model checkpoints and their cards."""
     return presets_dir() / "models"
+
+
+def model_file(name: str) -> Path:
+    """A checkpoint by file name: from `$REDRUM_MODELS` (your own folder, e.g. retrained models)
+    when it holds one of that name, else the shipped one."""
+    env = os.environ.get("REDRUM_MODELS")
+    if env and (Path(env).expanduser() / name).is_file():
+        return Path(env).expanduser() / name
+    return models_dir() / name
 
 
 HYDROGEN_DRUMKITS = Path("/usr/share/hydrogen/data/drumkits")

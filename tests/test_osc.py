@@ -381,3 +381,13 @@ def test_concurrent_layer_jobs_run_as_one_batch_with_the_same_results(tmp_path, 
         assert [l["path"] for l in job.result["layers"]] == [l["path"] for l in ref["layers"]]
         assert np.allclose([l["weight"] for l in job.result["layers"]], [l["weight"] for l in ref["layers"]], atol=1e-5)
     engine.close()
+
+
+def test_a_user_model_folder_overrides_the_shipped_checkpoints(tmp_path, monkeypatch):
+    from redrum_kit import layering, transform, workspace
+    mine = tmp_path / "models"
+    mine.mkdir()
+    (mine / "layering-snare.safetensors").write_bytes((workspace.models_dir() / "layering-snare.safetensors").read_bytes())
+    monkeypatch.setenv("REDRUM_MODELS", str(mine))
+    assert layering.checkpoint_path("snare") == mine / "layering-snare.safetensors"
+    assert transform.checkpoint_path() == workspace.models_dir() / "stage2.safetensors"   # not in mine: shipped

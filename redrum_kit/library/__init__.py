@@ -89,7 +89,7 @@ class _NearDuplicates:
 
 
 def _classifier_path() -> Path:
-    return workspace.models_dir() / "classifier.safetensors"
+    return workspace.model_file("classifier.safetensors")
 
 
 class Library:
