@@ -5,6 +5,7 @@ Each test asserts the script inserted the file the server produced."""
 from __future__ import annotations
 
 import json
+import os
 import runpy
 import shutil
 import subprocess
@@ -125,3 +126,45 @@ def test_bitwig_script_shows_errors(server, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert not result["inserted"] and any("no such file" in n for n in result["notifications"])
+
+
+LUA = shutil.which("lua5.4")
+
+
+def lua_has_socket() -> bool:
+    return LUA is not None and subprocess.run([LUA, "-e", "require('socket')"], capture_output=True).returncode == 0
+
+
+def run_lua_action(server, name, items, env_port=None, timeout="120"):
+    script = next((DAW / "reaper-lua").glob(f"Redrum - {name}*.lua"))
+    env = dict(os.environ, REDRUM_OSC_PORT=str(env_port or server.address[1]), REDRUM_TIMEOUT=timeout)
+    proc = subprocess.run([LUA, str(Path(__file__).parent / "reaper_stub.lua"), str(script),
+                           *[f"{p}@{pos}" for p, pos in items]], capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not lua_has_socket(), reason="needs lua5.4 and lua-socket (.ci/run installs them)")
+def test_reaper_lua_scripts_insert_the_servers_files(server, tmp_path, home):
+    snare = write(tmp_path / "snare.wav", synth.oneshot("snare", 3, 44100))
+    state = run_lua_action(server, "layer", [(snare, 4.0)])
+    assert len(state["inserted"]) == 1, state["console"]
+    inserted = Path(state["inserted"][0]["path"])
+    assert inserted.parent == home / "renders" and inserted.is_file() and state["inserted"][0]["position"] == 4.0
+    assert state["tracks"][-1].startswith("Layered snare")
+    a, b = groove(tmp_path / "a.wav", seed=2), groove(tmp_path / "b.wav", seed=7)
+    state = run_lua_action(server, "interpolate", [(a, 0.0), (b, 8.0)])
+    positions = [i["position"] for i in state["inserted"]]
+    assert len(positions) == 8 and positions == sorted(positions), state["console"]
+    state = run_lua_action(server, "redrum", [(a, 0.0), (b, 8.0)])
+    assert len(state["inserted"]) == 1 and state["inserted"][0]["position"] == 8.0
+
+
+@pytest.mark.skipif(not lua_has_socket(), reason="needs lua5.4 and lua-socket (.ci/run installs them)")
+def test_reaper_lua_errors_are_messages(server, tmp_path):
+    state = run_lua_action(server, "layer", [("/etc/passwd", 0.0)])
+    assert not state["inserted"] and any("error: " in l and "outside" in l for l in state["console"])
+    state = run_lua_action(server, "layer", [])
+    assert any("select 1 item" in l for l in state["console"])
+    state = run_lua_action(server, "layer", [(tmp_path / "x.wav", 0.0)], env_port=9, timeout="1")
+    assert any("no answer" in l or "error" in l for l in state["console"])
