@@ -248,10 +248,10 @@ def build(engine: Engine) -> gr.Blocks:
                 l_stems_go = gr.Button("Render stems")
                 l_stems = gr.File(label="result and stems", file_count="multiple")
             with gr.Row():
-                l_kit = gr.Textbox(label="kit", placeholder="my-kit")
+                l_kit = gr.Textbox(label="kit", placeholder="my-kit", elem_id="layer-kit")
                 l_pad = gr.Textbox(label="pad name (optional)")
-                l_save = gr.Button("Save as pad")
-            l_saved = gr.Textbox(label="saved", interactive=False)
+                l_save = gr.Button("Save as pad", elem_id="layer-save")
+            l_saved = gr.Textbox(label="saved", interactive=False, elem_id="layer-saved")
             inputs = [l_target, l_pick, l_class, l_threshold, *l_sliders]
             l_go.click(layer, inputs, [l_out, l_chart, l_json], api_name="layer")
             for control in (l_threshold, *l_sliders):
@@ -278,9 +278,9 @@ def build(engine: Engine) -> gr.Blocks:
 
         with gr.Tab("Library"):
             with gr.Row():
-                b_folder = gr.Textbox(label="import a folder (path on this machine)", scale=3)
-                b_import = gr.Button("Import", scale=1)
-            b_note = gr.Textbox(label="import report", interactive=False)
+                b_folder = gr.Textbox(label="import a folder (path on this machine)", scale=3, elem_id="library-folder")
+                b_import = gr.Button("Import", scale=1, elem_id="library-import")
+            b_note = gr.Textbox(label="import report", interactive=False, elem_id="library-report")
             with gr.Row():
                 b_class = gr.Dropdown(["all", *ONESHOT_CLASSES], value="all", label="class")
                 b_kit = gr.Dropdown(["all"], value="all", label="kit", allow_custom_value=True)
@@ -296,8 +296,8 @@ def build(engine: Engine) -> gr.Blocks:
                 b_format = gr.Dropdown(["sfz", "hydrogen", "folder"], value="sfz", label="export format")
                 b_export = gr.Button("Export kit")
             b_kitnote = gr.Textbox(label="kit", interactive=False)
-            b_mapgo = gr.Button("Draw the library map")
-            b_map = gr.Plot(label="library map")
+            b_mapgo = gr.Button("Draw the library map", elem_id="library-map-run")
+            b_map = gr.Plot(label="library map", elem_id="library-map")
             b_import.click(import_folder, [b_folder, b_class, b_kit], [b_note, b_table, b_kit, l_pick], api_name=False)
             b_refresh.click(browse, [b_class, b_kit], [b_table, b_kit, l_pick], api_name=False)
             b_table.select(play, b_table, [b_play, b_similar], api_name=False)

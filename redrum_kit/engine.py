@@ -367,8 +367,7 @@ class Engine:
             from redrum_kit import transform
             redrummer = self.redrummer()
             progress(0.2)
-            result = transform.transform_files(src, target, redrummer)
-            progress(0.9)
+            result = transform.transform_files(src, target, redrummer, lambda f: progress(0.2 + 0.7 * f))
             data = dict(result.to_json(), message=(
                 f"sounds from the source's {result.source_start:.2f}-"
                 f"{result.source_start + result.source_seconds:.2f} s"))
@@ -545,15 +544,30 @@ class Engine:
         return {"path": str(out), "seconds": round(len(y) / sr, 3), "sample_rate": sr, "notes": notes}
 
     def save_pad(self, path: str | Path, kit: str, pad_name: str | None = None, progress=_no_progress) -> dict:
-        """Import a result (a layered hit, say) into the library and add it as a pad of user kit `kit`."""
+        """Keep a result (a layered hit, say) as a pad of user kit `kit`: copied to the workspace's
+        `pads/KIT/` (so the kit does not depend on the renders folder), imported into the library
+        under that kit's name, and added to the kit."""
+        import shutil
+        from redrum_kit import files
+        from redrum_kit.library.kits import check_name
         path = self.input_path(path, "pad audio")
-        report = self.library.import_paths([path])
+        folder = self.workspace / "pads" / check_name(kit)
+        folder.mkdir(parents=True, exist_ok=True)
+        copy = folder / f"{safe_name(pad_name or path.stem)}{path.suffix}"
+        k = 2
+        while copy.exists():
+            copy, k = folder / f"{safe_name(pad_name or path.stem)}-{k}{path.suffix}", k + 1
+        tmp = files.temp_sibling(copy)
+        shutil.copyfile(path, tmp)
+        files.publish(tmp, copy)
+        report = self.library.import_paths([copy])
         if report.rejected:
             raise RedrumError(f"{path.name}: {report.rejected[0].reason}")
         oneshot_id = report.added[0] if report.added else report.duplicates[0][1]
         k = self.library.add_pad(kit, oneshot_id, pad_name)
         pad = next(p for p in k.pads if p.layers and p.layers[0].hash == self.library.get(oneshot_id).hash)
-        return {"kit": k.name, "pad": pad.name, "note": pad.note, "class": pad.cls, "pads": len(k.pads)}
+        return {"kit": k.name, "pad": pad.name, "note": pad.note, "class": pad.cls, "pads": len(k.pads),
+                "path": str(copy)}
 
     def library_map(self) -> dict:
         """Every library oneshot placed in 2-D (the first two principal components of its MFCC

@@ -139,9 +139,10 @@ class Redrummer:
         p = np.pad(p_t, ((0, 0), (0, starts[-1] + WINDOW_FRAMES - p_t.shape[1])))
         return starts, np.stack([p[:, s:s + WINDOW_FRAMES] for s in starts])
 
-    def render(self, mu_s, p_s, p_t: np.ndarray, n: int, batch_size: int = 4):
+    def render(self, mu_s, p_s, p_t: np.ndarray, n: int, batch_size: int = 4, progress=None):
         """Target probabilities `(classes, frames)` -> audio of `n` samples at the model's rate,
-        in overlapping windows; also the attention of the first window and the number of windows."""
+        in overlapping windows; also the attention of the first window and the number of windows.
+        `progress(fraction)` is called after each batch of windows (and may raise to stop)."""
         starts, windows = self.target_windows(p_t)
         noise = torch.Generator(self.device).manual_seed(0)
         pieces, first = [], None
@@ -151,18 +152,20 @@ class Redrummer:
             if first is None:
                 first = torch.stack([a[0] for a in attention]).cpu().numpy()
             pieces += list(self.model.autoencoder.decode(mu_hat, noise)[:, 0].cpu().numpy())
+            if progress is not None:
+                progress(len(pieces) / len(starts))
         y = join_windows(pieces, [s * self.comp for s in starts], FADE_FRAMES * self.comp, n)
         return y, first, len(starts)
 
     @torch.no_grad()
-    def transform_signal(self, s_y: np.ndarray, t_y: np.ndarray, sr: int) -> TransformResult:
+    def transform_signal(self, s_y: np.ndarray, t_y: np.ndarray, sr: int, progress=None) -> TransformResult:
         """Source and target, mono at `sr` -> the source's sounds on the target's rhythm, at `sr`,
         the target's length."""
         msr = self.model.sr
         s, t = audio.resample(s_y, sr, msr), audio.resample(t_y, sr, msr)
         mu_s, p_s, start = self.source_memory(s)
         p_t = self.condition(t)
-        y, attention, windows = self.render(mu_s, p_s, p_t, len(t))
+        y, attention, windows = self.render(mu_s, p_s, p_t, len(t), progress=progress)
         out = audio.resample(y, msr, sr)
         out = np.clip(np.pad(out, (0, max(0, len(t_y) - len(out))))[:len(t_y)], -1, 1).astype(np.float32)
         return TransformResult(out, sr, start * self.comp / msr, WINDOW_FRAMES * self.comp / msr, windows,
@@ -216,11 +219,12 @@ class Redrummer:
         return out[..., :p_t.shape[1]]
 
 
-def transform_files(source: Path, target: Path, redrummer: Redrummer | None = None) -> TransformResult:
+def transform_files(source: Path, target: Path, redrummer: Redrummer | None = None,
+                    progress=None) -> TransformResult:
     """Load both recordings (any format and rate, up to MAX_SECONDS) -> the result at the target's rate."""
     t_y, t_sr = audio.load(target, max_seconds=MAX_SECONDS, require_sound=True, what="target")
     s_y, _ = audio.load(source, sr=t_sr, max_seconds=MAX_SECONDS, require_sound=True, what="source")
-    return (redrummer or Redrummer()).transform_signal(s_y, t_y, t_sr)
+    return (redrummer or Redrummer()).transform_signal(s_y, t_y, t_sr, progress)
 
 
 def interpolate_files(a: Path, b: Path, steps: int, space: str = "latent",

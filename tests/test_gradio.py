@@ -4,6 +4,7 @@ Chromium (Debian's, through Playwright) uses the page as a person would."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -103,12 +104,13 @@ def test_missing_upload_is_a_readable_error(client):
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (.ci/run installs it)")
-def test_browser_layer_and_transform(app, tmp_path):
+def test_browser_layer_and_transform(app, tmp_path, sample_folder):
     from playwright.sync_api import expect, sync_playwright
     snare = write(tmp_path / "snare.wav", synth.oneshot("snare", 3, 44100))
     a, b = groove(tmp_path / "a.wav", seed=2), groove(tmp_path / "b.wav", seed=7)
     notes = tmp_path / "notes.wav"
     notes.write_text("not audio")
+    samples = sample_folder
     shots = Path(os.environ.get("REDRUM_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
@@ -120,6 +122,17 @@ def test_browser_layer_and_transform(app, tmp_path):
         page.locator("#layer-run").click()
         page.wait_for_selector("#layer-output audio[src]", state="attached", timeout=60000)
         page.screenshot(path=str(shots / "layer.png"), full_page=True)
+        page.locator("#layer-kit textarea").fill("browser-pads")             # save the result as a pad
+        page.locator("#layer-save").click()
+        expect(page.locator("#layer-saved textarea")).to_have_value(re.compile("saved pad .* in kit 'browser-pads'"),
+                                                                    timeout=60000)
+        page.get_by_role("tab", name="Library").click()                     # import a folder, draw the map
+        page.locator("#library-folder textarea").fill(str(samples))
+        page.locator("#library-import").click()
+        expect(page.locator("#library-report textarea")).to_have_value(re.compile("8 added"), timeout=120000)
+        page.locator("#library-map-run").click()
+        page.locator("#library-map img").first.wait_for(timeout=60000)
+        page.screenshot(path=str(shots / "library.png"), full_page=True)
         page.get_by_role("tab", name="Transform").click()
         page.locator("#transform-source input[type=file]").set_input_files(str(a))
         page.locator("#transform-target input[type=file]").set_input_files(str(b))

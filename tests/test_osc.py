@@ -391,3 +391,22 @@ def test_a_user_model_folder_overrides_the_shipped_checkpoints(tmp_path, monkeyp
     monkeypatch.setenv("REDRUM_MODELS", str(mine))
     assert layering.checkpoint_path("snare") == mine / "layering-snare.safetensors"
     assert transform.checkpoint_path() == workspace.models_dir() / "stage2.safetensors"   # not in mine: shipped
+
+
+def test_a_running_transform_reports_progress_and_can_be_cancelled(jobs, home):
+    srv, allowed = jobs
+    source, target = groove(allowed / "src.wav", seed=5), groove(allowed / "long.wav", seed=9, seconds=60.0)
+    c = Client(srv.address[1])
+    c.sock.settimeout(120)
+    c.send_raw(message("/redrum/transform", "long", str(source), str(target)))
+    while True:                                            # wait until the model is working on windows
+        data, _ = c.sock.recvfrom(65536)
+        msg = OscMessage(data)
+        if msg.address == "/redrum/progress" and 0.2 < msg.params[1] < 0.9:
+            break
+        assert msg.address == "/redrum/progress"
+    _, status, _ = Client(srv.address[1]).call("/redrum/cancel", 1, "long")
+    assert status == "ok"
+    rid, status, text = c.reply()
+    assert (rid, status) == ("long", "error") and "cancelled" in text
+    assert not list((home / "renders").glob("*")) if (home / "renders").exists() else True
