@@ -393,6 +393,21 @@ def cmd_eval_layering(args) -> int:
     hits = class_hits(cls, args.split, synth_kits=0 if args.split == "test" else 10)[: args.limit or None]
     if not hits:
         raise RedrumError(f"no {cls} hits in the {args.split} kits (the held-out real kits need `make data`)")
+    if args.smoothness:
+        from training.evaluate_layering import plot_smoothness, smoothness, smoothness_table
+        refuse_existing(args.plot)
+        result = smoothness(layerer, hits)
+        if args.plot:
+            plot_smoothness(result, args.plot)
+        if args.json:
+            _print_json(result)
+            return 0
+        print(f"{result['hits']} {cls} hits; each slider from -{result['span']:g} to +{result['span']:g} "
+              f"in {result['steps']} steps, and interpolations between hits")
+        print(smoothness_table(result), end="")
+        return 0
+    if args.plot:
+        raise RedrumError("--plot draws the smoothness curves: use it with --smoothness")
     result = evaluate(layerer.model, layerer.library, hits)
     if args.json:
         _print_json(result)
@@ -720,6 +735,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", choices=("train", "val", "test"), default="test")
     s.add_argument("--limit", type=int, help="transcriber: at most this many clips; layering: hits")
     s.add_argument("--checkpoint", metavar="FILE")
+    s.add_argument("--smoothness", action="store_true",
+                   help="layering: how the sound moves along the PCA sliders and interpolations")
+    s.add_argument("--plot", metavar="OUT.png", help="layering --smoothness: the distance curves")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_eval)
 

@@ -212,6 +212,17 @@ def test_cli_eval_and_bench_layering_print_their_figures(installed, trained, cap
     assert result["methods"]["nearest"]["active_layers"] == 1
 
 
+def test_cli_eval_layering_smoothness_draws_the_curves(installed, tmp_path, capsys):
+    plot = tmp_path / "smooth.png"
+    assert main(["eval", "layering", "--class", "snare", "--split", "val", "--limit", "3", "--smoothness",
+                 "--json", "--plot", str(plot)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["sliders"]) >= 3 and plot.stat().st_size > 10_000     # one per PCA direction
+    for r in result["sliders"]:
+        assert r["from_start"][0] == 0 and 0 <= r["monotone"] <= 1 and r["jump"] >= 1
+    assert main(["eval", "layering", "--class", "snare", "--plot", str(tmp_path / "x.png")]) == 1
+
+
 def test_train_layering_on_the_users_own_library(tmp_path, monkeypatch):
     """`--library`: the library is chosen from the user's imported snares (their original files)."""
     from redrum_kit import workspace

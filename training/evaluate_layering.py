@@ -78,3 +78,104 @@ def table(ev: dict) -> str:
                      f"{r['active_layers']:.1f} ({r['max_active_layers']}) | {r['max_weight']:.2f} | "
                      f"{100 * r['beats_best_single']:.0f}% | {r['ms_per_hit']:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def _heard_features(layerer, w: np.ndarray, threshold: float) -> torch.Tensor:
+    """The layering feature of the mix a user hears from weights `w` (below `threshold` dropped)."""
+    dense = np.zeros(len(layerer.library), np.float32)
+    for k, v in layering.threshold_layers(w, threshold):
+        dense[k] = v
+    return features.layering_feature(layerer.library.mix(torch.from_numpy(dense)[None]))
+
+
+def _path_figures(feats: list[torch.Tensor]) -> dict:
+    """Along a path of mixes: the feature distance of each step from the first (the research's
+    distance plot; a smooth control rises steadily) and of each step from the one before."""
+    start = torch.cat([feats[0]] * len(feats))
+    from_start = layering.feature_error(torch.cat(feats), start).numpy()
+    steps = layering.feature_error(torch.cat(feats[1:]), torch.cat(feats[:-1])).numpy()
+    rises = np.diff(from_start) >= -1e-6
+    return {"from_start": from_start, "steps": steps,
+            "monotone": float(rises.mean()) if len(rises) else 1.0,
+            "jump": float(steps.max() / max(steps.mean(), 1e-9)) if steps.sum() > 0 else 1.0,
+            "changed": float((steps > 1e-6).mean())}
+
+
+@torch.no_grad()
+def smoothness(layerer, hits: list[tuple[str, np.ndarray]], steps: int = 13, span: float = 3.0,
+               pairs: int = 10, threshold: float = layering.THRESHOLD, seed: int = 0) -> dict:
+    """How the sound moves along each PCA slider (from -span to +span standard deviations, the rest
+    of the hit's coordinates kept) and along latent interpolations between held-out hits.
+
+    Per slider and for interpolations: `monotone` (share of steps that move further from the start;
+    1 = always), `jump` (largest step over the mean step; 1 = even steps), `changed` (share of steps
+    that change the mix at all), and the mean distance-from-start curve."""
+    model = layerer.model
+    feats = features.layering_feature(torch.from_numpy(np.stack([layering.fit_length(y) for _, y in hits])))
+    z_hits = model.encode(feats)[0]
+    values = np.linspace(-span, span, steps)
+    sliders = []
+    for k in range(model.cfg.pca):
+        figures = []
+        for i in range(len(hits)):
+            path = []
+            for v in values:
+                z = model.move(z_hits[i:i + 1], {k: float(v)})
+                path.append(_heard_features(layerer, model.decode(z)[0].numpy().astype(np.float64), threshold))
+            figures.append(_path_figures(path))
+        sliders.append(_summary(figures))
+    rng = np.random.default_rng(seed)
+    interp = []
+    for _ in range(min(pairs, len(hits) * (len(hits) - 1) // 2)):
+        a, b = rng.choice(len(hits), 2, replace=False)
+        path = [_heard_features(layerer, model.decode((1 - t) * z_hits[a:a + 1] + t * z_hits[b:b + 1])[0]
+                                .numpy().astype(np.float64), threshold) for t in np.linspace(0, 1, steps)]
+        interp.append(_path_figures(path))
+    return {"hits": len(hits), "steps": steps, "span": span, "values": values.round(3).tolist(),
+            "sliders": sliders, "interpolation": _summary(interp) if interp else {}}
+
+
+def _summary(figures: list[dict]) -> dict:
+    return {"monotone": round(float(np.mean([f["monotone"] for f in figures])), 3),
+            "jump": round(float(np.mean([f["jump"] for f in figures])), 2),
+            "changed": round(float(np.mean([f["changed"] for f in figures])), 3),
+            "from_start": np.mean([f["from_start"] for f in figures], 0).round(4).tolist()}
+
+
+def smoothness_table(sm: dict) -> str:
+    lines = ["| control | moves away at each step | largest step / mean step | steps that change the mix |",
+             "|---|---|---|---|"]
+    rows = [(f"PCA slider {k + 1}", r) for k, r in enumerate(sm["sliders"])]
+    if sm["interpolation"]:
+        rows.append(("interpolation between hits", sm["interpolation"]))
+    for name, r in rows:
+        lines.append(f"| {name} | {100 * r['monotone']:.0f}% | {r['jump']:.2f} | {100 * r['changed']:.0f}% |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_smoothness(sm: dict, path) -> None:
+    """Distance from the start along each slider (left; x = slider position) and along
+    interpolations (right; x = interpolation step), as in the research's plots."""
+    import io
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from pathlib import Path
+    from redrum_kit import files
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    colours = plt.cm.tab20(np.linspace(0, 1, 20))
+    for k, r in enumerate(sm["sliders"]):
+        a.plot(sm["values"], r["from_start"], lw=1.2, label=f"PC {k + 1}", color=colours[(2 * k) % 20 + k // 10])
+    a.set_xlabel("slider position (standard deviations), from the far left")
+    a.set_ylabel("feature distance from the start")
+    a.legend(fontsize=7, ncol=2)
+    a.set_title(f"PCA sliders ({sm['hits']} held-out hits)", fontsize=10)
+    if sm["interpolation"]:
+        b.plot(np.linspace(0, 1, sm["steps"]), sm["interpolation"]["from_start"], lw=1.5)
+    b.set_xlabel("interpolation from hit A to hit B")
+    b.set_title("latent interpolation", fontsize=10)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    files.write_bytes(Path(path), buffer.getvalue())
