@@ -393,28 +393,27 @@ def cmd_eval_layering(args) -> int:
     hits = class_hits(cls, args.split, synth_kits=0 if args.split == "test" else 10)[: args.limit or None]
     if not hits:
         raise RedrumError(f"no {cls} hits in the {args.split} kits (the held-out real kits need `make data`)")
+    if args.plot and not args.smoothness:
+        raise RedrumError("--plot draws the smoothness curves: use it with --smoothness")
     if args.smoothness:
         from training.evaluate_layering import plot_smoothness, smoothness, smoothness_table
         refuse_existing(args.plot)
         result = smoothness(layerer, hits)
         if args.plot:
             plot_smoothness(result, args.plot)
-        if args.json:
-            _print_json(result)
-            return 0
-        print(f"{result['hits']} {cls} hits; each slider from -{result['span']:g} to +{result['span']:g} "
-              f"in {result['steps']} steps, and interpolations between hits")
-        print(smoothness_table(result), end="")
-        return 0
-    if args.plot:
-        raise RedrumError("--plot draws the smoothness curves: use it with --smoothness")
-    result = evaluate(layerer.model, layerer.library, hits)
+        header = (f"{result['hits']} {cls} hits; each slider from -{result['span']:g} to +{result['span']:g} "
+                  f"in {result['steps']} steps, and interpolations between hits")
+        text = smoothness_table(result)
+    else:
+        result = evaluate(layerer.model, layerer.library, hits)
+        header = (f"{result['hits']} {cls} hits of {', '.join(result['kits'])}; library of {len(layerer.library)}; "
+                  f"threshold {result['threshold']}")
+        text = table(result)
     if args.json:
         _print_json(result)
-        return 0
-    print(f"{result['hits']} {cls} hits of {', '.join(result['kits'])}; library of {len(layerer.library)}; "
-          f"threshold {result['threshold']}")
-    print(table(result), end="")
+    else:
+        print(header)
+        print(text, end="")
     return 0
 
 
