@@ -575,7 +575,8 @@ def cmd_layer(args) -> int:
         raise RedrumError("give TARGET.wav (or --interpolate A B)")
     out = Path(args.output)
     refuse_existing(out, args.json)
-    result = engine.layer(args.target, args.threshold, out, args.cls, _pca_sliders(args.pca), args.stems, args.json)
+    result = engine.layer(args.target, args.threshold, out, args.cls, _pca_sliders(args.pca), args.stems, args.json,
+                          args.refine)
     if result["cut_from_loop"]:
         print(f"note: {Path(args.target).name} holds several hits; layered its first", file=sys.stderr)
     print(f"{out}: {result['class']}, {len(result['layers'])} layers "
@@ -825,6 +826,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--class", dest="cls", metavar="C", help="which class's model (default: classified)")
     s.add_argument("--pca", nargs="+", metavar="K=V", help="set PCA slider K (1-11) to V standard deviations")
     s.add_argument("--stems", metavar="DIR", help="also write each weighted layer to DIR")
+    s.add_argument("--refine", action="store_true",
+                   help="fit the target more closely (starts from the model's mix and the nearest oneshot, "
+                        "then follows the feature error; about 1 s; not with --pca)")
     s.add_argument("--interpolate", nargs=2, metavar=("A", "B"), help="morph from oneshot A to B")
     s.add_argument("--steps", type=int, default=5, help="with --interpolate: files to write (2-64)")
     s.set_defaults(func=cmd_layer)

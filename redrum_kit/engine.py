@@ -152,6 +152,7 @@ class LayerRequest:
     out: Path
     stems: Path | None
     json_path: str | Path | None
+    refine: bool = False
 
 
 class Engine:
@@ -409,16 +410,17 @@ class Engine:
 
     def layer(self, target: str | Path, threshold: float = 0.04, out: str | Path | None = None,
               cls: str | None = None, sliders: dict[int, float] | None = None, stems: str | Path | None = None,
-              json_path: str | Path | None = None, progress=_no_progress) -> dict:
-        """A new oneshot as a sparse mix of the class's library. -> {"path", "layers", "class", ...}."""
-        request = self._layer_request(target, threshold, out, cls, sliders, stems, json_path)
+              json_path: str | Path | None = None, refine: bool = False, progress=_no_progress) -> dict:
+        """A new oneshot as a sparse mix of the class's library (`refine`: fitted more closely to
+        the target, see `layering.refine_weights`). -> {"path", "layers", "class", ...}."""
+        request = self._layer_request(target, threshold, out, cls, sliders, stems, json_path, refine)
         progress(0.1)
         w, z = request.layerer.weights(request.feat, request.sliders)
         progress(0.8)
         return self._layer_finish(request, w, z)
 
     def _layer_request(self, target, threshold=0.04, out=None, cls=None, sliders=None, stems=None,
-                       json_path=None) -> "LayerRequest":
+                       json_path=None, refine=False) -> "LayerRequest":
         """Checks, the target's audio and feature, and its class's model: everything before the model runs."""
         from redrum_kit import audio, layering
         threshold = self._fraction(threshold, "threshold")
@@ -435,11 +437,13 @@ class Engine:
         y, sr = audio.load(target, max_seconds=layering.MAX_SECONDS, require_sound=True, what="target")
         layerer = self.layerer(cls, y, sr, target.name)
         feat, cut = layerer.prepare(y, sr)
-        return LayerRequest(layerer, feat, cut, threshold, sliders, out, stems, json_path)
+        if refine and sliders:
+            raise RedrumError("refine fits the target, which would undo the sliders: use one or the other")
+        return LayerRequest(layerer, feat, cut, threshold, sliders, out, stems, json_path, bool(refine))
 
     def _layer_finish(self, r: "LayerRequest", w: np.ndarray, z) -> dict:
         from redrum_kit import files
-        result = r.layerer.result(w, z, r.threshold, r.cut)
+        result = r.layerer.result(w, z, r.threshold, r.cut, refine_to=r.feat if r.refine else None)
         save_audio(r.out, result.y, result.sr)
         data = dict(result.to_json(result.sources), path=str(r.out))
         if r.json_path:

@@ -212,6 +212,29 @@ def test_cli_eval_and_bench_layering_print_their_figures(installed, trained, cap
     assert result["methods"]["nearest"]["active_layers"] == 1
 
 
+def test_cli_layer_refine_fits_the_target_at_least_as_well(installed, tmp_path, capsys):
+    from redrum_kit import layering
+    target = write(tmp_path / "s.wav", synth.oneshot("snare", 5, 44100))
+    outs = {}
+    for name, extra in (("plain", []), ("refined", ["--refine"])):
+        assert main(["layer", str(target), "-o", str(tmp_path / f"{name}.wav"), "--class", "snare",
+                     "--json", str(tmp_path / f"{name}.json"), *extra]) == 0
+        outs[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    layerer = layering.Layerer("snare")
+    feat, _ = layerer.prepare(synth.oneshot("snare", 5, 44100), 44100)
+
+    def error(result):
+        w = np.zeros(len(layerer.library), np.float32)
+        for l in result["layers"]:
+            w[l["id"]] = l["weight"]
+        return float(layerer.library.mix_error(torch.from_numpy(w)[None], feat[None])[0])
+    assert error(outs["refined"]) <= error(outs["plain"]) + 1e-3
+    capsys.readouterr()
+    assert main(["layer", str(target), "-o", str(tmp_path / "x.wav"), "--class", "snare", "--refine",
+                 "--pca", "1=1"]) == 1
+    assert "refine" in capsys.readouterr().err and not (tmp_path / "x.wav").exists()
+
+
 def test_cli_eval_layering_smoothness_draws_the_curves(installed, tmp_path, capsys):
     plot = tmp_path / "smooth.png"
     assert main(["eval", "layering", "--class", "snare", "--split", "val", "--limit", "3", "--smoothness",

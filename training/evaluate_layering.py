@@ -18,13 +18,14 @@ import torch
 
 from redrum_kit import features, layering
 
-METHODS = ("model", "nnls", "matching_pursuit", "nearest")
+METHODS = ("model", "model+refine", "nnls", "matching_pursuit", "nearest")
 
 
 def method_weights(name: str, model, library: layering.LayerLibrary, feat: torch.Tensor) -> np.ndarray:
-    if name == "model":
+    if name in ("model", "model+refine"):
         with torch.no_grad():
-            return model.decode(model.encode(feat[None])[0])[0].numpy().astype(np.float64)
+            w = model.decode(model.encode(feat[None])[0])[0].numpy().astype(np.float64)
+        return layering.refine_weights(library, feat, w) if name == "model+refine" else w
     if name == "nnls":
         return layering.nnls_weights(library, feat)
     if name == "matching_pursuit":
@@ -43,10 +44,7 @@ def evaluate(model, library: layering.LayerLibrary, hits: list[tuple[str, np.nda
             w = method_weights(m, model, library, feats[i])
             seconds = time.perf_counter() - start
             layers = layering.threshold_layers(w, threshold)
-            dense = np.zeros(len(library), np.float32)
-            for k, v in layers:
-                dense[k] = v
-            mix = library.mix(torch.from_numpy(dense)[None])
+            mix = library.mix(torch.from_numpy(layering.heard_weights(w, threshold))[None])
             r = rows[m]
             r["error"].append(float(layering.feature_error(features.layering_feature(mix), feats[i:i + 1])[0]))
             r["mel"].append(float(features.log_mel_distance(targets[i:i + 1], mix)[0]))
@@ -82,9 +80,7 @@ def table(ev: dict) -> str:
 
 def _heard_features(layerer, w: np.ndarray, threshold: float) -> torch.Tensor:
     """The layering feature of the mix a user hears from weights `w` (below `threshold` dropped)."""
-    dense = np.zeros(len(layerer.library), np.float32)
-    for k, v in layering.threshold_layers(w, threshold):
-        dense[k] = v
+    dense = layering.heard_weights(w, threshold)
     return features.layering_feature(layerer.library.mix(torch.from_numpy(dense)[None]))
 
 
