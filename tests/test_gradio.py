@@ -178,3 +178,17 @@ def test_serve_with_the_browser_port_taken_is_a_one_line_error(tmp_path):
         blocker.close()
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("redrum: error: cannot start the browser app")
+
+
+def test_the_app_runs_alone(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "gradio_app", "--port", str(port), "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, REDRUM_HOME=str(tmp_path / "home")))
+    try:
+        assert "browser app on http://127.0.0.1" in proc.stdout.readline()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as r:
+            assert r.status == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
