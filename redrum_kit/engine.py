@@ -237,6 +237,13 @@ class Engine:
         refuse_existing(p)
         return p
 
+    def _side_outputs(self, *paths) -> None:
+        """Extra files a caller asked for (a JSON report, a plot): new, and where it may write."""
+        for p in paths:
+            if p is not None and not self._allowed(Path(p).expanduser()):
+                raise RedrumError(f"output {p}: outside the folders this server may write")
+        refuse_existing(*paths)
+
     def output_folder(self, path: str | Path | None, default_name: str) -> Path:
         if path is None or str(path) == "":
             return self.fresh_path(default_name)
@@ -361,7 +368,7 @@ class Engine:
         src = None if kit else self.input_path(source, "source")
         name = safe_name(f"{src.stem if src else kit}-on-{target.stem}")
         out = self.output_path(out, name)
-        refuse_existing(json_path, plot)
+        self._side_outputs(json_path, plot)
         self._check_length(target, "target")
         progress(0.05)
         if method == "model":
@@ -426,7 +433,7 @@ class Engine:
         threshold = self._fraction(threshold, "threshold")
         target = self.input_path(target, "target")
         out = self.output_path(out, safe_name(f"{target.stem}-layered"))
-        refuse_existing(json_path)
+        self._side_outputs(json_path)
         stems = Path(stems) if stems else None
         if stems is not None:
             if not self._allowed(stems):
@@ -515,7 +522,7 @@ class Engine:
             raise RedrumError(f"unknown method {method!r}; choose auto, model or baseline")
         path = self.input_path(audio_path, "audio")
         out = self.output_path(out, safe_name(f"{path.stem}-drums"), suffixes=(".mid", ".midi"))
-        refuse_existing(json_path)
+        self._side_outputs(json_path)
         self._check_length(path, "audio")
         source = self.transcriber(method)
         progress(0.1)
