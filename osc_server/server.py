@@ -107,7 +107,8 @@ class OscServer:
                 "out_dir": _optional(_str_arg(a, 3, "out_dir", "")), "space": _str_arg(a, 4, "space", "latent")}),
             "/redrum/layer": lambda a: ("layer", {
                 "target": _str_arg(a, 0, "target_path"), "threshold": _num_arg(a, 1, "threshold", 0.04),
-                "out": _optional(_str_arg(a, 2, "out_path", "")), "cls": _optional(_str_arg(a, 3, "class", ""))}),
+                "out": _optional(_str_arg(a, 2, "out_path", "")), "cls": _optional(_str_arg(a, 3, "class", "")),
+                "refine": bool(_num_arg(a, 4, "refine", 0))}),
             "/redrum/transcribe": lambda a: ("transcribe", {
                 "audio_path": _str_arg(a, 0, "audio_path"), "out": _optional(_str_arg(a, 1, "out_path", ""))}),
             "/redrum/kit/render": lambda a: ("render", {

@@ -410,3 +410,10 @@ def test_a_running_transform_reports_progress_and_can_be_cancelled(jobs, home):
     rid, status, text = c.reply()
     assert (rid, status) == ("long", "error") and "cancelled" in text
     assert not list((home / "renders").glob("*")) if (home / "renders").exists() else True
+
+
+def test_layer_with_refine_over_osc(jobs):
+    srv, allowed = jobs
+    target = write(allowed / "snare.wav", synth.oneshot("snare", 3, 44100))
+    _, status, body = Client(srv.address[1]).call("/redrum/layer", 1, str(target), 0.04, "", "snare", 1)
+    assert status == "ok" and Path(json.loads(body)["path"]).is_file()
