@@ -149,6 +149,10 @@ class Player:
         self.last_pad: int | None = None
         self._lock = threading.Lock()
         self._fade = max(1, int(CHOKE_FADE * self.sr))
+        self._moves: dict[tuple[int, int], int] = {}      # (pad, slider) -> latest CC value not yet rendered
+        self._moved = threading.Condition()
+        self._rendering = False
+        self._renderer: threading.Thread | None = None
 
     def pad_index(self, pad: int | str) -> int:
         """A pad by MIDI note (int) or by name."""
@@ -198,14 +202,41 @@ class Player:
         return self.sounds.set_slider(self.last_pad, control - SLIDER_CC.start, 6.0 * value / 127 - 3.0)
 
     def handle(self, msg) -> None:
-        """A mido message: note_on (velocity 0 = note-off), control_change; others ignored."""
+        """A mido message: note_on (velocity 0 = note-off), control_change; others ignored.
+        Slider moves re-render in a background thread; a knob turned fast renders only its latest
+        value, and notes keep playing the previous sound meanwhile."""
         if msg.type == "note_on":
             try:
                 self.note_on(msg.note, msg.velocity)
             except RedrumError:
                 pass                                     # a note with no pad: silence, as a sampler does
-        elif msg.type == "control_change":
-            threading.Thread(target=self.control_change, args=(msg.control, msg.value), daemon=True).start()
+        elif msg.type == "control_change" and msg.control in SLIDER_CC and self.last_pad is not None:
+            with self._moved:
+                self._moves[(self.last_pad, msg.control)] = msg.value
+                self._rendering = True
+                self._moved.notify_all()
+                if self._renderer is None:
+                    self._renderer = threading.Thread(target=self._render_moves, daemon=True)
+                    self._renderer.start()
+
+    def _render_moves(self) -> None:
+        while True:
+            with self._moved:
+                while not self._moves:
+                    self._rendering = False
+                    self._moved.notify_all()
+                    self._moved.wait()
+                self._rendering = True
+                (index, control), value = self._moves.popitem()
+            try:
+                self.sounds.set_slider(index, control - SLIDER_CC.start, 6.0 * value / 127 - 3.0)
+            except Exception:                             # a failed render keeps the previous sound
+                pass
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Wait until every slider move so far has been rendered (tests, offline use). -> settled."""
+        with self._moved:
+            return self._moved.wait_for(lambda: not self._moves and not self._rendering, timeout)
 
     def render(self, frames: int) -> np.ndarray:
         """The next `frames` samples of the mix, float32, clipped to +-1."""

@@ -82,6 +82,19 @@ def test_cc_moves_a_slider_of_the_last_pad(layered_sounds):
     assert not player.control_change(7, 100)                          # volume: not a slider
 
 
+def test_a_knob_turned_fast_renders_its_latest_value(layered_sounds):
+    s = layered_sounds
+    player = Player(s)
+    snare_index = pad(s, "Snare")
+    snare = s.kit.pads[snare_index]
+    player.note_on(snare.note, 100)
+    for value in range(0, 128, 4):                                    # 32 CC messages in a burst
+        player.handle(mido.Message("control_change", control=21, value=value))
+    player.handle(mido.Message("control_change", control=21, value=0))
+    assert player.settle()
+    assert snare.layering.pca[1] == pytest.approx(-3.0)              # the last value wins
+
+
 def test_offline_bounce_equals_the_live_mix(layered_sounds):
     """`redrum render` with layered pads plays every hit exactly as the live player does."""
     from redrum_kit.render import render
