@@ -106,19 +106,25 @@ def build(engine: Engine) -> gr.Blocks:
         return result["path"], (str(plot) if plot else None), result.get("message", "")
 
     # -- Layer -----------------------------------------------------------------------
-    def _layer(target, picked, cls, threshold, sliders):
+    def _layer(target, picked, cls, threshold, sliders, refine=False):
         if picked:
             target = str(engine.library.source_file(engine.library.get(int(picked.split(":")[0]))))
         target = _need(target, "oneshot (or pick one from the library)")
         result = engine.run("layer", target=target, threshold=float(threshold),
                             cls=None if cls.startswith("auto") else cls,
-                            sliders={k: float(v) for k, v in enumerate(sliders) if v})
+                            sliders={k: float(v) for k, v in enumerate(sliders) if v}, refine=refine)
         title = f"{result['class']}: {len(result['layers'])} layers above {threshold:g}"
-        return result, weights_figure(result["layers"], title)
+        return result, weights_figure(result["layers"], title + (", refined" if refine else ""))
 
     @friendly
     def layer(target, picked, cls, threshold, *sliders):
         result, fig = _layer(target, picked, cls, threshold, sliders)
+        return result["path"], fig, {k: v for k, v in result.items() if k != "library"}
+
+    @friendly
+    def layer_refine(target, picked, cls, threshold):
+        """The mix fitted closely to the oneshot (a few seconds; the sliders do not apply)."""
+        result, fig = _layer(target, picked, cls, threshold, (), refine=True)
         return result["path"], fig, {k: v for k, v in result.items() if k != "library"}
 
     @friendly
@@ -239,7 +245,9 @@ def build(engine: Engine) -> gr.Blocks:
                 with gr.Row():
                     l_sliders = [gr.Slider(-3, 3, value=0, step=0.1, label=f"PC {k + 1}", min_width=120)
                                  for k in range(PCA_SLIDERS)]
-            l_go = gr.Button("Layer", variant="primary", elem_id="layer-run")
+            with gr.Row():
+                l_go = gr.Button("Layer", variant="primary", elem_id="layer-run")
+                l_refine = gr.Button("Refine to the oneshot (a few seconds; sliders off)", elem_id="layer-refine")
             with gr.Row():
                 l_out = gr.Audio(type="filepath", label="layered", interactive=False, elem_id="layer-output")
                 l_chart = gr.Plot(label="layer weights")
@@ -254,6 +262,7 @@ def build(engine: Engine) -> gr.Blocks:
             l_saved = gr.Textbox(label="saved", interactive=False, elem_id="layer-saved")
             inputs = [l_target, l_pick, l_class, l_threshold, *l_sliders]
             l_go.click(layer, inputs, [l_out, l_chart, l_json], api_name="layer")
+            l_refine.click(layer_refine, inputs[:4], [l_out, l_chart, l_json], api_name="layer_refine")
             for control in (l_threshold, *l_sliders):
                 control.release(layer, inputs, [l_out, l_chart, l_json], api_name=False)
             l_stems_go.click(stems, inputs, l_stems, api_name=False)

@@ -195,24 +195,44 @@ def heard_weights(weights: np.ndarray, threshold: float = THRESHOLD) -> np.ndarr
 
 
 def refine_weights(library: LayerLibrary, target: torch.Tensor, weights: np.ndarray, steps: int = 100,
-                   lr: float = 0.05, nearest_share: float = 0.5, threshold: float = THRESHOLD) -> np.ndarray:
-    """Fit a mix more closely to one target (`redrum layer --refine`): start halfway between the
-    model's weights and the nearest single oneshot, follow the gradient of the feature error
-    (softmax weights, Adam), and keep the result only if what is heard (after the threshold) is
-    closer than the model's mix. About 1 s per hit on a CPU core: for offline use, not MIDI."""
-    start = (1 - nearest_share) * weights + nearest_share * nearest_weights(library, target)
-    logits = torch.log(torch.from_numpy(start).float().clamp_min(1e-6)).requires_grad_(True)
+                   lr: float = 0.05, starts: tuple[float, ...] = (0.5, 0.85, 0.97), polish: int = 60,
+                   threshold: float = THRESHOLD) -> np.ndarray:
+    """Fit a mix more closely to one target (`redrum layer --refine`). From starts between the model's
+    weights and the nearest single oneshot (`starts`: the nearest one's share), follow the gradient of
+    the feature error (softmax weights, Adam); then drop what falls below the threshold and fit the
+    layers that are left again (`polish` steps), so that the mix a user hears is the one that was fitted.
+    The model's mix is kept unless a refined one is heard closer. About 2 s per hit on a CPU core: for
+    offline use, not MIDI."""
+    nearest = nearest_weights(library, target)
+    begin = np.stack([(1 - share) * weights + share * nearest for share in starts])
+    fitted = _descend(library, target, begin, steps, lr)
+    heard = np.stack([heard_weights(w, threshold) for w in fitted])
+    polished = _descend(library, target, heard, polish, lr, support=heard > 0)
+    candidates = np.concatenate([weights[None], heard, polished])
+    with torch.no_grad():
+        errors = library.mix_error(torch.from_numpy(np.stack([heard_weights(w, threshold) for w in candidates])),
+                                   target[None])
+    return candidates[int(errors.argmin())].astype(np.float64)
+
+
+def _descend(library: LayerLibrary, target: torch.Tensor, weights: np.ndarray, steps: int, lr: float,
+             support: np.ndarray | None = None) -> np.ndarray:
+    """Gradient descent on the feature error of mixes `(B, N)` at once (softmax over logits, Adam);
+    `support` `(B, N)` bool keeps the others at zero. -> the weights `(B, N)`."""
+    logits = torch.log(torch.from_numpy(np.asarray(weights, np.float32)).clamp_min(1e-6)).requires_grad_(True)
+    mask = None if support is None else torch.from_numpy(~support)
     opt = torch.optim.Adam([logits], lr=lr)
+
+    def current() -> torch.Tensor:
+        return (logits if mask is None else logits.masked_fill(mask, -torch.inf)).softmax(-1)
+
+    targets = target[None].expand(len(weights), -1)
     for _ in range(steps):
-        loss = library.mix_error(logits.softmax(-1)[None], target[None])[0]
+        loss = library.mix_error(current(), targets).sum()
         opt.zero_grad()
         loss.backward()
         opt.step()
-    refined = logits.softmax(-1).detach().numpy().astype(np.float64)
-    with torch.no_grad():
-        errors = library.mix_error(torch.from_numpy(np.stack([heard_weights(w, threshold)
-                                                              for w in (weights, refined)])), target[None])
-    return refined if errors[1] < errors[0] else weights
+    return current().detach().numpy().astype(np.float64)
 
 
 def nearest_weights(library: LayerLibrary, target: torch.Tensor) -> np.ndarray:

@@ -55,3 +55,12 @@ def sample_folder(tmp_path):
 def tone(seconds=0.5, sr=44100, freq=440.0, decay=0.1):
     t = np.arange(int(seconds * sr)) / sr
     return (0.8 * np.sin(2 * np.pi * freq * t) * np.exp(-t / decay)).astype(np.float32)
+
+
+def heard_error(layerer, result: dict, feat) -> float:
+    """Feature error to `feat` of the mix a layer result's JSON says is heard (its layers and weights)."""
+    import torch
+    w = np.zeros(len(layerer.library), np.float32)
+    for layer in result["layers"]:
+        w[layer["id"]] = layer["weight"]
+    return float(layerer.library.mix_error(torch.from_numpy(w)[None], feat[None])[0])

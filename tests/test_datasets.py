@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from redrum_kit.cli import main
-from redrum_kit.datasets.build import Dataset, DatasetConfig, build, kit_splits
+from redrum_kit.datasets.build import Builder, Dataset, DatasetConfig, build, kit_splits
 from redrum_kit.errors import RedrumError
+from tests.conftest import needs_hydrogen
 
 
 def tiny(tmp_path, **kw) -> DatasetConfig:
@@ -55,6 +58,30 @@ def test_pairs_put_the_source_kit_on_the_target_timing(tmp_path):
     assert item["kit"] != item["target_kit"]
     assert [round(t, 6) for t, _, _ in item["pseudo_events"]] == [round(t, 6) for t, _, _ in item["events"]]
     assert not np.allclose(item["pseudo"], item["target"])
+
+
+@needs_hydrogen
+def test_hybrid_kits_mix_recorded_training_kits_only():
+    """Training items can be played by hybrids of the recorded training kits: each class from one of
+    them, never from a validation or test kit; validation and test items are not touched."""
+    builder = Builder(DatasetConfig(train_real_share=1.0, hybrid_share=1.0))
+    plain = Builder(DatasetConfig())
+    kits = [builder.item("train", i)["kit"] for i in range(3)]
+    assert all(k.startswith("hybrid:train-") for k in kits)
+    held_out = builder.splits["val"] + builder.splits["test"]
+    donors = set()
+    for k in kits:
+        kit = builder.kit(k)
+        assert {"kick", "snare", "hat_closed"} <= kit.classes()
+        hats = {Path(p.layers[0].path).parent for p in kit.kit.pads if p.cls.startswith("hat")}
+        assert len(hats) == 1  # open and closed hats from one kit: they choke each other
+        for pad in kit.kit.pads:
+            folder = Path(pad.layers[0].path).parent.name
+            assert f"hydrogen:{folder}" not in held_out
+            donors.add(folder)
+        assert len({p.note for p in kit.kit.pads}) == len(kit.kit.pads)  # each pad keyed apart
+    assert len(donors) > 2
+    assert np.array_equal(builder.item("test", 1)["audio"], plain.item("test", 1)["audio"])
 
 
 def test_refuses_to_build_over_something_else(tmp_path):

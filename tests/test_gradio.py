@@ -21,7 +21,7 @@ import soundfile as sf
 from redrum_kit import synth
 from redrum_kit.engine import Engine
 
-from conftest import write
+from conftest import heard_error, write
 from test_osc import Client, groove
 
 CHROMIUM = "/usr/bin/chromium"
@@ -70,6 +70,13 @@ def test_layer_endpoint_returns_a_layered_file(client, tmp_path, home):
     out2, _, weights2 = client.predict(handle_file(str(snare)), None, "snare", 0.04, 2.5, *([0.0] * 10),
                                        api_name="/layer")
     assert _path(out2) != path and weights2["pca"][0] != weights["pca"][0]
+    # refined to the oneshot: a mix at least as close in the layering feature as the model's own
+    from redrum_kit import layering
+    out3, _, refined = client.predict(handle_file(str(snare)), None, "snare", 0.04, api_name="/layer_refine")
+    assert _path(out3).is_file() and _path(out3) not in (path, _path(out2))
+    layerer = layering.Layerer("snare")
+    feat, _ = layerer.prepare(synth.oneshot("snare", 3, 44100), 44100)
+    assert heard_error(layerer, refined, feat) <= heard_error(layerer, weights, feat) + 1e-3
 
 
 def test_transform_and_interpolate_endpoints(client, tmp_path, home):

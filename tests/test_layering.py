@@ -13,7 +13,7 @@ import torch
 from redrum_kit import layering, synth
 from redrum_kit.cli import main
 from redrum_kit.models import layering as model_lib
-from tests.conftest import install_models, write
+from tests.conftest import heard_error, install_models, write
 
 SOURCES = [f"synth:snare:{300_000 + i}" for i in range(12)]
 
@@ -222,13 +222,7 @@ def test_cli_layer_refine_fits_the_target_at_least_as_well(installed, tmp_path, 
         outs[name] = json.loads((tmp_path / f"{name}.json").read_text())
     layerer = layering.Layerer("snare")
     feat, _ = layerer.prepare(synth.oneshot("snare", 5, 44100), 44100)
-
-    def error(result):
-        w = np.zeros(len(layerer.library), np.float32)
-        for l in result["layers"]:
-            w[l["id"]] = l["weight"]
-        return float(layerer.library.mix_error(torch.from_numpy(w)[None], feat[None])[0])
-    assert error(outs["refined"]) <= error(outs["plain"]) + 1e-3
+    assert heard_error(layerer, outs["refined"], feat) <= heard_error(layerer, outs["plain"], feat) + 1e-3
     capsys.readouterr()
     assert main(["layer", str(target), "-o", str(tmp_path / "x.wav"), "--class", "snare", "--refine",
                  "--pca", "1=1"]) == 1

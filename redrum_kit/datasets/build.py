@@ -40,6 +40,7 @@ from redrum_kit import files, workspace
 from redrum_kit.datasets import augment as aug
 from redrum_kit.datasets.kits import SampleKit, from_hydrogen, from_library, from_synth
 from redrum_kit.errors import RedrumError
+from redrum_kit.library.kits import Kit, assign_notes
 from redrum_kit.render import render
 from redrum_kit.rhythm.events import TRANSCRIPTION_CLASS, TRANSCRIPTION_CLASSES, Pattern
 from redrum_kit.rhythm.generator import STYLES, generate
@@ -67,6 +68,8 @@ class DatasetConfig:
     styles: list = field(default_factory=lambda: list(STYLES))
     song_pattern_share: float = 0.3  # of rhythms taken from Hydrogen demo songs when installed
     grid_rhythms: int = 0            # > 0: items are a kit-instance x rhythm grid (stage-2 pairs)
+    train_real_share: float = 0.0    # of training items played by recorded (Hydrogen, library) kits; 0: uniform
+    hybrid_share: float = 0.0        # of those, played by a hybrid kit (each class from a random recorded kit)
     augment: dict = field(default_factory=dict)  # AugmentConfig overrides
 
     def augment_config(self) -> aug.AugmentConfig:
@@ -110,6 +113,9 @@ class Builder:
         return [p for s in songs for p in read_patterns(s) if len(p.events) >= 4]
 
     def kit(self, kit_id: str) -> SampleKit:
+        kind, _, name = kit_id.partition(":")
+        if kind == "hybrid":
+            return self.hybrid(name)
         if kit_id not in self._kits:
             kind, _, name = kit_id.partition(":")
             if kind == "hydrogen":
@@ -120,6 +126,43 @@ class Builder:
                 kit = from_library(name, self.cfg.sr)
             self._kits[kit_id] = kit
         return self._kits[kit_id]
+
+    def recorded(self, split: str) -> list[str]:
+        """The split's recorded kits (Hydrogen, library): the kind users bring, and the scarce kind."""
+        return [k for k in self.splits[split] if not k.startswith("synth:")]
+
+    def hybrid(self, name: str) -> SampleKit:
+        """Kit `hybrid:SPLIT-SEED`: each transcription class's pads (both hats, snare with clap) taken
+        whole from a random recorded kit of the split that has the class. A handful of recorded kits then give many distinct kits."""
+        split, _, seed = name.partition("-")
+        rng = np.random.default_rng([self.cfg.seed, SPLITS.index(split), 4, int(seed)])
+        kits = [self.kit(k) for k in self.recorded(split)]
+        pads, samples = [], {}
+        def group(cls: str) -> str:  # open and closed hats come from one kit, like snare and clap
+            return TRANSCRIPTION_CLASS.get(cls) or cls
+
+        for unit in sorted({group(c) for k in kits for c in k.classes()}):
+            having = [k for k in kits if unit in {group(c) for c in k.classes()}]
+            donor = having[int(rng.integers(len(having)))]
+            for i, pad in enumerate(donor.kit.pads):
+                if group(pad.cls) != unit:
+                    continue
+                for j in range(len(pad.layers)):
+                    samples[(len(pads), j)] = donor.samples[(i, j)]
+                pads.append(dataclasses.replace(pad))
+        kit = Kit(name=f"hybrid {name}", pads=assign_notes(pads), description="hybrid of recorded kits")
+        return SampleKit(kit, samples, self.cfg.sr)
+
+    def pick_kit(self, split: str, rng: np.random.Generator) -> str:
+        """The kit of an item: uniform over the split's kits, or for `train_real_share` of training
+        items a recorded kit (a hybrid of them for `hybrid_share` of those)."""
+        kits, share = self.splits[split], self.cfg.train_real_share
+        recorded = self.recorded(split)
+        if split == "train" and share > 0 and recorded and rng.random() < share:
+            if len(recorded) > 1 and rng.random() < self.cfg.hybrid_share:
+                return f"hybrid:{split}-{int(rng.integers(2**31))}"
+            return recorded[int(rng.integers(len(recorded)))]
+        return kits[int(rng.integers(len(kits)))]
 
     def rhythm(self, rng: np.random.Generator) -> Pattern:
         """A rhythm long enough for a clip, from a random bar of a generated part or a song pattern."""
@@ -171,7 +214,7 @@ class Builder:
             raise RedrumError(f"no kits for the {split} split")
         if self.cfg.grid_rhythms:
             return self.grid_item(split, index)
-        source_id = kits[int(rng.integers(len(kits)))]
+        source_id = self.pick_kit(split, rng)
         source = aug.augment_kit(self.kit(source_id), rng, self.acfg)
         chain_s = aug.mix_chain(rng, self.acfg.mix_chain)
         if not self.cfg.pairs:
