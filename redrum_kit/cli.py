@@ -279,7 +279,7 @@ def cmd_train(args) -> int:
                      "library_kits": list(args.library_kit) if args.library_kit else None}
         from redrum_kit.workspace import presets_dir
         config = Path(args.config) if args.config else presets_dir() / "training" / "layering.toml"
-        cfg = load_config(layering.TrainConfig, config, **overrides)
+        cfg = load_config(layering.TrainConfig, config, **{**overrides, "config_file": args.config})
         summary = layering.train(cfg)
         _report_training(summary)
     elif args.model == "stage2":

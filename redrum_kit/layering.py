@@ -268,7 +268,7 @@ class Layerer:
 
     def __init__(self, cls: str, path: Path | None = None):
         from redrum_kit.models import layering as model_lib
-        self.model = model_lib.load(path or checkpoint_path(cls)).eval()
+        self.model = model_lib.load(path or checkpoint_path(cls), cls).eval()
         self.cls = self.model.cfg.cls
         self.library = LayerLibrary(self.model.cfg.library)
 

@@ -192,6 +192,38 @@ def test_cli_layer_interpolate_writes_the_steps(installed, tmp_path):
     assert not (len(first) == len(last) and np.allclose(first, last))
 
 
+def test_conditioned_model_serves_each_class_from_its_own_library(tmp_path_factory):
+    """One model for snare and kick (`classes`): each class's view layers only its own library, has
+    its own sliders, and `Layerer` uses it like a one-class model."""
+    from redrum_kit import workspace
+    from redrum_kit.config import load_config
+    from redrum_kit.errors import ModelError
+    from redrum_kit.workspace import presets_dir
+    from training import layering as recipe
+    tmp = tmp_path_factory.mktemp("conditioned")
+    saved = workspace.HYDROGEN_DRUMKITS
+    workspace.HYDROGEN_DRUMKITS = tmp / "no-hydrogen"
+    try:
+        cfg = load_config(recipe.TrainConfig, presets_dir() / "training" / "layering-tiny.toml",
+                          run_dir=str(tmp / "run"), out=str(tmp / "layering-conditioned.safetensors"),
+                          classes=["snare", "kick"])
+        summary = recipe.train(cfg)
+    finally:
+        workspace.HYDROGEN_DRUMKITS = saved
+    assert summary["complete"]
+    card = Path(cfg.out).with_suffix(".md").read_text()
+    assert "conditioned on snare, kick" in card
+    snare, kick = (model_lib.load(Path(cfg.out), c) for c in ("snare", "kick"))
+    assert snare.cfg.library and not set(snare.cfg.library) & set(kick.cfg.library)
+    assert all(":snare:" in s for s in snare.cfg.library) and all(":kick:" in s for s in kick.cfg.library)
+    assert not torch.allclose(snare._pca()[1], kick._pca()[1])      # each class its own sliders
+    layerer = layering.Layerer("kick", Path(cfg.out))
+    result = layerer.layer_signal(synth.oneshot("kick", 3, 44100), 44100)
+    assert result.cls == "kick" and all(":kick:" in result.sources[i] for i, _ in result.layers)
+    with pytest.raises(ModelError, match="serves snare, kick"):
+        model_lib.load(Path(cfg.out), "hat_closed")
+
+
 def test_cli_train_layering_refuses_a_library_too_small(tmp_path, capsys):
     assert main(["train", "layering", "--class", "snare", "--library",
                  "--config", "presets/training/layering-tiny.toml"]) != 0

@@ -61,12 +61,16 @@ class TrainConfig:
     max_minutes: float = 0.0
     eval_hits: int = 200               # held-out real hits for the card's evaluation (0: skip)
     model: dict = field(default_factory=dict)
+    classes: list = field(default_factory=list)  # several: one model conditioned on them ({cls}: "conditioned")
+    config_file: str = ""
 
     def resolved(self) -> "TrainConfig":
-        if self.drum_class not in ONESHOT_CLASSES:
-            raise RedrumError(f"unknown class {self.drum_class!r}; choose one of {', '.join(ONESHOT_CLASSES)}")
-        return TrainConfig(**{**asdict(self), "run_dir": self.run_dir.format(cls=self.drum_class),
-                              "out": self.out.format(cls=self.drum_class)})
+        for cls in self.classes or [self.drum_class]:
+            if cls not in ONESHOT_CLASSES:
+                raise RedrumError(f"unknown class {cls!r}; choose one of {', '.join(ONESHOT_CLASSES)}")
+        name = "conditioned" if self.classes else self.drum_class
+        return TrainConfig(**{**asdict(self), "run_dir": self.run_dir.format(cls=name),
+                              "out": self.out.format(cls=name)})
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -145,39 +149,60 @@ def hit_features(hits: list[np.ndarray]) -> torch.Tensor:
 
 # -- the recipe --------------------------------------------------------------------------------
 
-class LayeringRecipe:
-    def __init__(self, cfg: TrainConfig, trainer: trainer_lib.Trainer):
-        self.cfg = cfg
-        candidates = user_sources(cfg.drum_class, cfg.library_kits) if cfg.library else synth_sources(
-            cfg.drum_class, cfg.synth_candidates)
+class ClassData:
+    """One class's library and targets: training features (augmented), validation features and
+    NNLS's validation errors (the yardstick, fixed)."""
+
+    def __init__(self, cfg: TrainConfig, cls: str, rng: np.random.Generator):
+        self.cls = cls
+        candidates = user_sources(cls, cfg.library_kits) if cfg.library else synth_sources(cls, cfg.synth_candidates)
         self.sources = choose_library(candidates, cfg.library_size)
-        rng = np.random.default_rng(cfg.seed)
-        train_hits = [y for _, y in class_hits(cfg.drum_class, "train", cfg.synth_target_kits)]
+        train_hits = [y for _, y in class_hits(cls, "train", cfg.synth_target_kits)]
         if not train_hits:
-            raise RedrumError(f"no {cfg.drum_class} hits to train on")
+            raise RedrumError(f"no {cls} hits to train on")
         augmented = train_hits + [augment_hit(y, rng) for y in train_hits for _ in range(cfg.augment_copies)]
         self.train_feats = hit_features(augmented)
-        self.val_feats = hit_features([y for _, y in class_hits(cfg.drum_class, "val", 10)])
+        self.val_feats = hit_features([y for _, y in class_hits(cls, "val", 10)])
         self.n_train_hits = len(train_hits)
+        self.library = layering.LayerLibrary(self.sources)
+        nnls = [layering.nnls_weights(self.library, f) for f in self.val_feats]
+        self.val_nnls = (self.library.mix_error(torch.from_numpy(np.stack(nnls)).float(), self.val_feats)
+                         if nnls else None)
+
+
+class LayeringRecipe:
+    """One class (`drum_class`), or one model conditioned on several (`classes`): each class mixes
+    its own library; with several, every step takes a batch of each class."""
+
+    def __init__(self, cfg: TrainConfig, trainer: trainer_lib.Trainer):
+        self.cfg = cfg
+        rng = np.random.default_rng(cfg.seed)
+        self.data = [ClassData(cfg, cls, rng) for cls in (cfg.classes or [cfg.drum_class])]
 
     def setup(self, device, wrap) -> None:
-        cfg = self.cfg
+        cfg, data = self.cfg, self.data
         self.device = device
-        self.library = layering.LayerLibrary(self.sources)
-        model_cfg = from_dict(model_lib.LayeringConfig, dict(cfg.model, cls=cfg.drum_class, library=self.sources),
+        extra = {"classes": [d.cls for d in data], "library_sizes": [len(d.sources) for d in data]} \
+            if cfg.classes else {}
+        model_cfg = from_dict(model_lib.LayeringConfig, dict(cfg.model, cls=data[0].cls, **extra,
+                                                             library=[s for d in data for s in d.sources]),
                               "layering config [model]")
-        self.model = model_lib.LayeringVAE(model_cfg)
-        inputs = model_lib.normalise(torch.cat([self.train_feats, self.library.features]))
+        self.model = model_lib.build(model_cfg)
+        inputs = model_lib.normalise(torch.cat([t for d in data for t in (d.train_feats, d.library.features)]))
         self.model.input_mean.copy_(inputs.mean(0))
         self.model.input_std.copy_(inputs.std(0).clamp_min(1e-3))
         self.model.to(device)
         self.net = wrap(self.model)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-        self.lib_feats = self.library.features.to(device)
-        nnls = [layering.nnls_weights(self.library, f) for f in self.val_feats]      # the yardstick, fixed
-        self._val_nnls = (self.library.mix_error(torch.from_numpy(np.stack(nnls)).float(), self.val_feats)
-                          if nnls else None)
+        self.lib_feats = [d.library.features.to(device) for d in data]
         self.rng = np.random.default_rng(torch.initial_seed() % 2**32)
+
+    def views(self) -> list:
+        """The one-class model (or each class's view of the conditioned one), in class order."""
+        return [self.model.for_class(d.cls) for d in self.data] if self.cfg.classes else [self.model]
+
+    def run(self, net, feats: torch.Tensor, k: int):
+        return net(feats, k) if self.cfg.classes else net(feats)
 
     def modules(self) -> dict:
         return {"model": self.model}
@@ -185,26 +210,30 @@ class LayeringRecipe:
     def optimizers(self) -> dict:
         return {"adam": self.opt}
 
-    def generative_loss(self, feats: torch.Tensor, net=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        weights, mean, logvar = (net or self.model)(feats)
-        err = self.library.mix_error(weights, feats).mean()
+    def generative_loss(self, feats: torch.Tensor, k: int = 0, net=None):
+        weights, mean, logvar = self.run(net or self.model, feats, k)
+        err = self.data[k].library.mix_error(weights, feats).mean()
         return err, model_lib.kl_free_bits(mean, logvar, self.model.cfg.free_bits), weights
 
     def step(self, step: int) -> dict:
         cfg = self.cfg
         self.model.train()
-        if step < cfg.pretrain_steps:
-            idx = torch.from_numpy(self.rng.integers(len(self.library), size=cfg.batch_size))
-            weights, mean, logvar = self.net(self.lib_feats[idx])
-            target = torch.nn.functional.one_hot(idx, len(self.library)).float().to(self.device)
-            loss = torch.nn.functional.binary_cross_entropy(weights.clamp(1e-6, 1 - 1e-6), target)
-            out = {"pretrain_bce": loss.item()}
-        else:
-            idx = torch.from_numpy(self.rng.integers(len(self.train_feats), size=cfg.batch_size))
-            err, kl, weights = self.generative_loss(self.train_feats[idx].to(self.device), self.net)
-            loss = err + cfg.beta * kl
-            out = {"feature_error": err.item(), "kl": kl.item(),
-                   "active_layers": float((weights >= layering.THRESHOLD).sum(-1).float().mean())}
+        losses, out = [], {}
+        for k, d in enumerate(self.data):
+            if step < cfg.pretrain_steps:
+                idx = torch.from_numpy(self.rng.integers(len(d.library), size=cfg.batch_size))
+                weights, mean, logvar = self.run(self.net, self.lib_feats[k][idx], k)
+                target = torch.nn.functional.one_hot(idx, len(d.library)).float().to(self.device)
+                losses.append(torch.nn.functional.binary_cross_entropy(weights.clamp(1e-6, 1 - 1e-6), target))
+                out["pretrain_bce"] = out.get("pretrain_bce", 0.0) + losses[-1].item() / len(self.data)
+            else:
+                idx = torch.from_numpy(self.rng.integers(len(d.train_feats), size=cfg.batch_size))
+                err, kl, weights = self.generative_loss(d.train_feats[idx].to(self.device), k, self.net)
+                losses.append(err + cfg.beta * kl)
+                for key, value in (("feature_error", err.item()), ("kl", kl.item()), ("active_layers", float(
+                        (weights >= layering.THRESHOLD).sum(-1).float().mean()))):
+                    out[key] = out.get(key, 0.0) + value / len(self.data)
+        loss = torch.stack(losses).mean()
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
@@ -212,40 +241,64 @@ class LayeringRecipe:
 
     @torch.no_grad()
     def validate(self, step: int = 0) -> dict:
-        """Feature error of the model's mixes on the validation kits' hits, and over NNLS's."""
+        """Feature error of the model's mixes on the validation kits' hits, and over NNLS's (mean over
+        the classes)."""
         self.model.eval()
-        if not len(self.val_feats):
-            return {}
-        feats = self.val_feats.to(self.device)
-        mean, _ = self.model.encode(feats)
-        err = self.library.mix_error(self.model.decode(mean), feats)
-        return {"feature_error": float(err.mean()), "vs_nnls": float((err.cpu() / self._val_nnls).mean())}
+        errors, ratios = [], []
+        for view, d in zip(self.views(), self.data):
+            if not len(d.val_feats):
+                continue
+            feats = d.val_feats.to(self.device)
+            err = d.library.mix_error(view.decode(view.encode(feats)[0]), feats).cpu()
+            errors.append(float(err.mean()))
+            ratios.append(float((err / d.val_nnls).mean()))
+        return {"feature_error": float(np.mean(errors)), "vs_nnls": float(np.mean(ratios))} if errors else {}
 
     def export(self, history: list[dict], summary: dict) -> dict:
         cfg = self.cfg
-        model = self.model.cpu().eval()
-        with torch.no_grad():
-            z = model.encode(self.train_feats)[0]
-            centred = z - z.mean(0)
-            _, s, vt = torch.linalg.svd(centred, full_matrices=False)
-            k = model.cfg.pca
-            model.pca_mean.copy_(z.mean(0))
-            model.pca_components.copy_(vt[:k])
-            model.pca_scale.copy_((s[:k] / max(1, len(z) - 1) ** 0.5).clamp_min(1e-6))
+        self.model.cpu().eval()
         evaluation = {}
-        if cfg.eval_hits:
-            from training.evaluate_layering import evaluate
-            hits = class_hits(cfg.drum_class, "test")[: cfg.eval_hits]
-            evaluation = evaluate(model, self.library, hits) if hits else {}
+        for view, d in zip(self.views(), self.data):
+            with torch.no_grad():
+                view.set_pca(view.encode(d.train_feats)[0])
+            if cfg.eval_hits:
+                from training.evaluate_layering import evaluate
+                hits = class_hits(d.cls, "test")[: cfg.eval_hits]
+                evaluation[d.cls] = evaluate(view, d.library, hits) if hits else {}
         self.model.to(self.device)
         val = [r for r in history if "val_vs_nnls" in r]
-        metrics = {**trainer_lib.run_facts(summary), "val": val[-1] if val else {}, "evaluation": evaluation,
-                   "config": asdict(cfg), "library": self.sources, "train_hits": self.n_train_hits,
-                   "train_targets": len(self.train_feats)}
+        metrics = {**trainer_lib.run_facts(summary), "val": val[-1] if val else {},
+                   "evaluation": evaluation if cfg.classes else evaluation.get(self.data[0].cls, {}),
+                   "config": asdict(cfg), "library": [s for d in self.data for s in d.sources],
+                   "train_hits": sum(d.n_train_hits for d in self.data),
+                   "train_targets": sum(len(d.train_feats) for d in self.data)}
         out = Path(cfg.out)
-        trainer_lib.publish(out, lambda path: model_lib.save(model, path, extra={"steps": summary["step"]}),
-                            metrics, model_card(model, metrics))
+        card = conditioned_card(self.model, metrics) if cfg.classes else model_card(self.model, metrics)
+        trainer_lib.publish(out, lambda path: model_lib.save(self.model.cpu(), path, extra={"steps": summary["step"]}),
+                            metrics, card)
+        self.model.to(self.device)
         return {"out": str(out), "evaluation": evaluation}
+
+
+def conditioned_card(model: model_lib.ConditionedLayeringVAE, m: dict) -> str:
+    from training.evaluate_layering import table
+    c, cfg = model.cfg, m["config"]
+    params = sum(p.numel() for p in model.parameters())
+    evaluation = "\n".join(f"{cls}, {ev['hits']} hits of the held-out real kits:\n\n{table(ev)}"
+                           for cls, ev in m["evaluation"].items() if ev) or "Evaluation: not run."
+    return f"""# Layering model conditioned on {', '.join(c.classes)} (`{Path(cfg['out']).name}`)
+
+One MLP VAE (encoder hidden {c.hidden}, latent {c.latent}, decoder hidden {c.decoder_hidden}) for
+{len(c.classes)} classes: the class, one-hot, goes into encoder and decoder; each class mixes its own library
+({', '.join(f'{cls} {n}' for cls, n in zip(c.classes, c.library_sizes))} oneshots). {params / 1e6:.2f} M parameters, fp16.
+
+- Targets: {m['train_hits']} hits of the training kits, {m['train_targets']} with augmented copies.
+- Training: {trainer_lib.steps_phrase(m)}, a batch of {cfg['batch_size']} per class and step; classification
+  pretraining for {cfg['pretrain_steps']} steps. Hardware: {m['hardware']}.
+
+{evaluation}
+Reproduce: `redrum train layering --config {cfg.get('config_file') or 'CONFIG'}`.
+"""
 
 
 def model_card(model: model_lib.LayeringVAE, m: dict) -> str:
