@@ -827,8 +827,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pca", nargs="+", metavar="K=V", help="set PCA slider K (1-11) to V standard deviations")
     s.add_argument("--stems", metavar="DIR", help="also write each weighted layer to DIR")
     s.add_argument("--refine", action="store_true",
-                   help="fit the target more closely (starts from the model's mix and the nearest oneshot, "
-                        "then follows the feature error; about 1 s; not with --pca)")
+                   help="fit the target more closely (grows the model's mix and the nearest oneshot a layer "
+                        "at a time while that brings it closer; about 1.5 s; not with --pca)")
     s.add_argument("--interpolate", nargs=2, metavar=("A", "B"), help="morph from oneshot A to B")
     s.add_argument("--steps", type=int, default=5, help="with --interpolate: files to write (2-64)")
     s.set_defaults(func=cmd_layer)

@@ -30,33 +30,48 @@ def _batched(y: torch.Tensor) -> tuple[torch.Tensor, bool]:
     return (y[None], True) if y.dim() == 1 else (y, False)
 
 
+def stft(y: torch.Tensor, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH) -> torch.Tensor:
+    """`(batch, time)` -> `(batch, n_fft // 2 + 1, frames)` complex STFT (Hann window, centred)."""
+    window = torch.hann_window(n_fft, device=y.device, dtype=y.dtype)
+    return torch.stft(y, n_fft, hop_length, window=window, center=True, pad_mode="constant",
+                      return_complex=True)
+
+
 def stft_magnitude(y: torch.Tensor, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH) -> torch.Tensor:
     """`(batch, time)` -> `(batch, n_fft // 2 + 1, frames)` linear magnitude."""
-    window = torch.hann_window(n_fft, device=y.device, dtype=y.dtype)
-    spec = torch.stft(y, n_fft, hop_length, window=window, center=True, pad_mode="constant",
-                      return_complex=True)
-    return spec.abs()
+    return stft(y, n_fft, hop_length).abs()
+
+
+def frame_mean(y: torch.Tensor, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH) -> torch.Tensor:
+    """`(batch, time)` -> `(batch, frames)` mean of centred frames (same framing as the STFT)."""
+    padded = torch.nn.functional.pad(y[:, None], (n_fft // 2, n_fft // 2), mode="constant")[:, 0]
+    return padded.unfold(-1, n_fft, hop_length).mean(-1)
 
 
 def frame_rms(y: torch.Tensor, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH) -> torch.Tensor:
     """`(batch, time)` -> `(batch, frames)` RMS of centred frames (same framing as the STFT)."""
-    padded = torch.nn.functional.pad(y[:, None], (n_fft // 2, n_fft // 2), mode="constant")[:, 0]
-    frames = padded.unfold(-1, n_fft, hop_length)
-    return frames.pow(2).mean(-1).add(1e-12).sqrt()
+    return frame_mean(y.pow(2), n_fft, hop_length).add(1e-12).sqrt()
 
 
-def log_attack_time(y: torch.Tensor, sr: int = FEATURE_SR, hop_length: int = 64) -> torch.Tensor:
+ATTACK_FRAME, ATTACK_HOP = 256, 64      # the envelope the log-attack time is read from
+
+
+def log_attack_time(y: torch.Tensor, sr: int = FEATURE_SR, hop_length: int = ATTACK_HOP) -> torch.Tensor:
     """Log10 of the time (s) the RMS envelope takes from 20% to 90% of its peak.
 
     `(batch, time)` -> `(batch,)`. Floored at 1 ms so a perfect click is -3.
     """
-    env = frame_rms(y, n_fft=256, hop_length=hop_length)
+    return attack_from_envelope(frame_rms(y, n_fft=ATTACK_FRAME, hop_length=hop_length), sr, hop_length)
+
+
+def attack_from_envelope(env: torch.Tensor, sr: int = FEATURE_SR, hop_length: int = ATTACK_HOP) -> torch.Tensor:
+    """`log_attack_time` from an RMS envelope `(batch, frames)` -> `(batch,)`."""
     peak = env.max(dim=-1, keepdim=True).values.clamp_min(1e-9)
-    idx = torch.arange(env.shape[-1], device=y.device).expand_as(env)
+    idx = torch.arange(env.shape[-1], device=env.device).expand_as(env)
     big = env.shape[-1]
     start = torch.where(env >= 0.2 * peak, idx, big).min(-1).values
     end = torch.where(env >= 0.9 * peak, idx, big).min(-1).values
-    seconds = (end - start).clamp_min(0).to(y.dtype) * hop_length / sr
+    seconds = (end - start).clamp_min(0).to(env.dtype) * hop_length / sr
     return torch.log10(seconds.clamp_min(1e-3))
 
 
@@ -69,12 +84,17 @@ def layering_feature(y: torch.Tensor, sr: int = FEATURE_SR) -> torch.Tensor:
     log-attack time in log10 seconds.
     """
     y, squeeze = _batched(y)
-    mag = stft_magnitude(y)
-    rms = frame_rms(y)[:, : mag.shape[-1]]
-    weights = rms / rms.sum(-1, keepdim=True).clamp_min(1e-9)
-    spectrum = (mag * weights[:, None, :]).sum(-1)
-    feat = torch.cat([spectrum, log_attack_time(y, sr)[:, None]], dim=-1)
+    feat = layering_feature_from(stft_magnitude(y), frame_rms(y), log_attack_time(y, sr))
     return feat[0] if squeeze else feat
+
+
+def layering_feature_from(mag: torch.Tensor, rms: torch.Tensor, attack: torch.Tensor) -> torch.Tensor:
+    """`layering_feature` from its parts: magnitudes `(batch, bins, frames)`, frame RMS
+    `(batch, frames)` and log-attack times `(batch,)`."""
+    rms = rms[:, : mag.shape[-1]]
+    weights = rms / rms.sum(-1, keepdim=True).clamp_min(1e-9)
+    spectrum = torch.einsum("bft,bt->bf", mag, weights)
+    return torch.cat([spectrum, attack[:, None]], dim=-1)
 
 
 @functools.lru_cache(maxsize=4)

@@ -29,6 +29,7 @@ LENGTH = SR                     # samples of each oneshot the model hears and mi
 THRESHOLD = 0.04                # weights below are dropped when listening (the research's value)
 MAX_SECONDS = 30.0              # longer input is not a oneshot
 OUTPUT_SR = 44100
+ATTACK_FRAMING = (features.ATTACK_FRAME, features.ATTACK_HOP)
 VOICE_OF_CLASS = {synth.VOICE_CLASS[v]: v for v in synth.VOICES}
 
 
@@ -194,45 +195,90 @@ def heard_weights(weights: np.ndarray, threshold: float = THRESHOLD) -> np.ndarr
     return out
 
 
-def refine_weights(library: LayerLibrary, target: torch.Tensor, weights: np.ndarray, steps: int = 100,
-                   lr: float = 0.05, starts: tuple[float, ...] = (0.5, 0.85, 0.97), polish: int = 60,
-                   threshold: float = THRESHOLD) -> np.ndarray:
-    """Fit a mix more closely to one target (`redrum layer --refine`). From starts between the model's
-    weights and the nearest single oneshot (`starts`: the nearest one's share), follow the gradient of
-    the feature error (softmax weights, Adam); then drop what falls below the threshold and fit the
-    layers that are left again (`polish` steps), so that the mix a user hears is the one that was fitted.
-    The model's mix is kept unless a refined one is heard closer. About 2 s per hit on a CPU core: for
-    offline use, not MIDI."""
-    nearest = nearest_weights(library, target)
-    begin = np.stack([(1 - share) * weights + share * nearest for share in starts])
-    fitted = _descend(library, target, begin, steps, lr)
-    heard = np.stack([heard_weights(w, threshold) for w in fitted])
-    polished = _descend(library, target, heard, polish, lr, support=heard > 0)
-    candidates = np.concatenate([weights[None], heard, polished])
+REFINE_SHARES = (0.1, 0.2, 0.35, 0.5)     # the weight a refining round may give one oneshot
+REFINE_LAYERS = 12                         # refining stops growing a mix at this many layers
+REFINE_POOL = 24                           # oneshots a round tries exactly (scouted on their features)
+
+
+def refine_weights(library: LayerLibrary, target: torch.Tensor, weights: np.ndarray,
+                   threshold: float = THRESHOLD, shares: tuple[float, ...] = REFINE_SHARES,
+                   max_layers: int = REFINE_LAYERS) -> np.ndarray:
+    """Fit a mix more closely to one target (`redrum layer --refine`): grow it greedily from two
+    starts, the model's mix as heard and the nearest single oneshot. Each round tries every library
+    oneshot at each of `shares` (the other layers scaled down to make room) and keeps the one change
+    heard closest, until none helps or the mix has `max_layers` layers; so a grown mix is never
+    further from the target than its start. The model's mix is kept unless a grown one is closer.
+    About a second per hit on a CPU core: for designing sounds, not for MIDI."""
+    starts = [heard_weights(weights, threshold), nearest_weights(library, target)]
+    grown = [_grow(library, target, w, threshold, shares, max_layers) for w in starts]
+    candidates = [np.asarray(weights, np.float64)] + grown
     with torch.no_grad():
         errors = library.mix_error(torch.from_numpy(np.stack([heard_weights(w, threshold) for w in candidates])),
-                                   target[None])
+                                   target[None].expand(len(candidates), -1))
     return candidates[int(errors.argmin())].astype(np.float64)
 
 
-def _descend(library: LayerLibrary, target: torch.Tensor, weights: np.ndarray, steps: int, lr: float,
-             support: np.ndarray | None = None) -> np.ndarray:
-    """Gradient descent on the feature error of mixes `(B, N)` at once (softmax over logits, Adam);
-    `support` `(B, N)` bool keeps the others at zero. -> the weights `(B, N)`."""
-    logits = torch.log(torch.from_numpy(np.asarray(weights, np.float32)).clamp_min(1e-6)).requires_grad_(True)
-    mask = None if support is None else torch.from_numpy(~support)
-    opt = torch.optim.Adam([logits], lr=lr)
+@torch.no_grad()
+def _grow(library: LayerLibrary, target: torch.Tensor, start: np.ndarray, threshold: float,
+          shares: tuple[float, ...], max_layers: int) -> np.ndarray:
+    """Greedy growth of one mix (see `refine_weights`). The features of all the library's candidate
+    mixes `(1 - a) * mix + a * oneshot` of a round are exact and cheap: the STFT is linear in the
+    signal and a frame's energy quadratic, so the library is analysed once per call."""
+    audio = library.audio
+    spectra = features.stft(audio)
+    real, imag = spectra.real.contiguous(), spectra.imag.contiguous()
+    power = real.pow(2) + imag.pow(2)
+    energy = [features.frame_mean(audio.pow(2)), features.frame_mean(audio.pow(2), *ATTACK_FRAMING)]
+    targets = target[None].expand(len(audio), -1)
+    share = torch.tensor(shares)[:, None, None]                                 # (S, 1, 1)
 
-    def current() -> torch.Tensor:
-        return (logits if mask is None else logits.masked_fill(mask, -torch.inf)).softmax(-1)
+    def heard_error(w: np.ndarray) -> float:
+        return float(library.mix_error(torch.from_numpy(w)[None], target[None])[0])
 
-    targets = target[None].expand(len(weights), -1)
-    for _ in range(steps):
-        loss = library.mix_error(current(), targets).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return current().detach().numpy().astype(np.float64)
+    current = heard_weights(start, threshold)
+    error = heard_error(current)
+    while (current > 0).sum() < max_layers:
+        mix = torch.from_numpy(current) @ audio
+        mix_feature = features.layering_feature(mix[None])
+        # scout: mixes of features (the spectrum part scales with gain) rank the oneshots at every share
+        guess = (1 - share) * mix_feature[:, None] + share * library.features[None]   # (S, N, D)
+        guesses = feature_error(guess.flatten(0, 1), target[None].expand(guess.shape[0] * guess.shape[1], -1))
+        pool = guesses.view(len(shares), -1).min(0).values.topk(min(REFINE_POOL, len(audio)), largest=False).indices
+        mix_spectrum = features.stft(mix[None])
+        mix_power = mix_spectrum.abs().pow(2)
+        cross_power = mix_spectrum.real * real[pool] + mix_spectrum.imag * imag[pool]   # Re(conj(mix) * oneshot)
+        mix_energy = [features.frame_mean(mix[None].pow(2)), features.frame_mean(mix[None].pow(2), *ATTACK_FRAMING)]
+        cross = [features.frame_mean(audio[pool] * mix), features.frame_mean(audio[pool] * mix, *ATTACK_FRAMING)]
+        pool_power, pool_energy = power[pool], [e[pool] for e in energy]
+
+        def errors_at(a: float) -> torch.Tensor:
+            """Exact feature errors of the mixes `(1 - a) * mix + a * oneshot` for the pool's oneshots."""
+            b = 1.0 - a
+            # |b m + a s|^2 = b^2 |m|^2 + 2ab Re(conj(m) s) + a^2 |s|^2, and likewise for frame energies
+            magnitude = (pool_power * (a * a)).add_(cross_power, alpha=2 * a * b).add_(mix_power * (b * b))
+            rms, envelope = ((b * b * m + 2 * a * b * c + a * a * e).clamp_min(0).add(1e-12).sqrt()
+                             for m, c, e in zip(mix_energy, cross, pool_energy))
+            feats = features.layering_feature_from(magnitude.clamp_min_(0).sqrt_(), rms,
+                                                   features.attack_from_envelope(envelope))
+            return feature_error(feats, targets[: len(pool)])
+
+        best, change = error, None
+        for a in shares:
+            errors = errors_at(a)
+            k = int(errors.argmin())
+            if float(errors[k]) < best:
+                best, change = float(errors[k]), (a, int(pool[k]))
+        if change is None:
+            break
+        a, k = change
+        grown = (1 - a) * current
+        grown[k] += a
+        grown = heard_weights(grown, threshold)
+        grown_error = heard_error(grown)
+        if grown_error >= error:
+            break
+        current, error = grown, grown_error
+    return current.astype(np.float64)
 
 
 def nearest_weights(library: LayerLibrary, target: torch.Tensor) -> np.ndarray:

@@ -39,6 +39,25 @@ def test_matching_pursuit_stays_sparse_and_nearest_picks_the_sample_itself(libra
     assert int(np.argmax(layering.nearest_weights(library, target))) == 5
 
 
+def test_refine_finds_a_mix_of_the_library_closer_than_any_single_oneshot(library):
+    """`--refine` grows a mix from the nearest oneshot and from the model's mix: given a 60/40 mix
+    of two library snares and a poor model mix, it finds a mix much closer than the best single
+    oneshot, with both parts among its layers, and never more than REFINE_LAYERS layers."""
+    weights = np.zeros(len(library))
+    weights[[3, 8]] = [0.6, 0.4]
+    target = layering.feature(library.mix(torch.from_numpy(weights).float()[None])[0].numpy())
+    poor = np.full(len(library), 1 / len(library))
+    refined = layering.refine_weights(library, target, poor)
+
+    def error(w):
+        return float(library.mix_error(torch.from_numpy(layering.heard_weights(w)).float()[None], target[None])[0])
+
+    single = error(layering.nearest_weights(library, target))
+    assert error(refined) < 0.5 * single and error(refined) < error(poor)
+    layers = dict(layering.threshold_layers(refined))
+    assert {3, 8} <= set(layers) and len(layers) <= layering.REFINE_LAYERS
+
+
 def test_threshold_drops_small_weights_and_renormalises():
     layers = layering.threshold_layers(np.array([0.5, 0.03, 0.3, 0.17]), 0.04)
     assert [i for i, _ in layers] == [0, 2, 3]
