@@ -22,12 +22,13 @@ import numpy as np
 from redrum_kit.drums import ONESHOT_CLASSES
 from redrum_kit.engine import Engine
 from redrum_kit.errors import RedrumError
+from redrum_kit.layering import installed_classes
 
 log = logging.getLogger("redrum.gradio")
 
 PCA_SLIDERS = 11
 MAX_STEPS = 16
-LAYER_CLASSES = ["auto (classifier)", "kick", "snare"]
+AUTO_CLASS = "auto (classifier)"
 MAX_UPLOAD = "100mb"
 
 
@@ -111,7 +112,7 @@ def build(engine: Engine) -> gr.Blocks:
             target = str(engine.library.source_file(engine.library.get(int(picked.split(":")[0]))))
         target = _need(target, "oneshot (or pick one from the library)")
         result = engine.run("layer", target=target, threshold=float(threshold),
-                            cls=None if cls.startswith("auto") else cls,
+                            cls=None if cls == AUTO_CLASS else cls,
                             sliders={k: float(v) for k, v in enumerate(sliders) if v}, refine=refine)
         title = f"{result['class']}: {len(result['layers'])} layers above {threshold:g}"
         return result, weights_figure(result["layers"], title + (", refined" if refine else ""))
@@ -134,7 +135,7 @@ def build(engine: Engine) -> gr.Blocks:
         target = _need(target, "oneshot")
         folder = engine.fresh_path("stems")
         result = engine.run("layer", target=target, threshold=float(threshold),
-                            cls=None if cls.startswith("auto") else cls,
+                            cls=None if cls == AUTO_CLASS else cls,
                             sliders={k: float(v) for k, v in enumerate(sliders) if v}, stems=str(folder))
         return [result["path"], *result["stems"]]
 
@@ -239,7 +240,7 @@ def build(engine: Engine) -> gr.Blocks:
                 with gr.Column():
                     l_pick = gr.Dropdown([], label="or pick from the library", allow_custom_value=False,
                                          value=None)
-                    l_class = gr.Dropdown(LAYER_CLASSES, value=LAYER_CLASSES[0], label="class")
+                    l_class = gr.Dropdown([AUTO_CLASS, *installed_classes()], value=AUTO_CLASS, label="class")
                     l_threshold = gr.Slider(0.0, 0.3, value=0.04, step=0.01, label="threshold (drop weights below)")
             with gr.Accordion("PCA sliders (standard deviations along each direction)", open=False):
                 with gr.Row():

@@ -19,7 +19,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
 import queue
 import re
 import threading
@@ -272,16 +271,13 @@ class Engine:
 
     def layerer(self, cls: str | None, y: np.ndarray, sr: int, name: str):
         """The layering model of `cls` (None: the class the classifier hears in `y`)."""
-        from redrum_kit.layering import Layerer, checkpoint_path
+        from redrum_kit.layering import Layerer, checkpoint_path, installed_classes
         if cls is None:
             from redrum_kit.library import _classifier_path
             from redrum_kit.models import classifier
             cls = self._model("classifier", lambda: classifier.load(_classifier_path())).predict([y], sr)[0][0]
         if not checkpoint_path(cls).is_file():
-            from redrum_kit.workspace import models_dir
-            folders = [models_dir(), *([Path(os.environ["REDRUM_MODELS"])] if os.environ.get("REDRUM_MODELS") else [])]
-            have = sorted({p.stem.removeprefix("layering-") for d in folders for p in d.glob("layering-*.safetensors")})
-            raise RedrumError(f"{name}: no layering model for {cls} (installed: {', '.join(have) or 'none'}); "
+            raise RedrumError(f"{name}: no layering model for {cls} (installed: {', '.join(installed_classes()) or 'none'}); "
                               f"give a class, or run `redrum train layering --class {cls}`")
         return self._model(f"layering-{cls}", lambda: Layerer(cls))
 

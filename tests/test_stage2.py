@@ -214,7 +214,7 @@ def test_cli_eval_transform_and_interpolate_print_both_methods_and_spaces(traine
     assert main(["eval", "transform", "--data", cfg.data_dir, "--pairs", "1", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     group = result["groups"]["synth"]
-    for method in ("model", "replace"):
+    for method in ("model", "replace", "ceiling"):          # ceiling: stage 1 rebuilding the true rendering
         assert 0.0 <= group[method]["rhythm_f"] <= 1.0 and group[method]["timbre_ratio"] >= 0.0
     assert main(["eval", "interpolate", "--data", cfg.data_dir, "--pairs", "2"]) == 0
     out = capsys.readouterr().out
