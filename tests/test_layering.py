@@ -309,3 +309,17 @@ def test_train_layering_on_the_users_own_library(tmp_path, monkeypatch):
     model = model_lib.load(out)
     assert len(model.cfg.library) == 12
     assert all(Path(source).is_file() for source in model.cfg.library)
+
+
+def test_installed_classes_are_the_shipped_models_and_the_users_own(tmp_path, monkeypatch):
+    """What the browser app offers and the 'no layering model' error lists: shipped models, plus
+    `$REDRUM_MODELS` (a retrained or new class), never the conditioned model's file name."""
+    from redrum_kit import workspace
+    shipped = layering.installed_classes()
+    assert {"snare", "kick"} <= set(shipped)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "layering-clap.safetensors").write_bytes((workspace.models_dir() / "layering-snare.safetensors").read_bytes())
+    (mine / "layering-conditioned.safetensors").write_bytes(b"x")
+    monkeypatch.setenv("REDRUM_MODELS", str(mine))
+    assert layering.installed_classes() == sorted({*shipped, "clap"})
