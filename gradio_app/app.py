@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sys
 from pathlib import Path
 
 import gradio as gr
@@ -360,11 +361,17 @@ def main() -> int:
     try:
         running = launch(Engine(device=args.device, allow_roots=[Path.home()]), args.port)
     except RedrumError as exc:
-        print(f"gradio_app: error: {exc}", file=__import__("sys").stderr)
+        print(f"gradio_app: error: {exc}", file=sys.stderr)
         return 1
     print(f"redrum-kit browser app on {running.url}; Ctrl-C stops it", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
-        running.close()
+        # a bounded stop: Ctrl-C always ends the app, even if a busy server is slow to close
+        closer = threading.Thread(target=running.close, daemon=True)
+        closer.start()
+        closer.join(10)
+        if closer.is_alive():
+            sys.stdout.flush()
+            os._exit(0)
     return 0
