@@ -51,6 +51,7 @@ class TrainConfig:
     save_every: int = 250
     max_minutes: float = 0.0
     out: str = "presets/models/transcriber.safetensors"
+    init: str = ""                  # start from these weights (fine-tuning; their model config wins); "": fresh
     model: dict = field(default_factory=dict)
 
 
@@ -162,7 +163,11 @@ class TranscriberRecipe:
     def setup(self, device, wrap) -> None:
         cfg = self.cfg
         self.device = device
-        self.model = model_lib.Transcriber(model_lib.TranscriberConfig(**cfg.model)).to(device)
+        if cfg.init:
+            self.model = model_lib.load(Path(cfg.init)).float().to(device)
+            self.model.cfg.thresholds = []         # tuned again on validation at export
+        else:
+            self.model = model_lib.Transcriber(model_lib.TranscriberConfig(**cfg.model)).to(device)
         self.net = wrap(self.model)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=1e-4)
         self.pos_weight = torch.full((len(self.model.cfg.classes), 1), cfg.pos_weight, device=device)
@@ -271,7 +276,7 @@ on the validation kits: {', '.join(f'{k} {v:.2f}' for k, v in m['thresholds'].it
   rhythms, augmented, mixed through random pedalboard chains). Kits split by kit: train {len(kits['train'])}
   (synthesiser and Hydrogen), validation {', '.join(k for k in kits['val'] if not k.startswith('synth'))} + synthesiser,
   test (never in training) {', '.join(k.split(':')[1] for k in kits['test'] if k.startswith('hydrogen'))} + synthesiser.
-- Training: {trainer_lib.steps_phrase(m)}, batch {m['config']['batch_size']} ({m['config']['real_share']:.0%} from real
+- Training: {trainer_lib.steps_phrase(m)}{f" from the weights of `{m['config']['init']}`" if m['config'].get('init') else ''}, batch {m['config']['batch_size']} ({m['config']['real_share']:.0%} from real
   kits), AdamW lr {m['config']['lr']} with cosine decay, BCE with positive weight {m['config']['pos_weight']} on onset frames
   widened to their neighbours, random EQ of +-{m['config']['eq_db']:g} dB on the log-mel; the weights of the best
   validation F (step {m['best_step']}) kept. Hardware: {m['hardware']}.
