@@ -253,7 +253,8 @@ def cmd_train(args) -> int:
               f"(n={real['n']}); saved {cfg.out}")
     elif args.model == "transcriber":
         from training import transcriber
-        overrides = {"out": args.out, "max_minutes": args.minutes, "device": args.device, "steps": args.steps}
+        overrides = {"out": args.out, "max_minutes": args.minutes, "device": args.device, "steps": args.steps,
+                     "config_file": args.config}
         cfg = load_config(transcriber.TrainConfig, Path(args.config) if args.config else None, **overrides)
         metrics = transcriber.train(cfg)
         if metrics:

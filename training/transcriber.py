@@ -51,6 +51,7 @@ class TrainConfig:
     save_every: int = 250
     max_minutes: float = 0.0
     out: str = "presets/models/transcriber.safetensors"
+    config_file: str = "presets/training/transcriber.toml"   # the file this config came from (for the card)
     init: str = ""                  # start from these weights (fine-tuning; their model config wins); "": fresh
     model: dict = field(default_factory=dict)
 
@@ -290,5 +291,5 @@ Onset F-measure (mir_eval, 50 ms) on the test split ({m['test']['clips']} clips)
 
 Per unseen real kit (mean F): {', '.join(f"{k.split(':')[1]} {v:.3f}" for k, v in m['test']['per_kit'].items())}.
 
-Reproduce: `redrum train transcriber --config presets/training/transcriber.toml`; measure: `redrum eval transcriber --data runs/datasets/clips`.
+Reproduce: `redrum train transcriber --config {m['config'].get('config_file') or 'presets/training/transcriber.toml'}`; measure: `redrum eval transcriber --data runs/datasets/clips`.
 """
