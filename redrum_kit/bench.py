@@ -118,7 +118,7 @@ def bench_transform(seconds: float, repeats: int) -> dict:
         from dataclasses import asdict
         model = stage2.Redrum(stage2.Stage2Config(stage1=asdict(Stage1Config()))).eval()
     transcriber = load_transcriber("auto")
-    redrummer = transform.Redrummer(model, transcriber)
+    redrummer = transform.Redrummer(model, transform.load_conditioning())
     sr = 44100
     target = drum_audio(seconds, sr)
     source = drum_audio(seconds, sr)[::-1].copy()   # another part, the same kit

@@ -345,7 +345,7 @@ def cmd_eval_stage1(args) -> int:
 
 
 def cmd_eval_transform(args) -> int:
-    from redrum_kit.transform import Redrummer, load_model
+    from redrum_kit.transform import Redrummer, load_conditioning, load_model
     from training.evaluate_transform import evaluate, table
     if not args.data:
         raise RedrumError("give --data DIR: a grid dataset made by `redrum dataset build --config "
@@ -353,8 +353,8 @@ def cmd_eval_transform(args) -> int:
     if not 1 <= args.pairs <= 500:
         raise RedrumError("--pairs must be between 1 and 500")
     from tqdm import tqdm
-    model = load_model(Path(args.checkpoint) if args.checkpoint else None)
-    result = evaluate(Redrummer(model), Path(args.data), args.pairs,
+    checkpoint = Path(args.checkpoint) if args.checkpoint else None
+    result = evaluate(Redrummer(load_model(checkpoint), load_conditioning(checkpoint)), Path(args.data), args.pairs,
                       progress=lambda xs: tqdm(xs, desc="pairs", unit="pair", disable=None))
     if args.json:
         _print_json(result)
@@ -366,14 +366,15 @@ def cmd_eval_transform(args) -> int:
 
 
 def cmd_eval_interpolate(args) -> int:
-    from redrum_kit.transform import Redrummer, load_model
+    from redrum_kit.transform import Redrummer, load_conditioning, load_model
     from training.evaluate_transform import interpolation_curves
     if not args.data:
         raise RedrumError("give --data DIR: a grid dataset (see `redrum eval transform`)")
     if not 1 <= args.pairs <= 500:
         raise RedrumError("--pairs must be between 1 and 500")
-    model = load_model(Path(args.checkpoint) if args.checkpoint else None)
-    result = interpolation_curves(Redrummer(model), Path(args.data), args.pairs)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else None
+    result = interpolation_curves(Redrummer(load_model(checkpoint), load_conditioning(checkpoint)), Path(args.data),
+                                  args.pairs)
     if args.json:
         _print_json(result)
         return 0

@@ -261,9 +261,8 @@ class Engine:
 
     def redrummer(self):
         from redrum_kit import transform
-        from redrum_kit.transcription import load_model as load_transcriber
         return self._model("redrum", lambda: transform.Redrummer(
-            transform.load_model(device=self.device), load_transcriber("auto")))
+            transform.load_model(device=self.device), transform.load_conditioning()))
 
     def transcriber(self, method: str = "auto"):
         from redrum_kit.transcription import load_model

@@ -40,6 +40,23 @@ def load_model(path: Path | None = None, device: str | torch.device = "cpu") -> 
     return stage2_lib.load(path or checkpoint_path()).to(device)
 
 
+def conditioning_path(model_path: Path | None = None) -> Path:
+    """The transcriber a redrum checkpoint was trained with, kept beside it (`stage2.safetensors` ->
+    `stage2-transcriber.safetensors`): its probabilities are the model's input, so retraining the
+    shared transcriber must not change them."""
+    model_path = Path(model_path or checkpoint_path())
+    return model_path.with_name(model_path.stem + "-transcriber.safetensors")
+
+
+def load_conditioning(model_path: Path | None = None):
+    """The transcriber to condition the redrum checkpoint at `model_path` (default: the installed one)
+    with: the one it was trained with when kept beside it, else the shared one."""
+    from redrum_kit.models import transcriber as crnn
+    from redrum_kit.transcription import load_model as load_transcriber
+    path = conditioning_path(model_path)
+    return crnn.load(path) if path.is_file() else load_transcriber("auto")
+
+
 def latent_probs(probs: np.ndarray, ratio: int, frames: int, sub_frames: int = 1) -> np.ndarray:
     """Onset probabilities `(classes, F)` at the transcriber's rate -> `(classes * sub_frames, frames)`:
     each latent frame's `ratio` transcriber frames in `sub_frames` groups, the max of each (with one
@@ -54,8 +71,7 @@ class Conditioner:
     """Audio at the model's rate -> transcription probabilities at the latent frame rate."""
 
     def __init__(self, model: stage2_lib.Redrum, transcriber=None):
-        from redrum_kit.transcription import load_model as load_transcriber
-        self.transcriber = transcriber or load_transcriber("auto")
+        self.transcriber = transcriber or load_conditioning()
         self.compression = model.compression
         if self.compression % self.transcriber.cfg.hop_length or self.transcriber.cfg.sr != model.sr:
             raise ModelError("the transcriber's frames do not fit the redrum model's latent frames")

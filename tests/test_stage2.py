@@ -70,6 +70,29 @@ def test_checkpoint_carries_its_own_autoencoder(tmp_path):
     assert torch.allclose(back.encode(y), model.encode(y).half().float(), atol=2e-2)
 
 
+def test_the_redrum_is_conditioned_by_the_transcriber_it_was_trained_with(tmp_path, monkeypatch):
+    """Retraining the shared transcriber must not change a redrum model's input: the transcriber
+    kept beside its checkpoint wins; without one, the shared transcriber serves."""
+    from redrum_kit import transform
+    from redrum_kit.models import transcriber as crnn
+    from redrum_kit.transcription import load_model as load_transcriber
+    monkeypatch.delenv("REDRUM_MODELS", raising=False)
+    def weights(t):
+        return torch.cat([p.detach().float().flatten() for p in t.parameters()])
+    shipped = transform.checkpoint_path()
+    assert transform.conditioning_path(shipped).is_file()     # the shipped redrum brings its own
+    own = transform.load_conditioning()
+    assert torch.equal(weights(own), weights(crnn.load(transform.conditioning_path(shipped))))
+    assert not torch.equal(weights(own), weights(load_transcriber("auto")))     # the shared one was retrained since
+    torch.manual_seed(0)
+    mine = crnn.Transcriber(crnn.TranscriberConfig())
+    path = tmp_path / "my-redrum.safetensors"
+    crnn.save(mine, tmp_path / "my-redrum-transcriber.safetensors")
+    assert torch.allclose(weights(transform.load_conditioning(path)), weights(mine).half().float())
+    assert torch.equal(weights(transform.load_conditioning(tmp_path / "other.safetensors")),
+                       weights(load_transcriber("auto")))
+
+
 # -- the grid, training and the CLI ------------------------------------------
 
 def tiny_configs(tmp: Path):

@@ -38,6 +38,7 @@ from redrum_kit.errors import RedrumError
 from redrum_kit.models import discriminators as disc
 from redrum_kit.models import stage1 as stage1_lib
 from redrum_kit.models import stage2 as model_lib
+from redrum_kit.models import transcriber as crnn
 from training import trainer as trainer_lib
 from training.trainer import Trainer
 
@@ -285,6 +286,9 @@ class Stage2Recipe:
                    "stage1_steps": self.stage1_steps}
         trainer_lib.publish(out, lambda path: model_lib.save(model, path, extra={"steps": summary["step"]}),
                             metrics, model_card(model, metrics))
+        transcriber = self.conditioner.transcriber
+        if isinstance(transcriber, crnn.Transcriber):     # the model's input: kept with it (the DSP baseline needs no file)
+            crnn.save(transcriber, transform.conditioning_path(out))
         return {"out": str(out), "evaluation": evaluation}
 
 

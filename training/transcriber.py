@@ -81,7 +81,7 @@ def match_counts(ref: np.ndarray, est: np.ndarray, window: float = 0.05) -> np.n
     return np.array([matched, len(ref), len(est)], dtype=float)
 
 
-def tune_thresholds(source, ds: Dataset, grid=tuple(np.round(np.arange(0.2, 0.851, 0.05), 2))) -> list[float]:
+def tune_thresholds(source, ds: Dataset, grid=tuple(np.round(np.arange(0.2, 0.976, 0.025), 3))) -> list[float]:
     """Per class, the peak-picking threshold of the best onset F on `ds` (the validation kits)."""
     classes = source.cfg.classes
     clips = []
@@ -271,7 +271,7 @@ def model_card(model: model_lib.Transcriber, m: dict) -> str:
 CRNN on log-mel ({c.n_mels} bands, {c.sr} Hz, hop {c.hop_length}: {c.frame_rate:.1f} frames a second): convolutions
 {c.channels} pooled over frequency only, a bidirectional GRU ({c.hidden} units) over 3 s windows, a sigmoid per class
 ({', '.join(c.classes)}). {params / 1e3:.0f} k parameters, stored as fp16. Peak picking with per-class thresholds tuned
-on the validation kits: {', '.join(f'{k} {v:.2f}' for k, v in m['thresholds'].items())}.
+on the validation kits: {', '.join(f'{k} {v:g}' for k, v in m['thresholds'].items())}.
 
 - Data: `{m['config']['dataset_config']}` built by `redrum dataset build` (3 s clips of generated and Hydrogen demo-song
   rhythms, augmented, mixed through random pedalboard chains). Kits split by kit: train {len(kits['train'])}
