@@ -304,8 +304,15 @@ def cmd_eval_transcriber(args) -> int:
     if not args.data:
         raise RedrumError("give --data DIR: a folder made by `redrum dataset build` (its test split holds unseen kits)")
     ds = Dataset(Path(args.data), args.split)
-    methods = ["baseline"] + (["model"] if checkpoint_path().is_file() else [])
-    results = {m: evaluate(load_model(m), ds, limit=args.limit) for m in methods}
+    checkpoint = Path(args.checkpoint) if args.checkpoint else checkpoint_path()
+    if args.checkpoint and not checkpoint.is_file():
+        raise RedrumError(f"--checkpoint {checkpoint}: no such file")
+    sources = {"baseline": load_model("baseline")}
+    if checkpoint.is_file():
+        from redrum_kit.models import transcriber as crnn
+        sources["model"] = crnn.load(checkpoint)
+    methods = list(sources)
+    results = {m: evaluate(source, ds, limit=args.limit) for m, source in sources.items()}
     if args.json:
         _print_json(results)
         return 0

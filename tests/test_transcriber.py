@@ -163,6 +163,18 @@ def test_eval_transcriber_cli(tmp_path, capsys):
     import json
     results = json.loads(capsys.readouterr().out)
     assert 0 < results["baseline"]["mean_f"] <= 1 and results["baseline"]["clips"] == 6
+    # --checkpoint measures that model, not the shipped one
+    from redrum_kit.models import transcriber
+    from redrum_kit.transcription import checkpoint_path
+    blank = transcriber.Transcriber(transcriber.TranscriberConfig())      # untrained: hears next to nothing
+    transcriber.save(blank, tmp_path / "blank.safetensors")
+    assert main(["eval", "transcriber", "--data", str(tmp_path / "clips"), "--json",
+                 "--checkpoint", str(tmp_path / "blank.safetensors")]) == 0
+    mine = json.loads(capsys.readouterr().out)["model"]["mean_f"]
+    assert main(["eval", "transcriber", "--data", str(tmp_path / "clips"), "--json"]) == 0
+    assert checkpoint_path().is_file() and mine < json.loads(capsys.readouterr().out)["model"]["mean_f"]
+    assert main(["eval", "transcriber", "--data", str(tmp_path / "clips"), "--checkpoint", "nope.safetensors"]) == 1
+    assert "nope.safetensors" in capsys.readouterr().err
     assert main(["eval", "transcriber"]) == 1
     assert "--data" in capsys.readouterr().err
 
