@@ -15,7 +15,6 @@ can rebuild) at the feature rate for training and featurising mixes.
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,10 +39,8 @@ def checkpoint_path(cls: str) -> Path:
 
 def installed_classes() -> list[str]:
     """The classes with a layering model: shipped, or in `$REDRUM_MODELS`."""
-    folders = [workspace.models_dir(), *([Path(os.environ["REDRUM_MODELS"]).expanduser()]
-                                         if os.environ.get("REDRUM_MODELS") else [])]
-    return sorted({p.stem.removeprefix("layering-") for d in folders for p in d.glob("layering-*.safetensors")}
-                  - {"conditioned"})
+    return sorted({p.stem.removeprefix("layering-") for d in workspace.model_folders()
+                   for p in d.glob("layering-*.safetensors")} - {"conditioned"})
 
 
 def load_source(source: str, sr: int) -> np.ndarray:

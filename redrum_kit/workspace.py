@@ -41,13 +41,17 @@ def models_dir() -> Path:
     return presets_dir() / "models"
 
 
-def model_file(name: str) -> Path:
-    """A checkpoint by file name: from `$REDRUM_MODELS` (your own folder, e.g. retrained models)
-    when it holds one of that name, else the shipped one."""
+def model_folders() -> list[Path]:
+    """Where checkpoints are looked for, first match wins: `$REDRUM_MODELS` (your own folder, e.g.
+    retrained models) when set, then the shipped ones."""
     env = os.environ.get("REDRUM_MODELS")
-    if env and (Path(env).expanduser() / name).is_file():
-        return Path(env).expanduser() / name
-    return models_dir() / name
+    return [*([Path(env).expanduser()] if env else []), models_dir()]
+
+
+def model_file(name: str) -> Path:
+    """A checkpoint by file name: from the first of `model_folders()` that holds one of that name,
+    else the shipped one."""
+    return next((d / name for d in model_folders() if (d / name).is_file()), models_dir() / name)
 
 
 HYDROGEN_DRUMKITS = Path("/usr/share/hydrogen/data/drumkits")
