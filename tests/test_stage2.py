@@ -61,6 +61,49 @@ def test_attention_entropy_loss_rewards_heads_that_look_at_different_frames():
     assert abs(float(stage2.attention_entropy_loss([same]))) < 1e-4
 
 
+def test_the_copy_head_outputs_whole_source_frames_where_it_keeps_none_of_the_layers_mu():
+    model = tiny_redrum(pointer=True, sub_frames=2)
+    with torch.no_grad():
+        model.transformer.pointer.keep.weight.zero_()
+        model.transformer.pointer.keep.bias.fill_(-30.0)              # keep nothing of the layers' mu_hat
+        mu_s, p_s, p_t = torch.randn(2, 4, 30), torch.rand(2, 10, 30), torch.rand(2, 10, 50)
+        parts = model.transformer.parts(mu_s, p_s, p_t)
+    assert parts["mu"].shape == (2, 4, 50) and parts["pointer"].shape == (2, 50, 30)
+    chosen = parts["pointer"].argmax(-1)
+    for b in range(2):
+        assert torch.allclose(parts["mu"][b], mu_s[b][:, chosen[b]], atol=1e-5)
+    assert not torch.allclose(parts["mu"], parts["mu_layers"])
+    mu_hat, _, attention = model(mu_s, p_s, p_t)                      # the same through forward
+    assert torch.allclose(mu_hat, parts["mu"]) and len(attention) == 2
+
+
+def test_pointer_loss_is_lowest_when_the_head_points_at_the_nearest_source_frame():
+    from training.stage2 import pointer_loss
+    torch.manual_seed(0)
+    mu_s = torch.randn(1, 4, 12)
+    order = torch.tensor([3, 7, 7, 0, 11, 5])
+    mu_st = mu_s[:, :, order] + 0.01 * torch.randn(1, 4, 6)          # the truth: source frames, re-timed
+    right = torch.full((1, 6, 12), -10.0)
+    right[0, torch.arange(6), order] = 10.0
+    wrong = torch.roll(right, 1, dims=-1)
+    loss_right, match_right = pointer_loss(right, mu_s, mu_st, 0.0625)
+    loss_wrong, match_wrong = pointer_loss(wrong, mu_s, mu_st, 0.0625)
+    assert float(match_right) == 1.0 and float(match_wrong) == 0.0
+    assert float(loss_right) + 5 < float(loss_wrong)
+
+
+def test_a_copy_head_starts_fresh_on_a_trained_model_and_nothing_else_changes():
+    from redrum_kit.errors import RedrumError
+    from training.stage2 import start_from
+    base = tiny_redrum()
+    model = start_from(base, {"pointer": True})
+    assert model.transformer.pointer is not None
+    same = {k: v for k, v in model.state_dict().items() if not k.startswith("transformer.pointer.")}
+    assert all(torch.equal(v, base.state_dict()[k]) for k, v in same.items()) and len(same) == len(base.state_dict())
+    with pytest.raises(RedrumError, match="does not fit"):
+        start_from(base, {"d_model": 32})
+
+
 def test_checkpoint_carries_its_own_autoencoder(tmp_path):
     model = tiny_redrum()
     path = tmp_path / "stage2.safetensors"
@@ -147,6 +190,21 @@ def test_tiny_training_lowers_the_latent_error_and_writes_card_and_logs(trained)
     assert Path(cfg.out).stat().st_size < 20e6
     metrics = json.loads(Path(cfg.out).with_suffix(".metrics.json").read_text())
     assert metrics["evaluation"]["groups"]
+
+
+def test_a_copy_head_trained_on_a_frozen_model_changes_nothing_else(trained, tmp_path):
+    from dataclasses import replace
+    from training import stage2 as recipe
+    cfg, _ = trained
+    ptr = replace(cfg, init=cfg.out, train_only="pointer", pointer=1.0, cycle=0.0, steps=10, adversarial_after=100,
+                  val_every=10, save_every=10, eval_pairs=0, run_dir=str(tmp_path / "run"),
+                  out=str(tmp_path / "pointer.safetensors"), model=dict(cfg.model, pointer=True))
+    recipe.train(ptr)
+    before, after = stage2.load(Path(cfg.out)).state_dict(), stage2.load(Path(ptr.out)).state_dict()
+    changed = {k for k, v in after.items() if k not in before or not torch.equal(v, before[k])}
+    assert changed and all(k.startswith("transformer.pointer.") for k in changed)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert any("pointer_match" in r for r in rows)
 
 
 def test_cli_transform_keeps_the_target_rate_and_length_and_never_overwrites(installed, tmp_path, capsys):

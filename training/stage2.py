@@ -16,7 +16,12 @@ Losses (weights in the config):
 - attention entropy: minus the divergence between heads (head diversity);
 - KL of z = mu_hat + sigma_hat * eps to the stage-1 prior, beta rising over
   `warmup` steps;
-- from `adversarial_after`: the decoder adapts, with stage 1's critics.
+- from `adversarial_after`: the decoder adapts, with stage 1's critics;
+- pointer (models with a copy head): cross-entropy of the head's choice of
+  source frame against soft targets from the source frames nearest the
+  pseudo-target's, in mu (`pointer_temperature` times the median squared
+  distance). `init` starts from a shipped model; `train_only = "pointer"`
+  then trains the copy head alone on the frozen transformer.
 
 Validation pairs come from the val split (kits never in training).
 """
@@ -24,7 +29,7 @@ Validation pairs come from the val split (kits never in training).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +54,11 @@ class TrainConfig:
     dataset_config: str = "presets/training/dataset-grid.toml"
     data_dir: str = "runs/datasets/grid"
     stage1: str = "presets/models/stage1.safetensors"
-    transcriber: str = "auto"          # 'model' (the shipped CRNN), 'baseline', or 'auto'
+    init: str = ""                     # start from this stage-2 checkpoint (its autoencoder and weights; [model]
+                                       # may add a pointer head, which starts fresh); "": from `stage1`
+    train_only: str = ""               # "pointer": only the copy head learns; "": the whole transformer
+    transcriber: str = "auto"          # 'model' (the shipped CRNN), 'baseline', or 'auto' (with `init`: the
+                                       # transcriber kept beside it, else as 'model' when installed)
     run_dir: str = "runs/stage2"
     out: str = "presets/models/stage2.safetensors"
     device: str = "auto"
@@ -64,6 +73,8 @@ class TrainConfig:
     reconstruction: float = 0.1
     cycle: float = 0.3
     entropy: float = 0.1
+    pointer: float = 0.0               # weight of the copy head's loss (models with [model] pointer = true)
+    pointer_temperature: float = 0.0625
     beta: float = 0.05
     warmup: int = 5000
     adversarial_weight: float = 1.0
@@ -138,6 +149,36 @@ class Grid:
         return (torch.stack(clips).float() / 32767)[:, None].to(device)
 
 
+def pointer_loss(logits: torch.Tensor, mu_s: torch.Tensor, mu_st: torch.Tensor,
+                 temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy of the copy head's logits `(B, T_t, T_s)` against soft targets: the source frames
+    whose mu is nearest the pseudo-target's, softmax of minus the squared distance over `temperature`
+    times its median (per item: several frames of a kit's hit are often nearly the same). -> the loss,
+    and the share of target frames whose choice is the nearest frame itself."""
+    d2 = torch.cdist(mu_st.transpose(1, 2), mu_s.transpose(1, 2)) ** 2          # (B, T_t, T_s)
+    scale = d2.flatten(1).median(1).values.clamp_min(1e-6)[:, None, None]
+    target = torch.softmax(-d2 / (temperature * scale), -1)
+    loss = -(target * torch.log_softmax(logits, -1)).sum(-1).mean()
+    match = (logits.argmax(-1) == d2.argmin(-1)).float().mean()
+    return loss, match.detach()
+
+
+def start_from(init: model_lib.Redrum, overrides: dict) -> model_lib.Redrum:
+    """A model with `init`'s config updated by `overrides` and `init`'s weights; parts `init` lacks (a new
+    copy head) start fresh. Anything else that does not fit is an error."""
+    cfg = replace(init.cfg, **overrides)
+    model = model_lib.Redrum(cfg)
+    try:
+        missing, unexpected = model.load_state_dict(init.state_dict(), strict=False)
+    except RuntimeError as exc:                      # shapes differ
+        first = str(exc).splitlines()[1].strip()
+        raise RedrumError(f"init: the checkpoint does not fit the configured model ({first})") from None
+    if unexpected or any(not k.startswith("transformer.pointer.") for k in missing):
+        raise RedrumError(f"init: the checkpoint does not fit the configured model (missing {missing[:3]}, "
+                          f"unexpected {unexpected[:3]})")
+    return model
+
+
 def normalised_mse(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared error over the target's variance: 0 perfect, 1 no better than its mean."""
     return torch.mean((estimate - target) ** 2) / target.var().detach().clamp_min(1e-6)
@@ -146,8 +187,17 @@ def normalised_mse(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 class Stage2Recipe:
     def __init__(self, cfg: TrainConfig, trainer: Trainer):
         self.cfg = cfg
-        self.autoencoder = stage1_lib.load(Path(cfg.stage1))
-        self.stage1_steps = stage1_steps(Path(cfg.stage1))   # now: the file may be replaced before export
+        if cfg.train_only not in ("", "pointer"):
+            raise RedrumError(f"train_only = {cfg.train_only!r}: use \"pointer\" or leave it empty")
+        if cfg.init:
+            self.init = model_lib.load(Path(cfg.init))
+            self.autoencoder = self.init.autoencoder
+            card = Path(cfg.init).with_suffix(".metrics.json")   # the init's card figures say what stage 1 it holds
+            self.stage1_steps = json.loads(card.read_text()).get("stage1_steps") if card.is_file() else None
+        else:
+            self.init = None
+            self.autoencoder = stage1_lib.load(Path(cfg.stage1))
+            self.stage1_steps = stage1_steps(Path(cfg.stage1))   # now: the file may be replaced before export
         data_cfg = load_config(DatasetConfig, Path(cfg.dataset_config))
         if data_cfg.sr != self.autoencoder.cfg.sr:
             raise RedrumError(f"the dataset's rate ({data_cfg.sr} Hz) differs from stage 1's "
@@ -165,10 +215,22 @@ class Stage2Recipe:
         self.device = device
         overrides = {k: v for k, v in cfg.model.items()}
         from_dict(model_lib.Stage2Config, dict(overrides, latent=self.autoencoder.cfg.latent), "stage-2 config [model]")
-        self.model = model_lib.from_stage1(self.autoencoder, **overrides).to(device)
+        if self.init is not None:
+            self.model = start_from(self.init, overrides).to(device)
+        else:
+            self.model = model_lib.from_stage1(self.autoencoder, **overrides).to(device)
         self.model.autoencoder.requires_grad_(False)
+        if cfg.train_only == "pointer":
+            if self.model.transformer.pointer is None:
+                raise RedrumError('train_only = "pointer" needs a model with a copy head ([model] pointer = true)')
+            self.model.transformer.requires_grad_(False)
+            self.model.transformer.pointer.requires_grad_(True)
         from redrum_kit.transcription import load_model as load_transcriber
-        self.conditioner = transform.Conditioner(self.model, load_transcriber(cfg.transcriber))
+        if self.init is not None and cfg.transcriber == "auto":   # the init's own conditioning, as in use
+            transcriber = transform.load_conditioning(Path(cfg.init))
+        else:
+            transcriber = load_transcriber(cfg.transcriber)
+        self.conditioner = transform.Conditioner(self.model, transcriber)
         self.model.eval()
         self.train_grid = Grid(Dataset(Path(cfg.data_dir), "train", in_memory=True), self.model, self.conditioner,
                                cfg.frames, device, "train grid")
@@ -179,7 +241,8 @@ class Stage2Recipe:
         self.transformer_ddp = wrap(self.model.transformer)
         self.critics_ddp = wrap(self.critics)
         betas = (0.5, 0.9)
-        self.opt_g = torch.optim.Adam(self.model.transformer.parameters(), lr=cfg.lr, betas=betas)
+        self.opt_g = torch.optim.Adam([p for p in self.model.transformer.parameters() if p.requires_grad],
+                                      lr=cfg.lr, betas=betas)
         self.opt_dec = torch.optim.Adam(self.model.autoencoder.decoder.parameters(), lr=cfg.lr / 3, betas=betas)
         self.opt_d = torch.optim.Adam(self.critics.parameters(), lr=cfg.lr, betas=betas)
         self.rng = np.random.default_rng(torch.initial_seed() % 2**32)
@@ -199,20 +262,28 @@ class Stage2Recipe:
         cfg, comp = self.cfg, self.model.compression
         b = grid.batch(pairs, offsets, self.device)
         net = self.transformer_ddp if train else self.model.transformer
-        mu_hat, sigma_hat, attention = net(b["mu_s"], b["p_s"], b["p_t"])
+        parts = self.model.transformer.parts(b["mu_s"], b["p_s"], b["p_t"]) if cfg.pointer else None
+        mu_hat, sigma_hat, attention = ((parts["mu"], parts["sigma"], parts["attention"]) if parts
+                                        else net(b["mu_s"], b["p_s"], b["p_t"]))
         z = mu_hat + sigma_hat * torch.randn_like(sigma_hat)
-        mu_back, _, _ = net(mu_hat, b["p_t"], b["p_s"])
-        n = min(len(pairs), cfg.audio_items)
-        crop = [int(rng.integers(0, cfg.frames - cfg.audio_frames + 1)) for _ in range(n)]
-        z_crop = torch.stack([z[i, :, c:c + cfg.audio_frames] for i, c in enumerate(crop)])
-        y_hat = self.model.autoencoder.decode(z_crop)
-        x = grid.audio_of(b["pseudo"][:n], [o + c for o, c in zip(b["target_offsets"], crop)], cfg.audio_frames,
-                          comp, self.device)
         terms = {"latent": normalised_mse(mu_hat, b["mu_st"]),
-                 "reconstruction": features.spectral_distance(x, y_hat),
-                 "cycle": normalised_mse(mu_back, b["mu_s"]),
                  "entropy": model_lib.attention_entropy_loss(attention),
                  "kl": stage1_lib.kl_divergence(mu_hat, sigma_hat)}
+        if cfg.cycle:
+            mu_back, _, _ = net(mu_hat, b["p_t"], b["p_s"])
+            terms["cycle"] = normalised_mse(mu_back, b["mu_s"])
+        if parts:
+            terms["pointer"], terms["pointer_match"] = pointer_loss(parts["pointer"], b["mu_s"], b["mu_st"],
+                                                                    cfg.pointer_temperature)
+        y_hat = x = None
+        if cfg.reconstruction or cfg.adversarial_after < cfg.steps:
+            n = min(len(pairs), cfg.audio_items)
+            crop = [int(rng.integers(0, cfg.frames - cfg.audio_frames + 1)) for _ in range(n)]
+            z_crop = torch.stack([z[i, :, c:c + cfg.audio_frames] for i, c in enumerate(crop)])
+            y_hat = self.model.autoencoder.decode(z_crop)
+            x = grid.audio_of(b["pseudo"][:n], [o + c for o, c in zip(b["target_offsets"], crop)],
+                              cfg.audio_frames, comp, self.device)
+            terms["reconstruction"] = features.spectral_distance(x, y_hat)
         return terms, {"y_hat": y_hat, "x": x, "mu_hat": mu_hat, "b": b}
 
     def step(self, step: int) -> dict:
@@ -223,8 +294,9 @@ class Stage2Recipe:
         pairs = self.train_grid.draw(self.rng, cfg.batch_size)
         terms, parts = self.losses(self.train_grid, pairs, self._offsets(len(pairs)), self.rng, train=True)
         beta = cfg.beta * min(1.0, step / max(1, cfg.warmup))
-        loss = (cfg.latent * terms["latent"] + cfg.reconstruction * terms["reconstruction"]
-                + cfg.cycle * terms["cycle"] + cfg.entropy * terms["entropy"] + beta * terms["kl"])
+        weights = {"latent": cfg.latent, "reconstruction": cfg.reconstruction, "cycle": cfg.cycle,
+                   "entropy": cfg.entropy, "kl": beta, "pointer": cfg.pointer}
+        loss = sum(w * terms[k] for k, w in weights.items() if w and k in terms)
         out = {k: v.item() for k, v in terms.items()}
         out["beta"] = beta
         if adversarial:
@@ -292,10 +364,10 @@ class Stage2Recipe:
         return {"out": str(out), "evaluation": evaluation}
 
 
-def stage1_steps(path: Path) -> int | None:
+def stage1_steps(path: Path, key: str = "steps") -> int | None:
     from safetensors import safe_open
     with safe_open(str(path), "pt") as f:
-        return json.loads(f.metadata().get("extra", "{}")).get("steps")
+        return json.loads(f.metadata().get("extra", "{}")).get(key)
 
 
 def model_card(model: model_lib.Redrum, m: dict) -> str:

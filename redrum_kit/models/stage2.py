@@ -19,6 +19,10 @@ source frames that sound like the drum the target plays there:
       -> mu_hat (B, latent, T_t); sigma_hat from mu_hat through a gated
          residual std head; z = mu_hat + sigma_hat * eps -> stage-1 decoder
 
+Optionally (`pointer = true`) a copy head follows the layers: each output
+frame points at one source frame and a learned gate blends that frame's mu
+with the layers' (`Pointer`); the shipped model has none.
+
 `Redrum` bundles the stage-1 autoencoder it was trained on with the head, so
 that one checkpoint always pairs a transformer with its own latent space.
 """
@@ -26,7 +30,7 @@ that one checkpoint always pairs a transformer with its own latent space.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -52,6 +56,8 @@ class Stage2Config:
     rhythm_init: float = 4.0    # the rhythm bias starts as this x "same class" (a target kick frame looks for
                                 # source kick frames from the first step; 0: random like the other weights)
     std_floor: float = 1e-4
+    pointer: bool = False       # a copy head: each output frame also points at one source frame, and a learned
+                                # per-frame gate blends that frame's mu with the layers' mu_hat (see `Pointer`)
     stage1: dict = field(default_factory=dict)  # the Stage1Config of the autoencoder it was trained on
 
 
@@ -79,11 +85,13 @@ class RhythmAttention(nn.Module):
     -> context `(B, T_t, d)`, weights `(B, heads, T_t, T_s)`.
     """
 
-    def __init__(self, cfg: Stage2Config):
+    def __init__(self, cfg: Stage2Config, values: bool = True):
         super().__init__()
         self.cfg = cfg
         d, h = cfg.d_model, cfg.heads
-        self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
+        self.q, self.k = nn.Linear(d, d), nn.Linear(d, d)
+        if values:                      # without: scores only (the pointer's)
+            self.v, self.o = nn.Linear(d, d), nn.Linear(d, d)
         self.relative = nn.Embedding(2 * cfg.max_distance + 1, h)
         nn.init.zeros_(self.relative.weight)
         self.rhythm = nn.Linear(cfg.classes, h * cfg.classes, bias=False)
@@ -92,21 +100,25 @@ class RhythmAttention(nn.Module):
                 eye = torch.eye(cfg.classes) * cfg.rhythm_init
                 self.rhythm.weight.copy_(eye.repeat(h, 1) + 0.01 * torch.randn(h * cfg.classes, cfg.classes))
 
-    def forward(self, h, mem, p_t, p_s):
+    def scores(self, h, mem, p_t, p_s) -> torch.Tensor:
+        """Attention logits `(B, heads, T_t, T_s)`."""
         cfg = self.cfg
         b, tq, d = h.shape
         tk = mem.shape[1]
         hd = d // cfg.heads
         q = self.q(h).view(b, tq, cfg.heads, hd).transpose(1, 2)
         k = self.k(mem).view(b, tk, cfg.heads, hd).transpose(1, 2)
-        v = self.v(mem).view(b, tk, cfg.heads, hd).transpose(1, 2)
         logits = q @ k.transpose(-1, -2) / math.sqrt(hd)                       # (B, H, Tq, Tk)
         dist = torch.arange(tq, device=h.device)[:, None] - torch.arange(tk, device=h.device)[None]
         dist = dist.clamp(-cfg.max_distance, cfg.max_distance) + cfg.max_distance
         logits = logits + self.relative(dist).permute(2, 0, 1)[None]
         rt = self.rhythm(p_t).view(b, tq, cfg.heads, cfg.classes)
-        logits = logits + torch.einsum("bqhc,bkc->bhqk", rt, p_s)
-        weights = logits.softmax(-1)
+        return logits + torch.einsum("bqhc,bkc->bhqk", rt, p_s)
+
+    def forward(self, h, mem, p_t, p_s):
+        b, tq, d = h.shape
+        weights = self.scores(h, mem, p_t, p_s).softmax(-1)
+        v = self.v(mem).view(b, mem.shape[1], self.cfg.heads, d // self.cfg.heads).transpose(1, 2)
         ctx = (weights @ v).transpose(1, 2).reshape(b, tq, d)
         return self.o(ctx), weights
 
@@ -148,6 +160,41 @@ class StdHead(nn.Module):
         return nn.functional.softplus(scale) + self.cfg.std_floor
 
 
+class Pointer(nn.Module):
+    """The copy head: one attention head over the source frames, read as a choice, and a keep gate.
+
+    Averaging source latents blurs them (a drum hit half-way between two
+    source hits is neither), while a source frame copied whole keeps its
+    timbre exactly. Each output frame points at one source frame (the
+    argmax of the head; trained towards the source frame nearest the
+    pseudo-target's), and a per-frame gate keeps some of the layers' mu_hat
+    where no single source frame will do (hits layered in the target that
+    the source never plays together):
+
+        mu = copy + keep * (mu_hat - copy)
+    """
+
+    def __init__(self, cfg: Stage2Config):
+        super().__init__()
+        d, c = cfg.d_model, cfg.classes * cfg.sub_frames
+        self.norm = nn.LayerNorm(d)
+        self.queries = ConvStack(d + c, d, cfg.cond_layers)        # each target frame in its context
+        self.keys = ConvStack(cfg.latent + c, d, cfg.cond_layers)  # each source frame in its context
+        self.attn = RhythmAttention(replace(cfg, heads=1), values=False)
+        self.keep = nn.Linear(d, 1)
+
+    def forward(self, h, mu, mu_s, p_t, p_s, pt, ps):
+        """h `(B, T_t, d)`, mu the layers' `(B, latent, T_t)`, the probabilities as given `(B, C, T)`
+        and pooled by class `(B, T, classes)` -> blended mu `(B, latent, T_t)`, logits `(B, T_t, T_s)`."""
+        q = self.queries(torch.cat([self.norm(h).transpose(1, 2), p_t], 1)).transpose(1, 2)
+        k = self.keys(torch.cat([mu_s, p_s], 1)).transpose(1, 2)
+        logits = self.attn.scores(q, k, pt, ps)[:, 0]
+        idx = logits.argmax(-1)                                                  # (B, T_t)
+        copy = torch.gather(mu_s, 2, idx[:, None, :].expand(-1, mu_s.shape[1], -1))
+        keep = torch.sigmoid(self.keep(h)).transpose(1, 2)                      # (B, 1, T_t)
+        return copy + keep * (mu - copy), logits
+
+
 class RhythmTransformer(nn.Module):
     """Source latents and both transcriptions -> re-timed latents mu_hat, sigma_hat, attention weights."""
 
@@ -160,6 +207,7 @@ class RhythmTransformer(nn.Module):
         self.gate = nn.Parameter(torch.zeros(d))
         self.memory = nn.Linear(cfg.latent + cfg.classes * cfg.sub_frames, d)
         self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.layers))
+        self.pointer = Pointer(cfg) if cfg.pointer else None
         self.std = StdHead(cfg)
 
     def timbre(self, mu_s: torch.Tensor) -> torch.Tensor:
@@ -177,6 +225,12 @@ class RhythmTransformer(nn.Module):
 
         With T_t == T_s the interpolation starts from mu_s; otherwise from zero.
         """
+        parts = self.parts(mu_s, p_s, p_t)
+        return parts["mu"], parts["sigma"], parts["attention"]
+
+    def parts(self, mu_s: torch.Tensor, p_s: torch.Tensor, p_t: torch.Tensor) -> dict:
+        """`forward`'s results by name, and with a pointer also `mu_layers` (the layers' mu_hat before
+        the copy head) and `pointer` (its logits `(B, T_t, T_s)`)."""
         g = torch.sigmoid(self.gate)[None, :, None]
         cond = g * self.rhythm_stack(p_t) + (1 - g) * self.timbre(mu_s)[..., None]
         h = cond.transpose(1, 2)
@@ -187,7 +241,12 @@ class RhythmTransformer(nn.Module):
         for layer in self.layers:
             h, mu, weights = layer(h, mem, mu, pt, ps)
             attention.append(weights)
-        return mu, self.std(mu), attention
+        out = {"attention": attention}
+        if self.pointer is not None:
+            out["mu_layers"] = mu
+            mu, out["pointer"] = self.pointer(h, mu, mu_s, p_t, p_s, pt, ps)
+        out.update(mu=mu, sigma=self.std(mu))
+        return out
 
 
 class Redrum(nn.Module):
