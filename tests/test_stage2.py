@@ -67,7 +67,7 @@ def test_the_copy_head_outputs_whole_source_frames_where_it_keeps_none_of_the_la
         model.transformer.pointer.keep.weight.zero_()
         model.transformer.pointer.keep.bias.fill_(-30.0)              # keep nothing of the layers' mu_hat
         mu_s, p_s, p_t = torch.randn(2, 4, 30), torch.rand(2, 10, 30), torch.rand(2, 10, 50)
-        parts = model.transformer.parts(mu_s, p_s, p_t)
+        parts = model.transformer(mu_s, p_s, p_t, named=True)
     assert parts["mu"].shape == (2, 4, 50) and parts["pointer"].shape == (2, 50, 30)
     chosen = parts["pointer"].argmax(-1)
     for b in range(2):

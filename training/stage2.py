@@ -262,18 +262,17 @@ class Stage2Recipe:
         cfg, comp = self.cfg, self.model.compression
         b = grid.batch(pairs, offsets, self.device)
         net = self.transformer_ddp if train else self.model.transformer
-        parts = self.model.transformer.parts(b["mu_s"], b["p_s"], b["p_t"]) if cfg.pointer else None
-        mu_hat, sigma_hat, attention = ((parts["mu"], parts["sigma"], parts["attention"]) if parts
-                                        else net(b["mu_s"], b["p_s"], b["p_t"]))
+        out = net(b["mu_s"], b["p_s"], b["p_t"], named=True)
+        mu_hat, sigma_hat = out["mu"], out["sigma"]
         z = mu_hat + sigma_hat * torch.randn_like(sigma_hat)
         terms = {"latent": normalised_mse(mu_hat, b["mu_st"]),
-                 "entropy": model_lib.attention_entropy_loss(attention),
+                 "entropy": model_lib.attention_entropy_loss(out["attention"]),
                  "kl": stage1_lib.kl_divergence(mu_hat, sigma_hat)}
         if cfg.cycle:
             mu_back, _, _ = net(mu_hat, b["p_t"], b["p_s"])
             terms["cycle"] = normalised_mse(mu_back, b["mu_s"])
-        if parts:
-            terms["pointer"], terms["pointer_match"] = pointer_loss(parts["pointer"], b["mu_s"], b["mu_st"],
+        if "pointer" in out:
+            terms["pointer"], terms["pointer_match"] = pointer_loss(out["pointer"], b["mu_s"], b["mu_st"],
                                                                     cfg.pointer_temperature)
         y_hat = x = None
         if cfg.reconstruction or cfg.adversarial_after < cfg.steps:
@@ -364,10 +363,10 @@ class Stage2Recipe:
         return {"out": str(out), "evaluation": evaluation}
 
 
-def stage1_steps(path: Path, key: str = "steps") -> int | None:
+def stage1_steps(path: Path) -> int | None:
     from safetensors import safe_open
     with safe_open(str(path), "pt") as f:
-        return json.loads(f.metadata().get("extra", "{}")).get(key)
+        return json.loads(f.metadata().get("extra", "{}")).get("steps")
 
 
 def model_card(model: model_lib.Redrum, m: dict) -> str:

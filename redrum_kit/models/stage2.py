@@ -219,18 +219,14 @@ class RhythmTransformer(nn.Module):
         b, _, t = p.shape
         return p.view(b, self.cfg.classes, self.cfg.sub_frames, t).amax(2)
 
-    def forward(self, mu_s: torch.Tensor, p_s: torch.Tensor, p_t: torch.Tensor):
+    def forward(self, mu_s: torch.Tensor, p_s: torch.Tensor, p_t: torch.Tensor, named: bool = False):
         """mu_s `(B, latent, T_s)`, p_s `(B, classes * sub_frames, T_s)`, p_t `(B, classes * sub_frames, T_t)`
         -> mu_hat, sigma_hat `(B, latent, T_t)`, attention weights per layer `[(B, heads, T_t, T_s)]`.
 
-        With T_t == T_s the interpolation starts from mu_s; otherwise from zero.
+        With T_t == T_s the interpolation starts from mu_s; otherwise from zero. `named`: a dict of
+        them instead (`mu`, `sigma`, `attention`), with a copy head also `mu_layers` (the layers' mu_hat
+        before it) and `pointer` (its logits `(B, T_t, T_s)`).
         """
-        parts = self.parts(mu_s, p_s, p_t)
-        return parts["mu"], parts["sigma"], parts["attention"]
-
-    def parts(self, mu_s: torch.Tensor, p_s: torch.Tensor, p_t: torch.Tensor) -> dict:
-        """`forward`'s results by name, and with a pointer also `mu_layers` (the layers' mu_hat before
-        the copy head) and `pointer` (its logits `(B, T_t, T_s)`)."""
         g = torch.sigmoid(self.gate)[None, :, None]
         cond = g * self.rhythm_stack(p_t) + (1 - g) * self.timbre(mu_s)[..., None]
         h = cond.transpose(1, 2)
@@ -246,7 +242,7 @@ class RhythmTransformer(nn.Module):
             out["mu_layers"] = mu
             mu, out["pointer"] = self.pointer(h, mu, mu_s, p_t, p_s, pt, ps)
         out.update(mu=mu, sigma=self.std(mu))
-        return out
+        return out if named else (out["mu"], out["sigma"], out["attention"])
 
 
 class Redrum(nn.Module):
