@@ -17,7 +17,11 @@ import os
 import sys
 from pathlib import Path
 
-import gradio as gr
+# No telemetry or version checks: they would phone home from a user's machine, and offline their
+# (non-daemon) request threads can hold the process open after Ctrl-C until the lookups time out.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
 import numpy as np
 
 from redrum_kit.drums import ONESHOT_CLASSES
@@ -212,7 +216,7 @@ def build(engine: Engine) -> gr.Blocks:
     def library_map():
         return map_figure(engine.library_map()["items"])
 
-    with gr.Blocks(title="redrum-kit") as app:
+    with gr.Blocks(title="redrum-kit", analytics_enabled=False) as app:
         gr.Markdown("# redrum-kit\nDrum sounds on new rhythms, layered oneshots, and your sample library.")
         with gr.Tab("Transform"):
             gr.Markdown("The **source**'s drum sounds playing the **target**'s rhythm.")

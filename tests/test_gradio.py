@@ -53,6 +53,14 @@ def test_named_endpoints_exist(client):
     assert {"/transform", "/layer", "/interpolate"} <= set(client.view_api(return_format="dict")["named_endpoints"])
 
 
+def test_the_app_never_phones_home(app):
+    """No telemetry or version-check threads: nothing leaves the machine, and nothing but the
+    main thread can keep the process alive after Ctrl-C."""
+    import threading
+    assert not [t.name for t in threading.enumerate() if not t.daemon and t is not threading.main_thread()]
+    assert app.app.analytics_enabled is False
+
+
 def _path(output) -> Path:
     """A file output of gradio_client without downloading: its path on the server."""
     return Path(output["path"] if isinstance(output, dict) else output)
