@@ -51,6 +51,33 @@ def test_items_hold_audio_targets_and_kit(tmp_path):
     assert (env > 0.01).mean() > 0.9
 
 
+def test_shorter_decays_reach_training_clips_only():
+    """Decay augmentation: a shorter tail, the same attack; held-out kits keep their own sounds."""
+    from redrum_kit import synth
+    from redrum_kit.datasets.augment import shorten_decay
+
+    def length_30db(y):
+        level = np.abs(y)
+        return (np.flatnonzero(level > level.max() * 10 ** -1.5)[-1] - np.argmax(level)) / 22050
+
+    tom = synth.oneshot("tom", 3, 22050)
+    short = shorten_decay(tom, 22050, 0.3)
+    assert length_30db(short) < 0.4 * length_30db(tom)
+    peak = int(np.argmax(np.abs(tom)))
+    assert np.array_equal(short[:peak + 1], tom[:peak + 1])
+    assert np.array_equal(shorten_decay(tom, 22050, 1.0), tom)
+
+    kw = dict(items={"train": 4, "val": 2, "test": 2}, synth_kits={"train": 2, "val": 1, "test": 1},
+              hydrogen_dir="/nonexistent", songs_dir="/nonexistent")
+    plain = Builder(DatasetConfig(**kw))
+    decayed = Builder(DatasetConfig(**kw, augment={"decay": 1.0}))
+    for split in ("val", "test"):
+        assert np.array_equal(plain.item(split, 0)["audio"], decayed.item(split, 0)["audio"])
+    a, b = plain.item("train", 0), decayed.item("train", 0)
+    assert a["events"] == b["events"]
+    assert np.abs(b["audio"]).sum() < 0.9 * np.abs(a["audio"]).sum()  # the same hits with shorter tails
+
+
 def test_pairs_put_the_source_kit_on_the_target_timing(tmp_path):
     cfg = tiny(tmp_path, pairs=True)
     build(cfg, tmp_path / "p")

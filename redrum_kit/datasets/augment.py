@@ -1,7 +1,7 @@
 """The augmentations of the research, as small functions of (input, rng).
 
 - on patterns: tempo scaling, swing, microtiming, event dropouts;
-- on kits: oneshot pitch and gain;
+- on kits: oneshot pitch and gain, and (training clips only) shorter decays;
 - on the mix: a pedalboard chain of compression, EQ, room reverb and saturation.
 """
 
@@ -26,6 +26,7 @@ class AugmentConfig:
     pitch_semitones: float = 2.0                     # oneshot retune range (+-)
     gain_db: float = 6.0                             # oneshot gain range (+-)
     mix_chain: float = 0.7                           # probability of the pedalboard chain on a mix
+    decay: float = 0.0                               # probability that a pad's decay is shortened
 
 
 def augment_pattern(p: Pattern, rng: np.random.Generator, cfg: AugmentConfig) -> Pattern:
@@ -47,14 +48,38 @@ def augment_pattern(p: Pattern, rng: np.random.Generator, cfg: AugmentConfig) ->
 
 
 def augment_kit(kit: SampleKit, rng: np.random.Generator, cfg: AugmentConfig) -> SampleKit:
-    """Each pad retuned and re-gained by its own random amount (all its layers alike)."""
+    """Each pad retuned and re-gained by its own random amount (all its layers alike); with
+    probability `cfg.decay` its decay shortened too (see `shorten_decay`)."""
     samples = {}
     amounts = {i: (float(rng.uniform(-cfg.pitch_semitones, cfg.pitch_semitones)),
                    float(10 ** (rng.uniform(-cfg.gain_db, cfg.gain_db) / 20))) for i in range(len(kit.kit.pads))}
+    fades = {}
+    if cfg.decay > 0:  # from a child generator: `rng`'s own draws (rhythm, mix) stay those of a build without it
+        child = rng.spawn(1)[0]
+        fades = {i: float(child.uniform(0.2, 1.0)) for i in range(len(kit.kit.pads)) if child.random() < cfg.decay}
     for (i, j), y in kit.samples.items():
         semis, gain = amounts[i]
-        samples[(i, j)] = audio.retune(y, semis) * gain if abs(semis) > 0.05 else y * gain
+        y = audio.retune(y, semis) * gain if abs(semis) > 0.05 else y * gain
+        samples[(i, j)] = shorten_decay(y, kit.sr, fades[i]) if i in fades else y
     return SampleKit(kit.kit, samples, kit.sr)
+
+
+def shorten_decay(y: np.ndarray, sr: int, share: float, floor_s: float = 0.03) -> np.ndarray:
+    """`y` with an exponential fade that reaches -30 dB after `share` of the time `y` itself takes to
+    fall 30 dB below its peak (at least `floor_s`): the same drum with a shorter amp envelope, as a
+    sampler's decay knob or a gate gives (short 808 toms, choked cymbals). The attack is untouched."""
+    level = np.abs(y)
+    if not level.size or level.max() <= 0:
+        return y
+    peak = int(np.argmax(level))
+    loud = np.nonzero(level > level.max() * 10 ** (-30 / 20))[0]
+    natural = (loud[-1] - peak) / sr
+    target = max(floor_s, share * natural)
+    if target >= natural:
+        return y
+    t = np.maximum(np.arange(len(y)) - peak, 0) / sr
+    tau = target / np.log(10 ** (30 / 20))  # exp(-target / tau) = -30 dB
+    return (y * np.exp(-t / tau)).astype(y.dtype)
 
 
 def mix_chain(rng: np.random.Generator, probability: float = 1.0) -> pedalboard.Pedalboard:

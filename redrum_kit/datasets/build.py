@@ -103,6 +103,8 @@ class Builder:
     def __init__(self, cfg: DatasetConfig):
         self.cfg = cfg
         self.acfg = cfg.augment_config()
+        # shorter decays change what a kit is: for training clips only, so held-out kits stay themselves
+        self.held_out_acfg = dataclasses.replace(self.acfg, decay=0.0)
         self.splits = kit_splits(cfg)
         self._kits: dict[str, SampleKit] = {}
         self.song_patterns = self._song_patterns()
@@ -126,6 +128,10 @@ class Builder:
                 kit = from_library(name, self.cfg.sr)
             self._kits[kit_id] = kit
         return self._kits[kit_id]
+
+    def augmented(self, kit_id: str, split: str, rng: np.random.Generator) -> SampleKit:
+        """Kit `kit_id` with the augmentations of `split`'s clips."""
+        return aug.augment_kit(self.kit(kit_id), rng, self.acfg if split == "train" else self.held_out_acfg)
 
     def recorded(self, split: str) -> list[str]:
         """The split's recorded kits (Hydrogen, library): the kind users bring, and the scarce kind."""
@@ -200,7 +206,7 @@ class Builder:
         order = np.random.default_rng([cfg.seed, SPLITS.index(split), 3]).permutation(len(kits))
         kit_rng = np.random.default_rng([cfg.seed, SPLITS.index(split), 1, k])
         kit_id = kits[int(order[k % len(kits)])]
-        kit = aug.augment_kit(self.kit(kit_id), kit_rng, self.acfg)
+        kit = self.augmented(kit_id, split, kit_rng)
         chain = aug.mix_chain(kit_rng, self.acfg.mix_chain)
         rhythm = self.rhythm(np.random.default_rng([cfg.seed, SPLITS.index(split), 2, r]))
         y, played = self._render(rhythm, kit, chain)
@@ -215,7 +221,7 @@ class Builder:
         if self.cfg.grid_rhythms:
             return self.grid_item(split, index)
         source_id = self.pick_kit(split, rng)
-        source = aug.augment_kit(self.kit(source_id), rng, self.acfg)
+        source = self.augmented(source_id, split, rng)
         chain_s = aug.mix_chain(rng, self.acfg.mix_chain)
         if not self.cfg.pairs:
             y, played = self._render(self.rhythm(rng), source, chain_s)
@@ -223,7 +229,7 @@ class Builder:
         target_id = source_id
         while target_id == source_id and len(kits) > 1:
             target_id = kits[int(rng.integers(len(kits)))]
-        target = aug.augment_kit(self.kit(target_id), rng, self.acfg)
+        target = self.augmented(target_id, split, rng)
         chain_t = aug.mix_chain(rng, self.acfg.mix_chain)
         r_s, r_t = self.rhythm(rng), self.rhythm(rng)
         x_s, _ = self._render(r_s, source, chain_s)
