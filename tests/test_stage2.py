@@ -12,6 +12,7 @@ import soundfile as sf
 import torch
 
 from redrum_kit.cli import main
+from redrum_kit.errors import RedrumError
 from redrum_kit.models import stage2
 from redrum_kit.models.stage1 import Stage1Config
 from tests.conftest import install_models, write
@@ -205,6 +206,24 @@ def test_a_copy_head_trained_on_a_frozen_model_changes_nothing_else(trained, tmp
     assert changed and all(k.startswith("transformer.pointer.") for k in changed)
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert any("pointer_match" in r for r in rows)
+
+
+def test_decoder_adaptation_changes_the_decoder_only_and_brings_the_output_closer(trained, tmp_path):
+    from dataclasses import replace
+    from training import stage2 as recipe
+    cfg, _ = trained
+    dec = replace(cfg, init=cfg.out, train_only="decoder", reconstruction=1.0, cycle=0.0, steps=12,
+                  adversarial_after=100, lr=3e-3, val_every=4, save_every=12, eval_pairs=0,
+                  run_dir=str(tmp_path / "run"), out=str(tmp_path / "decoder.safetensors"))
+    recipe.train(dec)
+    before, after = stage2.load(Path(cfg.out)).state_dict(), stage2.load(Path(dec.out)).state_dict()
+    changed = {k for k, v in after.items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith("autoencoder.decoder.") for k in changed)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    recon = [r["val_reconstruction"] for r in rows if "val_reconstruction" in r]   # fixed validation pairs
+    assert len(recon) == 3 and recon[-1] < recon[0]
+    with pytest.raises(RedrumError, match="reconstruction"):
+        recipe.train(replace(dec, reconstruction=0.0, run_dir=str(tmp_path / "run2")))
 
 
 def test_cli_transform_keeps_the_target_rate_and_length_and_never_overwrites(installed, tmp_path, capsys):

@@ -21,7 +21,10 @@ Losses (weights in the config):
   source frame against soft targets from the source frames nearest the
   pseudo-target's, in mu (`pointer_temperature` times the median squared
   distance). `init` starts from a shipped model; `train_only = "pointer"`
-  then trains the copy head alone on the frozen transformer.
+  then trains the copy head alone on the frozen transformer;
+- `train_only = "decoder"`: the transformer frozen, the decoder adapts from
+  step 0 to decode its mu_hat (without noise, as in use) into the
+  pseudo-target (reconstruction), adversarially too from `adversarial_after`.
 
 Validation pairs come from the val split (kits never in training).
 """
@@ -56,7 +59,8 @@ class TrainConfig:
     stage1: str = "presets/models/stage1.safetensors"
     init: str = ""                     # start from this stage-2 checkpoint (its autoencoder and weights; [model]
                                        # may add a pointer head, which starts fresh); "": from `stage1`
-    train_only: str = ""               # "pointer": only the copy head learns; "": the whole transformer
+    train_only: str = ""               # "pointer": only the copy head learns; "decoder": only the decoder
+                                       # (on the frozen transformer's mu_hat); "": the whole transformer
     transcriber: str = "auto"          # 'model' (the shipped CRNN), 'baseline', or 'auto' (with `init`: the
                                        # transcriber kept beside it, else as 'model' when installed)
     run_dir: str = "runs/stage2"
@@ -187,8 +191,10 @@ def normalised_mse(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 class Stage2Recipe:
     def __init__(self, cfg: TrainConfig, trainer: Trainer):
         self.cfg = cfg
-        if cfg.train_only not in ("", "pointer"):
-            raise RedrumError(f"train_only = {cfg.train_only!r}: use \"pointer\" or leave it empty")
+        if cfg.train_only not in ("", "pointer", "decoder"):
+            raise RedrumError(f"train_only = {cfg.train_only!r}: use \"pointer\", \"decoder\" or leave it empty")
+        if cfg.train_only == "decoder" and not cfg.reconstruction:
+            raise RedrumError('train_only = "decoder" learns from the reconstruction term: give it a weight')
         if cfg.init:
             self.init = model_lib.load(Path(cfg.init))
             self.autoencoder = self.init.autoencoder
@@ -225,6 +231,8 @@ class Stage2Recipe:
                 raise RedrumError('train_only = "pointer" needs a model with a copy head ([model] pointer = true)')
             self.model.transformer.requires_grad_(False)
             self.model.transformer.pointer.requires_grad_(True)
+        if cfg.train_only == "decoder":
+            self.model.transformer.requires_grad_(False)
         from redrum_kit.transcription import load_model as load_transcriber
         if self.init is not None and cfg.transcriber == "auto":   # the init's own conditioning, as in use
             transcriber = transform.load_conditioning(Path(cfg.init))
@@ -241,8 +249,9 @@ class Stage2Recipe:
         self.transformer_ddp = wrap(self.model.transformer)
         self.critics_ddp = wrap(self.critics)
         betas = (0.5, 0.9)
-        self.opt_g = torch.optim.Adam([p for p in self.model.transformer.parameters() if p.requires_grad],
-                                      lr=cfg.lr, betas=betas)
+        # a frozen transformer ("decoder") keeps an optimizer over parameters that never get a gradient
+        self.opt_g = torch.optim.Adam([p for p in self.model.transformer.parameters() if p.requires_grad]
+                                      or list(self.model.transformer.parameters()), lr=cfg.lr, betas=betas)
         self.opt_dec = torch.optim.Adam(self.model.autoencoder.decoder.parameters(), lr=cfg.lr / 3, betas=betas)
         self.opt_d = torch.optim.Adam(self.critics.parameters(), lr=cfg.lr, betas=betas)
         self.rng = np.random.default_rng(torch.initial_seed() % 2**32)
@@ -278,7 +287,8 @@ class Stage2Recipe:
         if cfg.reconstruction or cfg.adversarial_after < cfg.steps:
             n = min(len(pairs), cfg.audio_items)
             crop = [int(rng.integers(0, cfg.frames - cfg.audio_frames + 1)) for _ in range(n)]
-            z_crop = torch.stack([z[i, :, c:c + cfg.audio_frames] for i, c in enumerate(crop)])
+            decoded = mu_hat if cfg.train_only == "decoder" else z   # the decoder adapts to what it gets in use
+            z_crop = torch.stack([decoded[i, :, c:c + cfg.audio_frames] for i, c in enumerate(crop)])
             y_hat = self.model.autoencoder.decode(z_crop)
             x = grid.audio_of(b["pseudo"][:n], [o + c for o, c in zip(b["target_offsets"], crop)],
                               cfg.audio_frames, comp, self.device)
@@ -288,8 +298,9 @@ class Stage2Recipe:
     def step(self, step: int) -> dict:
         cfg = self.cfg
         adversarial = step >= cfg.adversarial_after
-        self.model.transformer.train()
-        self.model.autoencoder.decoder.requires_grad_(adversarial)
+        adapt = adversarial or cfg.train_only == "decoder"
+        self.model.transformer.train(cfg.train_only != "decoder")   # frozen whole: as in use
+        self.model.autoencoder.decoder.requires_grad_(adapt)
         pairs = self.train_grid.draw(self.rng, cfg.batch_size)
         terms, parts = self.losses(self.train_grid, pairs, self._offsets(len(pairs)), self.rng, train=True)
         beta = cfg.beta * min(1.0, step / max(1, cfg.warmup))
@@ -308,7 +319,7 @@ class Stage2Recipe:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.transformer.parameters(), 5.0)
         self.opt_g.step()
-        if adversarial:
+        if adapt:
             self.opt_dec.step()
         return out
 

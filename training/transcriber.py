@@ -141,7 +141,9 @@ def evaluate(source, ds: Dataset, threshold: float | None = None, limit: int | N
     groups = {g: [k for k in counts if kit_group(k) == g] for g in ("real", "synth")}
     return {**f_measures(total(counts)), "clips": n,
             "groups": {g: f_measures(total(kits)) for g, kits in groups.items() if kits},
-            "per_kit": {k: f_measures(counts[k])["mean_f"] for k in sorted(counts) if kit_group(k) == "real"}}
+            "per_kit": {k: f_measures(counts[k])["mean_f"] for k in sorted(counts) if kit_group(k) == "real"},
+            "per_kit_class": {k: {c: v["f"] for c, v in f_measures(counts[k])["per_class"].items() if v["n"]}
+                              for k in sorted(counts) if kit_group(k) == "real"}}
 
 
 class TranscriberRecipe:
