@@ -509,9 +509,11 @@ def cmd_dataset_build(args) -> int:
         if args.items < 1:
             raise RedrumError("--items must be at least 1")
         cfg.items = {"train": args.items, "val": max(1, args.items // 10), "test": max(1, args.items // 10)}
+    if args.workers < 1:
+        raise RedrumError("--workers must be at least 1")
     manifest = build(cfg, Path(args.output),
                      progress=lambda total: tqdm(total=total, desc="rendering", unit="clip", disable=None,
-                                                 file=sys.stderr))
+                                                 file=sys.stderr), workers=args.workers)
     counts = ", ".join(f"{s}: {cfg.items.get(s, 0)} clips from {len(k)} kits" for s, k in manifest["kits"].items())
     print(f"{args.output}: {counts}")
     return 0
@@ -776,6 +778,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pairs", action="store_true", help="stage-2 triples: source, target, pseudo-target")
     s.add_argument("--kit", action="append", metavar="NAME", help="add one of your kits to training; repeatable")
     s.add_argument("--seed", type=int)
+    s.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="render shards in N processes (the same dataset as one process makes)")
     s.set_defaults(func=cmd_dataset_build)
 
     s = sub.add_parser("transcribe", help="drum audio to MIDI (kick, snare, hat, tom, cymbal)")

@@ -14,7 +14,8 @@ from tests.conftest import needs_hydrogen
 
 
 def tiny(tmp_path, **kw) -> DatasetConfig:
-    return DatasetConfig(items={"train": 6, "val": 2, "test": 2}, shard_size=4,
+    kw.setdefault("items", {"train": 6, "val": 2, "test": 2})
+    return DatasetConfig(shard_size=4,
                          synth_kits={"train": 3, "val": 1, "test": 1}, hydrogen_dir=str(tmp_path / "none"),
                          songs_dir=str(tmp_path / "none"), **kw)
 
@@ -35,6 +36,36 @@ def test_build_is_deterministic_and_resumes(tmp_path):
     (tmp_path / "a" / "train-00001.npz").unlink()  # an interrupted build
     build(cfg, tmp_path / "a")
     assert np.array_equal(Dataset(tmp_path / "a", "train")[5]["audio"], b[5]["audio"])
+
+
+def test_workers_build_the_same_dataset(tmp_path):
+    cfg = tiny(tmp_path)
+    build(cfg, tmp_path / "one")
+    build(cfg, tmp_path / "two", workers=3)
+    for split in ("train", "val", "test"):
+        a, b = Dataset(tmp_path / "one", split), Dataset(tmp_path / "two", split)
+        for i in range(len(a)):
+            assert np.array_equal(a[i]["audio"], b[i]["audio"])
+            assert np.array_equal(a[i]["targets"], b[i]["targets"]) and a[i]["events"] == b[i]["events"]
+    assert Dataset(tmp_path / "two", "train").manifest["complete"]
+
+
+def test_grid_blocks_give_each_block_its_own_rhythms(tmp_path):
+    from redrum_kit.datasets.build import grid_block
+    cfg = tiny(tmp_path, grid_rhythms=2, grid_blocks=2, items={"train": 8, "val": 2, "test": 2})
+    build(cfg, tmp_path / "g")
+    ds = Dataset(tmp_path / "g", "train")
+    times = [[round(e[0], 4) for e in ds[i]["events"]] for i in range(len(ds))]
+    assert [ds[k * 2]["block"] for k in range(4)] == [0, 0, 1, 1]
+    assert times[0 * 2 + 1] == times[1 * 2 + 1]          # same block, same rhythm index: one rhythm
+    assert times[0 * 2 + 1] != times[2 * 2 + 1]          # another block: another rhythm
+    # block 0 plays the rhythms a grid without blocks plays (grids built before blocks stay as they were)
+    build(tiny(tmp_path, grid_rhythms=2, items={"train": 8, "val": 2, "test": 2}), tmp_path / "one")
+    assert np.array_equal(Dataset(tmp_path / "one", "train")[1]["audio"], ds[1]["audio"])
+    assert grid_block(ds.manifest["config"], "val", 3) == 0
+    with pytest.raises(RedrumError, match="grid_blocks"):
+        build(tiny(tmp_path, grid_rhythms=2, grid_blocks=3, items={"train": 8, "val": 2, "test": 2}),
+              tmp_path / "bad")
 
 
 def test_items_hold_audio_targets_and_kit(tmp_path):
@@ -125,3 +156,6 @@ def test_cli_build_with_a_users_kit(tmp_path, no_hydrogen, capsys):
     assert main(["dataset", "build", "-o", str(tmp_path / "cli"), "--items", "4", "--kit", "default"]) == 0
     assert "library:default" in Dataset(tmp_path / "cli", "train").manifest["kits"]["train"]
     assert main(["dataset", "build", "-o", str(tmp_path / "cli2"), "--items", "0"]) == 1
+    assert main(["dataset", "build", "-o", str(tmp_path / "cli3"), "--items", "4", "--workers", "0"]) == 1
+    assert "--workers must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "cli3").exists()

@@ -179,6 +179,21 @@ def test_grid_pairs_share_rhythm_with_the_target_and_sounds_with_the_source(trai
     assert not np.allclose(pseudo["audio"], target["audio"])
 
 
+def test_training_pairs_stay_within_a_rhythm_block():
+    """With grid_blocks, cells (a, r) and (b, r) play one rhythm only when a and b share a block."""
+    from redrum_kit.datasets.build import grid_block
+    from training.stage2 import Grid
+    config = {"grid_blocks": 3, "grid_rhythms": 4, "items": {"train": 4 * 9}}
+    grid = Grid.__new__(Grid)
+    grid.kits, grid.rhythms = 9, 4
+    blocks = [grid_block(config, "train", k) for k in range(9)]
+    assert blocks == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    grid.blocks = [np.flatnonzero(np.array(blocks) == b) for b in range(3)]
+    pairs = grid.draw(np.random.default_rng(0), 200)
+    assert all(blocks[a] == blocks[b] and a != b and r1 != r2 for a, r1, b, r2 in pairs)
+    assert len({blocks[a] for a, _, _, _ in pairs}) == 3
+
+
 def test_tiny_training_lowers_the_latent_error_and_writes_card_and_logs(trained):
     cfg, summary = trained
     assert summary["complete"] and summary["step"] == cfg.steps

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from redrum_kit.models.transcriber import Transcriber, TranscriberConfig, peak_pick, velocities
@@ -74,6 +75,17 @@ def test_tiny_training_run_learns(tmp_path):
              if "loss" in line][0]
     assert first < losses[0]
     assert "from the weights of" in (tmp_path / "tuned.md").read_text()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_a_model_on_the_gpu_transcribes_cpu_audio():
+    """Validation during GPU training feeds the model numpy audio (the bug that stopped a GPU run)."""
+    from redrum_kit.models import transcriber
+    model = transcriber.Transcriber(transcriber.TranscriberConfig())
+    y = np.random.default_rng(0).normal(0, 0.1, 22050).astype(np.float32)
+    on_cpu = model.activations(y)
+    on_gpu = model.to("cuda").activations(y)
+    assert np.allclose(on_cpu, on_gpu, atol=1e-4)
 
 
 def rendered_part(tmp_path, no_hydrogen_kit=True):

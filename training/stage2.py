@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from redrum_kit import features, transform
 from redrum_kit.config import from_dict, load_config
-from redrum_kit.datasets.build import Dataset, DatasetConfig
+from redrum_kit.datasets.build import Dataset, DatasetConfig, grid_block
 from redrum_kit.errors import RedrumError
 from redrum_kit.models import discriminators as disc
 from redrum_kit.models import stage1 as stage1_lib
@@ -104,6 +104,9 @@ class Grid:
         if not self.rhythms:
             raise RedrumError(f"{ds.folder}: not a grid dataset (set grid_rhythms in its config)")
         self.kits = len(ds) // self.rhythms
+        # pairs come from within a rhythm block (cell (a, r) and (b, r) play one rhythm only there)
+        blocks = [grid_block(cfg, ds.split, k) for k in range(self.kits)]
+        self.blocks = [np.flatnonzero(np.array(blocks) == b) for b in sorted(set(blocks))]
         comp = model.compression
         self.frames = frames
         length = (frames + 1) * comp
@@ -129,7 +132,8 @@ class Grid:
         """n pairs (kit a, rhythm 1, kit b, rhythm 2) with a != b and 1 != 2."""
         out = []
         for _ in range(n):
-            a, b = rng.choice(self.kits, 2, replace=False) if self.kits > 1 else (0, 0)
+            block = self.blocks[int(rng.integers(len(self.blocks)))] if len(self.blocks) > 1 else self.blocks[0]
+            a, b = rng.choice(block, 2, replace=False) if len(block) > 1 else (block[0], block[0])
             r1, r2 = rng.choice(self.rhythms, 2, replace=False) if self.rhythms > 1 else (0, 0)
             out.append((int(a), int(r1), int(b), int(r2)))
         return out

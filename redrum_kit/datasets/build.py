@@ -68,6 +68,8 @@ class DatasetConfig:
     styles: list = field(default_factory=lambda: list(STYLES))
     song_pattern_share: float = 0.3  # of rhythms taken from Hydrogen demo songs when installed
     grid_rhythms: int = 0            # > 0: items are a kit-instance x rhythm grid (stage-2 pairs)
+    grid_blocks: int = 1             # training kit instances in this many blocks, each playing rhythms of its
+                                     # own (blocks x grid_rhythms rhythms; pairs come from within a block)
     train_real_share: float = 0.0    # of training items played by recorded (Hydrogen, library) kits; 0: uniform
     hybrid_share: float = 0.0        # of those, played by a hybrid kit (each class from a random recorded kit)
     augment: dict = field(default_factory=dict)  # AugmentConfig overrides
@@ -208,10 +210,12 @@ class Builder:
         kit_id = kits[int(order[k % len(kits)])]
         kit = self.augmented(kit_id, split, kit_rng)
         chain = aug.mix_chain(kit_rng, self.acfg.mix_chain)
-        rhythm = self.rhythm(np.random.default_rng([cfg.seed, SPLITS.index(split), 2, r]))
+        block = grid_block(dataclasses.asdict(cfg), split, k)
+        rhythm_key = [cfg.seed, SPLITS.index(split), 2, r] + ([block] if block else [])   # block 0: as before blocks
+        rhythm = self.rhythm(np.random.default_rng(rhythm_key))
         y, played = self._render(rhythm, kit, chain)
         return {"audio": y, "targets": self.targets(played), "kit": kit_id, "events": played,
-                "kit_instance": k, "rhythm": r}
+                "kit_instance": k, "rhythm": r, "block": block}
 
     def item(self, split: str, index: int) -> dict:
         rng = np.random.default_rng([self.cfg.seed, SPLITS.index(split), index])
@@ -237,6 +241,17 @@ class Builder:
         x_st, played_st = self._render(r_t, source, chain_s)  # the source's sounds, the target's timing
         return {"source": x_s, "target": x_t, "pseudo": x_st, "targets": self.targets(played_t),
                 "kit": source_id, "target_kit": target_id, "events": played_t, "pseudo_events": played_st}
+
+
+def grid_block(config: dict, split: str, instance: int) -> int:
+    """The rhythm block of a kit instance of a grid split (`config`: a DatasetConfig as a dict, as a
+    manifest holds it). Training instances are cut into `grid_blocks` runs of about equal length;
+    validation and test are one block."""
+    blocks = int(config.get("grid_blocks") or 1)
+    if split != "train" or blocks <= 1:
+        return 0
+    instances = int(config["items"]["train"]) // int(config["grid_rhythms"])
+    return min(blocks - 1, instance * blocks // max(1, instances))
 
 
 def _to_int16(y: np.ndarray) -> np.ndarray:
@@ -269,8 +284,8 @@ def _comparable(config: dict, old: dict) -> dict:
     return {k: v for k, v in new.items() if k in old or v != defaults.get(k)}
 
 
-def build(cfg: DatasetConfig, out: Path, progress=None) -> dict:
-    """Build (or resume) the dataset in `out`. -> the manifest."""
+def build(cfg: DatasetConfig, out: Path, progress=None, workers: int = 1) -> dict:
+    """Build (or resume) the dataset in `out`, shards in `workers` processes. -> the manifest."""
     out = Path(out)
     if cfg.grid_rhythms:
         if cfg.pairs:
@@ -278,6 +293,8 @@ def build(cfg: DatasetConfig, out: Path, progress=None) -> dict:
         uneven = [s for s in SPLITS if int(cfg.items.get(s, 0)) % cfg.grid_rhythms]
         if uneven:
             raise RedrumError(f"items of {', '.join(uneven)} must be a multiple of grid_rhythms ({cfg.grid_rhythms})")
+        if not 1 <= cfg.grid_blocks <= max(1, int(cfg.items.get("train", 0)) // cfg.grid_rhythms // 2):
+            raise RedrumError("grid_blocks must be at least 1 and leave two kit instances in every block")
     manifest_path = out / "manifest.json"
     config = dataclasses.asdict(cfg)
     if manifest_path.is_file():
@@ -306,18 +323,45 @@ def build(cfg: DatasetConfig, out: Path, progress=None) -> dict:
     todo = [j for j in jobs if not j[3].exists()]
     total = sum(stop - start for _, start, stop, _ in todo)
     bar = progress(total) if progress else None
-    for split, start, stop, path in todo:
-        items = []
-        for i in range(start, stop):
-            items.append(builder.item(split, i))
-            if bar:
-                bar.update(1)
-        write_shard(items, path)
+    if workers > 1 and len(todo) > 1:
+        # each worker process builds whole shards with its own Builder (items are seeded by index, so
+        # the shards are the same as one process makes)
+        import multiprocessing
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(min(workers, len(todo)), initializer=_start_worker, initargs=(cfg,)) as pool:
+            for n in pool.imap_unordered(_build_shard, todo):
+                if bar:
+                    bar.update(n)
+    else:
+        for split, start, stop, path in todo:
+            items = []
+            for i in range(start, stop):
+                items.append(builder.item(split, i))
+                if bar:
+                    bar.update(1)
+            write_shard(items, path)
     if bar:
         bar.close()
     manifest["complete"] = True
     files.write_text(manifest_path, json.dumps(manifest, indent=1), overwrite=True)
     return manifest
+
+
+_worker_builder: Builder | None = None
+
+
+def _start_worker(cfg: DatasetConfig) -> None:
+    global _worker_builder
+    import torch
+    torch.set_num_threads(1)   # N workers x a thread per core each thrashes: one build on a 16-core GPU machine
+                               # without this made no visible progress in ten minutes
+    _worker_builder = Builder(cfg)
+
+
+def _build_shard(job: tuple) -> int:
+    split, start, stop, path = job
+    write_shard([_worker_builder.item(split, i) for i in range(start, stop)], path)
+    return stop - start
 
 
 class Dataset:
@@ -328,7 +372,7 @@ class Dataset:
     """
 
     def __init__(self, folder: Path, split: str, in_memory: bool = False):
-        self.folder = Path(folder)
+        self.folder, self.split = Path(folder), split
         manifest = json.loads((self.folder / "manifest.json").read_text())
         if not manifest.get("complete"):
             raise RedrumError(f"{folder}: the dataset build did not finish; run the build again to resume")

@@ -118,7 +118,8 @@ class Transcriber(nn.Module):
         chunk = max(1, int(round(chunk_seconds * self.cfg.frame_rate / win))) * win  # frames
         margin = ctx + 8                              # frames: the GRU context plus the convolutions' reach
         n_frames = len(y) // hop + 1
-        x = torch.from_numpy(np.pad(np.asarray(y, np.float32), (margin * hop, (margin + chunk) * hop)))
+        device = next(self.parameters()).device       # the model may sit on a GPU (validation in training)
+        x = torch.from_numpy(np.pad(np.asarray(y, np.float32), (margin * hop, (margin + chunk) * hop))).to(device)
         out = np.zeros((len(self.cfg.classes), n_frames), np.float32)
         for start in range(0, n_frames, chunk):       # frame `f` of the file is frame `f + margin` of x
             piece = x[start * hop:(start + chunk + 2 * margin) * hop]
@@ -127,7 +128,7 @@ class Transcriber(nn.Module):
             windows = torch.stack([seq[s - ctx:s + win + ctx] for s in range(margin, margin + take, win)])
             logits = self.head(windows)[:, :, ctx:ctx + win]       # (W, classes, win)
             probs = torch.sigmoid(logits).permute(1, 0, 2).reshape(len(self.cfg.classes), -1)[:, :take]
-            out[:, start:start + take] = probs.numpy()
+            out[:, start:start + take] = probs.cpu().numpy()
         return out
 
 
