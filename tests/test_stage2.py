@@ -221,6 +221,8 @@ def test_a_copy_head_trained_on_a_frozen_model_changes_nothing_else(trained, tmp
     assert changed and all(k.startswith("transformer.pointer.") for k in changed)
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert any("pointer_match" in r for r in rows)
+    card = (tmp_path / "pointer.md").read_text()     # says where it started, and that it had no adversarial phase
+    assert f"from the weights of `{cfg.out}`" in card and "no adversarial phase" in card
 
 
 def test_decoder_adaptation_changes_the_decoder_only_and_brings_the_output_closer(trained, tmp_path):
