@@ -28,6 +28,7 @@ kit repeats.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -333,13 +334,14 @@ def build(cfg: DatasetConfig, out: Path, progress=None, workers: int = 1) -> dic
                 if bar:
                     bar.update(n)
     else:
-        for split, start, stop, path in todo:
-            items = []
-            for i in range(start, stop):
-                items.append(builder.item(split, i))
-                if bar:
-                    bar.update(1)
-            write_shard(items, path)
+        with one_torch_thread():
+            for split, start, stop, path in todo:
+                items = []
+                for i in range(start, stop):
+                    items.append(builder.item(split, i))
+                    if bar:
+                        bar.update(1)
+                write_shard(items, path)
     if bar:
         bar.close()
     manifest["complete"] = True
@@ -350,11 +352,24 @@ def build(cfg: DatasetConfig, out: Path, progress=None, workers: int = 1) -> dic
 _worker_builder: Builder | None = None
 
 
+@contextlib.contextmanager
+def one_torch_thread():
+    """Render with one torch thread: sums in resampling then run in one order, so a build gives the
+    same bits on any machine and with any number of workers (two threads moved a sample by 2 LSB)."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _start_worker(cfg: DatasetConfig) -> None:
     global _worker_builder
     import torch
-    torch.set_num_threads(1)   # N workers x a thread per core each thrashes: one build on a 16-core GPU machine
-                               # without this made no visible progress in ten minutes
+    torch.set_num_threads(1)   # as one_torch_thread; N workers x a thread per core each also thrashes: one
+                               # build on a 16-core GPU machine without this made no visible progress in 10 min
     _worker_builder = Builder(cfg)
 
 
