@@ -202,6 +202,41 @@ def cymbal(r: np.random.Generator, st: Style, sr: int) -> np.ndarray:
     return x * env
 
 
+def machine_kick(r: np.random.Generator, st: Style, sr: int) -> np.ndarray:
+    """A drum-machine kick (the 808 kind): a low sine with little pitch drop and a long tail, hardly a click."""
+    f_end = r.uniform(40, 62)
+    length = r.uniform(0.4, 1.5) * st.decay_scale
+    t = _t(length + 0.1, sr)
+    body = np.sin(_sweep_phase(t, f_end, f_end * r.uniform(1.0, 2.0), r.uniform(0.005, 0.04), sr))
+    click = _band(_noise(r, len(t), st.noise_tilt), sr, 1000, 6000) * _decay(t, 0.002) * r.uniform(0.0, 0.1)
+    return body * _decay(t, length / 3, curve=r.uniform(0.9, 1.4)) + click
+
+
+def machine_tom(r: np.random.Generator, st: Style, sr: int, pitch: float | None = None) -> np.ndarray:
+    """A drum-machine tom (the 808 kind, a ringing bridged-T filter): a nearly pure sine with a slight
+    pitch bend, no membrane overtones, a little noise at the attack; short (-30 dB in 0.05-0.4 s), most
+    of its level gone in the first tens of ms, so that it starts like the kit's kick but dies sooner."""
+    f0 = pitch if pitch is not None else r.uniform(70, 300)
+    length = r.uniform(0.05, 0.35) * st.decay_scale
+    t = _t(length * 1.5 + 0.05, sr)
+    body = np.sin(_sweep_phase(t, f0, f0 * r.uniform(1.0, 1.25), r.uniform(0.01, 0.06), sr))
+    fast = r.uniform(0.3, 0.8)   # the share of the level that falls away at once
+    env = fast * _decay(t, length / 8) + (1 - fast) * _decay(t, length / 3, curve=r.uniform(0.9, 1.3))
+    noise = _band(_noise(r, len(t), st.noise_tilt), sr, 200, 4000) * _decay(t, r.uniform(0.005, 0.03))
+    return body * env + r.uniform(0.0, 0.3) * noise
+
+
+def machine_cymbal(r: np.random.Generator, st: Style, sr: int) -> np.ndarray:
+    """A drum-machine cymbal: the hats' six square oscillators through a mid and a high band-pass, the
+    high band ringing longer, 0.5-1.6 s (the 808 design); no noise wash, no ping."""
+    length = r.uniform(0.5, 1.6) * st.decay_scale
+    t = _t(length * 2.0, sr)
+    metal = _metal(r, t, sr, r.uniform(0.9, 1.2))
+    mid = _band(metal, sr, r.uniform(3000, 4500), r.uniform(6000, 9000)) * _decay(t, length / 4)
+    high = _band(metal, sr, r.uniform(7000, 9500), None, order=3) * _decay(t, length / 2.5)
+    return r.uniform(0.3, 1.0) * mid + high
+
+
 def rim(r: np.random.Generator, st: Style, sr: int) -> np.ndarray:
     t = _t(r.uniform(0.06, 0.25), sr)
     if r.random() < 0.35:  # cowbell: two square waves through a band-pass
@@ -230,7 +265,7 @@ def _finish(x: np.ndarray, r: np.random.Generator, st: Style, sr: int, tone_hz: 
 
 
 def oneshot(voice: str, seed: int, sr: int = SR, *, style: Style | None = None,
-            index: int = 0, pitch: float | None = None) -> np.ndarray:
+            index: int = 0, pitch: float | None = None, machine: bool = False) -> np.ndarray:
     """Synthesise one drum hit.
 
     Args:
@@ -240,6 +275,7 @@ def oneshot(voice: str, seed: int, sr: int = SR, *, style: Style | None = None,
         style: the kit's character; default: the style of kit `seed`.
         index: a second, third... hit of the same voice in the same kit.
         pitch: fundamental in Hz (toms only), for tuned tom sets.
+        machine: the drum-machine designs of kick, tom and cymbal (`machine_kick`...) instead.
 
     Returns:
         `(time,)` float32, peak 0.99.
@@ -247,8 +283,11 @@ def oneshot(voice: str, seed: int, sr: int = SR, *, style: Style | None = None,
     if voice not in VOICES:
         raise ValueError(f"unknown voice {voice!r}; choose from {', '.join(VOICES)}")
     st = style or style_for(seed)
-    r = _rng(seed, voice, index)
-    if voice == "hat_closed":
+    machine = machine and voice in MACHINE_VOICES
+    r = _rng(seed, voice, index, "machine") if machine else _rng(seed, voice, index)
+    if machine:
+        x = MACHINE_VOICES[voice](r, st, sr, pitch) if voice == "tom" else MACHINE_VOICES[voice](r, st, sr)
+    elif voice == "hat_closed":
         x = hat(r, st, sr, open_=False)
     elif voice == "hat_open":
         x = hat(r, st, sr, open_=True)
@@ -261,23 +300,29 @@ def oneshot(voice: str, seed: int, sr: int = SR, *, style: Style | None = None,
     return _finish(x, r, st, sr, tone_hz)
 
 
-def kit(seed: int, sr: int = SR) -> list[tuple[str, str, np.ndarray]]:
+def kit(seed: int, sr: int = SR, machine: bool = False) -> list[tuple[str, str, np.ndarray]]:
     """A whole synthetic kit: `[(pad name, voice, y), ...]`.
 
     Twelve pads: kick, snare, clap, closed and open hat, three toms tuned as a
-    set (low, mid, high), crash and ride, rim.
+    set (low, mid, high), crash and ride, rim. `machine`: a drum machine's
+    kick, toms and cymbals (see `machine_tom`), the toms tuned further apart.
     """
     st = style_for(seed)
     r = _rng(seed, "kit")
     low = r.uniform(75, 130)
     ratio = r.uniform(1.2, 1.45)
+    if machine:
+        low, ratio = _rng(seed, "machine kit").uniform([65, 1.2], [130, 1.6])
     pads = [("Kick", "kick", {}), ("Snare", "snare", {}), ("Clap", "clap", {}),
             ("Hat Closed", "hat_closed", {}), ("Hat Open", "hat_open", {}),
             ("Tom Low", "tom", {"pitch": low}), ("Tom Mid", "tom", {"pitch": low * ratio, "index": 1}),
             ("Tom High", "tom", {"pitch": low * ratio ** 2, "index": 2}),
             ("Crash", "cymbal", {}), ("Ride", "cymbal", {"index": 1}), ("Rim", "rim", {})]
-    return [(name, voice, oneshot(voice, seed, sr, style=st, **kw)) for name, voice, kw in pads]
+    return [(name, voice, oneshot(voice, seed, sr, style=st, machine=machine, **kw)) for name, voice, kw in pads]
 
 
-def kit_name(seed: int) -> str:
-    return f"synth-{seed:04d}"
+MACHINE_VOICES = {"kick": machine_kick, "tom": machine_tom, "cymbal": machine_cymbal}
+
+
+def kit_name(seed: int, machine: bool = False) -> str:
+    return f"{'machine' if machine else 'synth'}-{seed:04d}"

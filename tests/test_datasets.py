@@ -109,6 +109,24 @@ def test_shorter_decays_reach_training_clips_only():
     assert np.abs(b["audio"]).sum() < 0.9 * np.abs(a["audio"]).sum()  # the same hits with shorter tails
 
 
+def test_drum_machine_kits_join_the_training_split_only(tmp_path):
+    """machine_kits adds training kits (synthesiser ones, never drawn as recorded); validation and test
+    clips stay those of a build without them."""
+    from training.transcriber import kit_group
+    plain, machine = tiny(tmp_path), tiny(tmp_path, machine_kits=2)
+    a, b = kit_splits(plain), kit_splits(machine)
+    assert b["val"] == a["val"] and b["test"] == a["test"]
+    assert set(b["train"]) - set(a["train"]) == {"machine:400000", "machine:400001"}
+    assert all(kit_group(k) == "synth" for k in b["train"]) and kit_group("hydrogen:GMRockKit") == "real"
+    builder = Builder(machine)
+    assert builder.recorded("train") == []
+    assert builder.kit("machine:400001").kit.name == "machine-400001"
+    for split in ("val", "test"):
+        assert np.array_equal(Builder(plain).item(split, 1)["audio"], builder.item(split, 1)["audio"])
+    with pytest.raises(RedrumError, match="machine_kits"):
+        build(tiny(tmp_path, machine_kits=-1), tmp_path / "bad")
+
+
 def test_pairs_put_the_source_kit_on_the_target_timing(tmp_path):
     cfg = tiny(tmp_path, pairs=True)
     build(cfg, tmp_path / "p")

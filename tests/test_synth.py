@@ -63,3 +63,18 @@ def test_many_kits_share_a_style_and_differ():
     assert styles == set(synth.STYLES)
     kicks = np.stack([synth.kit(s)[0][2][:2000] for s in range(4)])
     assert np.linalg.matrix_rank(kicks) == 4
+
+
+def test_drum_machine_kits_have_short_pure_toms_under_a_long_kick():
+    for seed in range(6):
+        pads = {n: y for n, _, y in synth.kit(seed, machine=True)}
+        normal = {n: y for n, _, y in synth.kit(seed)}
+        assert np.array_equal(pads["Snare"], normal["Snare"]) and not np.array_equal(pads["Kick"], normal["Kick"])
+        for name in ("Tom Low", "Tom Mid", "Tom High"):
+            assert rings(pads[name]) < rings(pads["Kick"])       # dies sooner than the kit's kick
+            spec = np.abs(np.fft.rfft(pads[name])) ** 2
+            f = np.fft.rfftfreq(len(pads[name]), 1 / synth.SR)
+            f0 = f[np.argmax(spec)]
+            assert spec[(f > 0.7 * f0) & (f < 1.4 * f0)].sum() > 0.6 * spec.sum()   # nearly a pure sine
+        assert centroid(pads["Crash"]) > 4000 and rings(pads["Crash"]) > 2 * rings(pads["Hat Closed"])
+    assert synth.kit_name(5, machine=True) == "machine-0005"

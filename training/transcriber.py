@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from redrum_kit.config import load_config
-from redrum_kit.datasets.build import Dataset, DatasetConfig
+from redrum_kit.datasets.build import Dataset, DatasetConfig, is_recorded
 from redrum_kit.models import transcriber as model_lib
 from redrum_kit.rhythm.events import TRANSCRIPTION_CLASS
 from training import trainer as trainer_lib
@@ -101,7 +101,7 @@ def tune_thresholds(source, ds: Dataset, grid=tuple(np.round(np.arange(0.2, 0.97
 
 def kit_group(kit: str) -> str:
     """'real' for recorded (Hydrogen, library) kits, 'synth' for the synthesiser's."""
-    return "synth" if kit.startswith("synth") else "real"
+    return "real" if is_recorded(kit) else "synth"
 
 
 def f_measures(counts: dict[str, np.ndarray]) -> dict:

@@ -65,6 +65,8 @@ class DatasetConfig:
     val_kits: list = field(default_factory=lambda: list(workspace.VALIDATION_KITS))
     exclude_kits: list = field(default_factory=lambda: ["circAfrique v4", "Gimme A Hand 1.0"])  # no kit/snare/hat
     synth_kits: dict = field(default_factory=lambda: {"train": 120, "val": 10, "test": 10})
+    machine_kits: int = 0            # training synthesiser kits more whose kick, toms and cymbals are
+                                     # drum-machine designs (synth.machine_tom...); seeds of their own
     library_kits: list = field(default_factory=list)  # the user's kits, added to train
     styles: list = field(default_factory=lambda: list(STYLES))
     song_pattern_share: float = 0.3  # of rhythms taken from Hydrogen demo songs when installed
@@ -82,8 +84,13 @@ class DatasetConfig:
         return int(self.clip_seconds * self.sr) // self.hop_length + 1
 
 
+def is_recorded(kit_id: str) -> bool:
+    """Whether a dataset kit id is a recorded kit (Hydrogen, library, hybrid of them), not the synthesiser's."""
+    return not kit_id.startswith(("synth:", "machine:"))
+
+
 def kit_splits(cfg: DatasetConfig) -> dict[str, list[str]]:
-    """Kit ids per split: 'hydrogen:FOLDER', 'synth:SEED', 'library:NAME'."""
+    """Kit ids per split: 'hydrogen:FOLDER', 'synth:SEED', 'machine:SEED' (training only), 'library:NAME'."""
     folder = Path(cfg.hydrogen_dir)
     real = sorted(p.name for p in folder.iterdir() if (p / "drumkit.xml").is_file()) if folder.is_dir() else []
     real = [k for k in real if k not in cfg.exclude_kits]
@@ -97,6 +104,7 @@ def kit_splits(cfg: DatasetConfig) -> dict[str, list[str]]:
     out["val"] += [f"hydrogen:{k}" for k in real if k in cfg.val_kits]
     out["train"] += [f"hydrogen:{k}" for k in real if k not in cfg.test_kits and k not in cfg.val_kits]
     out["train"] += [f"library:{k}" for k in cfg.library_kits]
+    out["train"] += [f"machine:{400_000 + i}" for i in range(cfg.machine_kits)]
     return out
 
 
@@ -125,8 +133,8 @@ class Builder:
             kind, _, name = kit_id.partition(":")
             if kind == "hydrogen":
                 kit = from_hydrogen(Path(self.cfg.hydrogen_dir) / name, self.cfg.sr)
-            elif kind == "synth":
-                kit = from_synth(int(name), self.cfg.sr)
+            elif kind in ("synth", "machine"):
+                kit = from_synth(int(name), self.cfg.sr, machine=kind == "machine")
             else:
                 kit = from_library(name, self.cfg.sr)
             self._kits[kit_id] = kit
@@ -138,7 +146,7 @@ class Builder:
 
     def recorded(self, split: str) -> list[str]:
         """The split's recorded kits (Hydrogen, library): the kind users bring, and the scarce kind."""
-        return [k for k in self.splits[split] if not k.startswith("synth:")]
+        return [k for k in self.splits[split] if is_recorded(k)]
 
     def hybrid(self, name: str) -> SampleKit:
         """Kit `hybrid:SPLIT-SEED`: each transcription class's pads (both hats, snare with clap) taken
@@ -296,6 +304,8 @@ def build(cfg: DatasetConfig, out: Path, progress=None, workers: int = 1) -> dic
             raise RedrumError(f"items of {', '.join(uneven)} must be a multiple of grid_rhythms ({cfg.grid_rhythms})")
         if not 1 <= cfg.grid_blocks <= max(1, int(cfg.items.get("train", 0)) // cfg.grid_rhythms // 2):
             raise RedrumError("grid_blocks must be at least 1 and leave two kit instances in every block")
+    if not isinstance(cfg.machine_kits, int) or cfg.machine_kits < 0:
+        raise RedrumError(f"machine_kits must be a whole number of kits, 0 or more (not {cfg.machine_kits!r})")
     manifest_path = out / "manifest.json"
     config = dataclasses.asdict(cfg)
     if manifest_path.is_file():

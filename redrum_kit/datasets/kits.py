@@ -60,14 +60,14 @@ def from_hydrogen(folder: Path, sr: int) -> SampleKit:
     return SampleKit(_keyed(folder.name, pads, f"Hydrogen kit {h2.name}"), samples, sr)
 
 
-def from_synth(seed: int, sr: int) -> SampleKit:
+def from_synth(seed: int, sr: int, machine: bool = False) -> SampleKit:
     pads, samples = [], {}
-    for i, (name, voice, y) in enumerate(synth.kit(seed, sr=sr)):
+    for i, (name, voice, y) in enumerate(synth.kit(seed, sr=sr, machine=machine)):
         cls = synth.VOICE_CLASS[voice]
         pads.append(Pad(name=name, cls=cls, note=0, layers=[Layer(synth=f"{seed}/{name}")],
                         choke=default_choke(cls)))
         samples[(i, 0)] = y
-    return SampleKit(_keyed(synth.kit_name(seed), pads, "built-in synthesiser"), samples, sr)
+    return SampleKit(_keyed(synth.kit_name(seed, machine), pads, "built-in synthesiser"), samples, sr)
 
 
 def from_library(name: str, sr: int, library=None) -> SampleKit:
