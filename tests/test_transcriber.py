@@ -28,6 +28,19 @@ def test_long_files_are_processed_in_chunks_with_context():
     assert np.abs(whole - chunked).max() < 0.05  # two seconds of context hide the seams
 
 
+def test_a_short_file_hears_silence_after_its_end():
+    """A file shorter than a chunk is run only as far as its windows reach; its probabilities are those
+    of the same file with half a minute of silence after it (what the model hears beyond the end)."""
+    torch.manual_seed(0)
+    model = Transcriber(TranscriberConfig()).eval()
+    for seconds in (0.4, 3.0, 7.3):
+        y = np.random.default_rng(1).standard_normal(int(22050 * seconds)).astype(np.float32) * 0.1
+        short = model.activations(y)
+        padded = model.activations(np.concatenate([y, np.zeros(22050 * 30, np.float32)]))
+        assert short.shape == (5, len(y) // 256 + 1)
+        assert np.abs(short - padded[:, :short.shape[1]]).max() < 1e-5
+
+
 def test_peak_picking_respects_threshold_and_gap():
     probs = np.zeros((2, 100), np.float32)
     probs[0, [10, 12, 50]] = [0.9, 0.8, 0.6]

@@ -122,9 +122,10 @@ class Transcriber(nn.Module):
         x = torch.from_numpy(np.pad(np.asarray(y, np.float32), (margin * hop, (margin + chunk) * hop))).to(device)
         out = np.zeros((len(self.cfg.classes), n_frames), np.float32)
         for start in range(0, n_frames, chunk):       # frame `f` of the file is frame `f + margin` of x
-            piece = x[start * hop:(start + chunk + 2 * margin) * hop]
-            seq = self.frames(self.features(piece[None]))[0]       # (T, D), frame 0 = file frame start - margin
             take = min(chunk, n_frames - start)
+            span = -(-take // win) * win              # whole windows: a short file is not run as a whole chunk
+            piece = x[start * hop:(start + span + 2 * margin) * hop]
+            seq = self.frames(self.features(piece[None]))[0]       # (T, D), frame 0 = file frame start - margin
             windows = torch.stack([seq[s - ctx:s + win + ctx] for s in range(margin, margin + take, win)])
             logits = self.head(windows)[:, :, ctx:ctx + win]       # (W, classes, win)
             probs = torch.sigmoid(logits).permute(1, 0, 2).reshape(len(self.cfg.classes), -1)[:, :take]
