@@ -237,6 +237,9 @@ def machine_cymbal(r: np.random.Generator, st: Style, sr: int) -> np.ndarray:
     return r.uniform(0.3, 1.0) * mid + high
 
 
+MACHINE_VOICES = {"kick": machine_kick, "tom": machine_tom, "cymbal": machine_cymbal}
+
+
 def rim(r: np.random.Generator, st: Style, sr: int) -> np.ndarray:
     t = _t(r.uniform(0.06, 0.25), sr)
     if r.random() < 0.35:  # cowbell: two square waves through a band-pass
@@ -308,20 +311,17 @@ def kit(seed: int, sr: int = SR, machine: bool = False) -> list[tuple[str, str, 
     kick, toms and cymbals (see `machine_tom`), the toms tuned further apart.
     """
     st = style_for(seed)
-    r = _rng(seed, "kit")
-    low = r.uniform(75, 130)
-    ratio = r.uniform(1.2, 1.45)
     if machine:
         low, ratio = _rng(seed, "machine kit").uniform([65, 1.2], [130, 1.6])
+    else:
+        r = _rng(seed, "kit")
+        low, ratio = r.uniform(75, 130), r.uniform(1.2, 1.45)
     pads = [("Kick", "kick", {}), ("Snare", "snare", {}), ("Clap", "clap", {}),
             ("Hat Closed", "hat_closed", {}), ("Hat Open", "hat_open", {}),
             ("Tom Low", "tom", {"pitch": low}), ("Tom Mid", "tom", {"pitch": low * ratio, "index": 1}),
             ("Tom High", "tom", {"pitch": low * ratio ** 2, "index": 2}),
             ("Crash", "cymbal", {}), ("Ride", "cymbal", {"index": 1}), ("Rim", "rim", {})]
     return [(name, voice, oneshot(voice, seed, sr, style=st, machine=machine, **kw)) for name, voice, kw in pads]
-
-
-MACHINE_VOICES = {"kick": machine_kick, "tom": machine_tom, "cymbal": machine_cymbal}
 
 
 def kit_name(seed: int, machine: bool = False) -> str:
