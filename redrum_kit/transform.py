@@ -67,8 +67,28 @@ def latent_probs(probs: np.ndarray, ratio: int, frames: int, sub_frames: int = 1
     return p.transpose(0, 2, 1).reshape(len(probs) * sub_frames, frames).astype(np.float32)
 
 
+LEVEL_RANGE_DB = 40.0    # loudness feature: 0 dB under the loudest frame nearby -> 1, this far under -> 0
+LEVEL_SECONDS = 3.0      # the neighbourhood whose loudest frame is the reference (a training clip's length)
+LEVEL_AHEAD = 3          # frames after an onset whose peak is the hit's level (35 ms at hop 256 and 22,050 Hz)
+
+
+def onset_levels(y: np.ndarray, hop: int, sr: int) -> np.ndarray:
+    """Relative loudness `(frames,)` in [0, 1] at `hop`: each frame's peak RMS level over it and the next
+    LEVEL_AHEAD - 1 frames (a hit's level just after its onset), in dB under the loudest frame within
+    LEVEL_SECONDS around it, mapped to 1 (as loud) .. 0 (LEVEL_RANGE_DB or more under). Relative, so the
+    velocity pattern carries over while a recording's overall gain does not."""
+    from scipy.ndimage import maximum_filter1d
+    frames = -(-len(y) // hop)
+    x = np.pad(np.asarray(y, np.float32), (0, frames * hop - len(y))).reshape(frames, hop)
+    level = 10 * np.log10(np.mean(x.astype(np.float64) ** 2, axis=1) + 1e-10)
+    onset = maximum_filter1d(level, LEVEL_AHEAD, origin=-(LEVEL_AHEAD // 2), mode="nearest")
+    reference = maximum_filter1d(level, max(1, int(LEVEL_SECONDS * sr / hop)), mode="nearest")
+    return np.clip(1 + (onset - reference) / LEVEL_RANGE_DB, 0, 1).astype(np.float32)
+
+
 class Conditioner:
-    """Audio at the model's rate -> transcription probabilities at the latent frame rate."""
+    """Audio at the model's rate -> the conditioning at the latent frame rate: transcription probabilities,
+    then (models with `level`) the relative loudness."""
 
     def __init__(self, model: stage2_lib.Redrum, transcriber=None):
         self.transcriber = transcriber or load_conditioning()
@@ -78,17 +98,24 @@ class Conditioner:
         self.ratio = self.compression // self.transcriber.cfg.hop_length
         self.sub_frames = model.cfg.sub_frames
         self.classes = model.cfg.classes
+        self.level = model.cfg.level
         if self.ratio % self.sub_frames:
             raise ModelError("the redrum model's sub-frames do not divide its latent frames")
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
-        """-> `(classes * sub_frames, frames)` at the latent frame rate."""
+        """-> `(channels, frames)` at the latent frame rate: `classes * sub_frames` probabilities, then
+        with `level` `sub_frames` of loudness."""
         frames = -(-len(y) // self.compression)
-        return latent_probs(self.transcriber.activations(y), self.ratio, frames, self.sub_frames)
+        p = latent_probs(self.transcriber.activations(y), self.ratio, frames, self.sub_frames)
+        if not self.level:
+            return p
+        hop = self.transcriber.cfg.hop_length
+        levels = latent_probs(onset_levels(y, hop, self.transcriber.cfg.sr)[None], self.ratio, frames, self.sub_frames)
+        return np.concatenate([p, levels])
 
     def pooled(self, p: np.ndarray) -> np.ndarray:
-        """`(classes * sub_frames, T)` -> `(classes, T)`."""
-        return p.reshape(self.classes, self.sub_frames, -1).max(1)
+        """The conditioning `(channels, T)` -> probabilities `(classes, T)`, the max over sub-frames."""
+        return p[:self.classes * self.sub_frames].reshape(self.classes, self.sub_frames, -1).max(1)
 
 
 def choose_source_window(p_s: np.ndarray, frames: int, hop: int = 8) -> int:

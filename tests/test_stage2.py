@@ -356,3 +356,46 @@ def test_sub_frames_tell_where_in_a_latent_frame_a_hit_falls():
     mu_hat, _, attention = model(torch.randn(1, 4, 4), torch.from_numpy(fine)[None], torch.from_numpy(fine)[None])
     assert mu_hat.shape == (1, 4, 4) and attention[0].shape == (1, 4, 4, 4)
     assert torch.equal(model.transformer.pooled(torch.from_numpy(fine)[None])[0], torch.from_numpy(coarse))
+
+
+def hits(gains_db: list[float], sr: int = 22050, every: float = 0.25) -> np.ndarray:
+    """Noise bursts (10 ms attack-decay) every `every` s at the given gains."""
+    y = np.zeros(int(sr * every * (len(gains_db) + 1)), np.float32)
+    burst = np.random.default_rng(0).standard_normal(int(0.1 * sr)) * np.exp(-np.arange(int(0.1 * sr)) / (0.01 * sr))
+    for i, g in enumerate(gains_db):
+        a = int((i + 0.5) * every * sr)
+        y[a:a + len(burst)] += 0.5 * 10 ** (g / 20) * burst
+    return y
+
+
+def test_loudness_conditioning_tells_soft_hits_from_loud_ones_whatever_the_recording_gain():
+    from redrum_kit.transform import LEVEL_RANGE_DB, onset_levels
+    sr, hop = 22050, 256
+    y = hits([0, -20, 0, -20, -6])
+    onsets = [int((i + 0.5) * 0.25 * sr) // hop for i in range(5)]
+    levels = onset_levels(y, hop, sr)
+    at = levels[onsets]
+    assert at[0] == pytest.approx(1.0, abs=0.02) and at[2] == pytest.approx(1.0, abs=0.02)
+    assert at[1] == pytest.approx(1 - 20 / LEVEL_RANGE_DB, abs=0.05)       # a ghost note 20 dB down
+    assert at[3] == pytest.approx(at[1], abs=0.02) and at[1] < at[4] < at[0]
+    assert np.allclose(onset_levels(0.05 * y, hop, sr), levels, atol=2e-3)     # the same played 26 dB quieter
+
+
+def test_a_loudness_model_starts_from_a_plain_one_playing_exactly_as_it_does():
+    """`level` adds conditioning channels after the probabilities; started from a model without them
+    (`init`), their weights are zero and everything else is the init's."""
+    from training.stage2 import start_from
+    base = tiny_redrum(sub_frames=2)
+    model = start_from(base, {"level": True})
+    assert model.cfg.channels == base.cfg.channels + 2
+    mu_s, p_s, p_t = torch.randn(1, 4, 20), torch.rand(1, 10, 20), torch.rand(1, 10, 24)
+    loud = torch.rand(1, 2, 24)
+    with torch.no_grad():
+        want, _, _ = base(mu_s, p_s, p_t)
+        got, _, attention = model(mu_s, torch.cat([p_s, torch.rand(1, 2, 20)], 1), torch.cat([p_t, loud], 1))
+        trained = model.transformer.rhythm_stack.net[0].weight
+        trained[:, -2:] = 0.5                                      # once it has learned: loudness counts
+        moved, _, _ = model(mu_s, torch.cat([p_s, torch.rand(1, 2, 20)], 1), torch.cat([p_t, loud], 1))
+    assert torch.allclose(got, want, atol=1e-6) and attention[0].shape == (1, 4, 24, 20)
+    assert not torch.allclose(moved, want, atol=1e-3)
+    assert torch.equal(model.transformer.pooled(torch.cat([p_t, loud], 1)), base.transformer.pooled(p_t))

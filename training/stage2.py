@@ -171,13 +171,23 @@ def pointer_loss(logits: torch.Tensor, mu_s: torch.Tensor, mu_st: torch.Tensor,
     return loss, match.detach()
 
 
+WIDENED = "transformer.rhythm_stack.net.0.weight"   # the conditioning's first convolution
+
+
 def start_from(init: model_lib.Redrum, overrides: dict) -> model_lib.Redrum:
     """A model with `init`'s config updated by `overrides` and `init`'s weights; parts `init` lacks (a new
-    copy head) start fresh. Anything else that does not fit is an error."""
+    copy head) start fresh, and conditioning channels it lacks (`level`) start with zero weights, so that
+    the model starts out playing exactly as `init`. Anything else that does not fit is an error."""
     cfg = replace(init.cfg, **overrides)
     model = model_lib.Redrum(cfg)
+    state = init.state_dict()
+    new = model.state_dict()[WIDENED]
+    if new.shape[1] > state[WIDENED].shape[1] and new.shape[0::2] == state[WIDENED].shape[0::2]:
+        wide = torch.zeros_like(new)
+        wide[:, :state[WIDENED].shape[1]] = state[WIDENED]
+        state[WIDENED] = wide
     try:
-        missing, unexpected = model.load_state_dict(init.state_dict(), strict=False)
+        missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:                      # shapes differ
         first = str(exc).splitlines()[1].strip()
         raise RedrumError(f"init: the checkpoint does not fit the configured model ({first})") from None
@@ -400,7 +410,8 @@ def model_card(model: model_lib.Redrum, m: dict) -> str:
     return f"""# Redrum model (`stage2.safetensors`): rhythm transformer + its stage-1 autoencoder
 
 Stage 2 of the learned redrum: {c.layers} layers x {c.heads} heads, d_model {c.d_model}, conditioning by
-the target's transcription probabilities (gated with a timbre embedding of the source), relative-position
+the target's transcription probabilities{" and relative loudness (how hard each drum is hit)" if c.level else ""}
+(gated with a timbre embedding of the source), relative-position
 and rhythm attention biases, per-layer interpolation of mu, gated residual std head.
 {params / 1e6:.2f} M transformer parameters; the file also holds the stage-1 autoencoder it was trained on
 (stage 1 at {m['stage1_steps']} steps), so the two always match. fp16.

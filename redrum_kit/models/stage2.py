@@ -19,6 +19,9 @@ source frames that sound like the drum the target plays there:
       -> mu_hat (B, latent, T_t); sigma_hat from mu_hat through a gated
          residual std head; z = mu_hat + sigma_hat * eps -> stage-1 decoder
 
+With `level = true` the conditioning also carries the relative loudness of
+each frame (`transform.onset_levels`), so that soft and loud hits differ.
+
 Optionally (`pointer = true`) a copy head follows the layers: each output
 frame points at one source frame and a learned gate blends that frame's mu
 with the layers' (`Pointer`); the shipped model has none.
@@ -58,7 +61,20 @@ class Stage2Config:
     std_floor: float = 1e-4
     pointer: bool = False       # a copy head: each output frame also points at one source frame, and a learned
                                 # per-frame gate blends that frame's mu with the layers' mu_hat (see `Pointer`)
+    level: bool = False         # also the conditioning's relative loudness (one channel per sub-frame, after
+                                # the probabilities): how hard each drum is hit, which probabilities that
+                                # saturate near 1 for soft and loud hits alike do not say
     stage1: dict = field(default_factory=dict)  # the Stage1Config of the autoencoder it was trained on
+
+    @property
+    def probabilities(self) -> int:
+        """Channels of transcription probabilities in the conditioning."""
+        return self.classes * self.sub_frames
+
+    @property
+    def channels(self) -> int:
+        """Channels of the conditioning: the probabilities, then the loudness (`level`)."""
+        return self.probabilities + (self.sub_frames if self.level else 0)
 
 
 class ConvStack(nn.Module):
@@ -176,7 +192,7 @@ class Pointer(nn.Module):
 
     def __init__(self, cfg: Stage2Config):
         super().__init__()
-        d, c = cfg.d_model, cfg.classes * cfg.sub_frames
+        d, c = cfg.d_model, cfg.probabilities
         self.norm = nn.LayerNorm(d)
         self.queries = ConvStack(d + c, d, cfg.cond_layers)        # each target frame in its context
         self.keys = ConvStack(cfg.latent + c, d, cfg.cond_layers)  # each source frame in its context
@@ -202,10 +218,10 @@ class RhythmTransformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         d = cfg.d_model
-        self.rhythm_stack = ConvStack(cfg.classes * cfg.sub_frames, d, cfg.cond_layers)
+        self.rhythm_stack = ConvStack(cfg.channels, d, cfg.cond_layers)
         self.timbre_stack = ConvStack(cfg.latent, d, cfg.cond_layers)
         self.gate = nn.Parameter(torch.zeros(d))
-        self.memory = nn.Linear(cfg.latent + cfg.classes * cfg.sub_frames, d)
+        self.memory = nn.Linear(cfg.latent + cfg.probabilities, d)
         self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.layers))
         self.pointer = Pointer(cfg) if cfg.pointer else None
         self.std = StdHead(cfg)
@@ -215,13 +231,14 @@ class RhythmTransformer(nn.Module):
         return self.timbre_stack(mu_s).mean(-1)
 
     def pooled(self, p: torch.Tensor) -> torch.Tensor:
-        """`(B, classes * sub_frames, T)` -> `(B, classes, T)`: the max over each class's sub-frames."""
+        """Conditioning `(B, channels, T)` -> `(B, classes, T)`: the max over each class's sub-frames."""
         b, _, t = p.shape
-        return p.view(b, self.cfg.classes, self.cfg.sub_frames, t).amax(2)
+        return p[:, :self.cfg.probabilities].reshape(b, self.cfg.classes, self.cfg.sub_frames, t).amax(2)
 
     def forward(self, mu_s: torch.Tensor, p_s: torch.Tensor, p_t: torch.Tensor, named: bool = False):
-        """mu_s `(B, latent, T_s)`, p_s `(B, classes * sub_frames, T_s)`, p_t `(B, classes * sub_frames, T_t)`
-        -> mu_hat, sigma_hat `(B, latent, T_t)`, attention weights per layer `[(B, heads, T_t, T_s)]`.
+        """mu_s `(B, latent, T_s)`, the conditioning p_s `(B, channels, T_s)`, p_t `(B, channels, T_t)`
+        (probabilities, then with `level` the loudness) -> mu_hat, sigma_hat `(B, latent, T_t)`, attention
+        weights per layer `[(B, heads, T_t, T_s)]`.
 
         With T_t == T_s the interpolation starts from mu_s; otherwise from zero. `named`: a dict of
         them instead (`mu`, `sigma`, `attention`), with a copy head also `mu_layers` (the layers' mu_hat
@@ -231,7 +248,8 @@ class RhythmTransformer(nn.Module):
         cond = g * self.rhythm_stack(p_t) + (1 - g) * self.timbre(mu_s)[..., None]
         h = cond.transpose(1, 2)
         pt, ps = self.pooled(p_t).transpose(1, 2), self.pooled(p_s).transpose(1, 2)
-        mem = self.memory(torch.cat([mu_s, p_s], 1).transpose(1, 2))
+        probs_t, probs_s = p_t[:, :self.cfg.probabilities], p_s[:, :self.cfg.probabilities]
+        mem = self.memory(torch.cat([mu_s, probs_s], 1).transpose(1, 2))
         mu = mu_s if mu_s.shape[-1] == p_t.shape[-1] else mu_s.new_zeros(mu_s.shape[0], mu_s.shape[1], p_t.shape[-1])
         attention = []
         for layer in self.layers:
@@ -240,7 +258,7 @@ class RhythmTransformer(nn.Module):
         out = {"attention": attention}
         if self.pointer is not None:
             out["mu_layers"] = mu
-            mu, out["pointer"] = self.pointer(h, mu, mu_s, p_t, p_s, pt, ps)
+            mu, out["pointer"] = self.pointer(h, mu, mu_s, probs_t, probs_s, pt, ps)
         out.update(mu=mu, sigma=self.std(mu))
         return out if named else (out["mu"], out["sigma"], out["attention"])
 
