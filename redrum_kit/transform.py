@@ -96,26 +96,25 @@ class Conditioner:
         if self.compression % self.transcriber.cfg.hop_length or self.transcriber.cfg.sr != model.sr:
             raise ModelError("the transcriber's frames do not fit the redrum model's latent frames")
         self.ratio = self.compression // self.transcriber.cfg.hop_length
-        self.sub_frames = model.cfg.sub_frames
-        self.classes = model.cfg.classes
-        self.level = model.cfg.level
-        if self.ratio % self.sub_frames:
+        self.cfg = model.cfg
+        if self.ratio % self.cfg.sub_frames:
             raise ModelError("the redrum model's sub-frames do not divide its latent frames")
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
         """-> `(channels, frames)` at the latent frame rate: `classes * sub_frames` probabilities, then
         with `level` `sub_frames` of loudness."""
         frames = -(-len(y) // self.compression)
-        p = latent_probs(self.transcriber.activations(y), self.ratio, frames, self.sub_frames)
-        if not self.level:
+        sub = self.cfg.sub_frames
+        p = latent_probs(self.transcriber.activations(y), self.ratio, frames, sub)
+        if not self.cfg.level:
             return p
         hop = self.transcriber.cfg.hop_length
-        levels = latent_probs(onset_levels(y, hop, self.transcriber.cfg.sr)[None], self.ratio, frames, self.sub_frames)
+        levels = latent_probs(onset_levels(y, hop, self.transcriber.cfg.sr)[None], self.ratio, frames, sub)
         return np.concatenate([p, levels])
 
     def pooled(self, p: np.ndarray) -> np.ndarray:
         """The conditioning `(channels, T)` -> probabilities `(classes, T)`, the max over sub-frames."""
-        return p[:self.classes * self.sub_frames].reshape(self.classes, self.sub_frames, -1).max(1)
+        return p[:self.cfg.probabilities].reshape(self.cfg.classes, self.cfg.sub_frames, -1).max(1)
 
 
 def choose_source_window(p_s: np.ndarray, frames: int, hop: int = 8) -> int:
@@ -164,9 +163,10 @@ class Redrummer:
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(self.device)
 
-    def source_memory(self, s_y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """Source at the model's rate -> mu_s `(1, latent, W)`, p_s `(1, classes, W)`, start frame."""
-        p_s = self.condition(s_y)
+    def source_memory(self, s_y: np.ndarray, p_s: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Source at the model's rate (and its conditioning, when already computed) -> mu_s `(1, latent, W)`,
+        p_s `(1, channels, W)`, start frame."""
+        p_s = self.condition(s_y) if p_s is None else p_s
         start = choose_source_window(self.condition.pooled(p_s), WINDOW_FRAMES)
         seg = s_y[start * self.comp:(start + WINDOW_FRAMES) * self.comp]
         seg = np.pad(seg, (0, WINDOW_FRAMES * self.comp - len(seg)))
@@ -230,8 +230,8 @@ class Redrummer:
         msr = self.model.sr
         a, b = audio.resample(a_y, sr, msr), audio.resample(b_y, sr, msr)
         b = np.resize(b, len(a)) if len(b) < len(a) else b[:len(a)]     # B looped or cut to A's length
-        mu_s, p_s, _ = self.source_memory(a)
         p_a, p_b = self.condition(a), self.condition(b)
+        mu_s, p_s, _ = self.source_memory(a, p_a)
         outs = []
         alphas = np.linspace(0.0, 1.0, steps)
         if space == "conditioning":

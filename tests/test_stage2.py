@@ -15,7 +15,7 @@ from redrum_kit.cli import main
 from redrum_kit.errors import RedrumError
 from redrum_kit.models import stage2
 from redrum_kit.models.stage1 import Stage1Config
-from tests.conftest import install_models, write
+from tests.conftest import install_models, tone, write
 
 
 def tiny_redrum(**kw) -> stage2.Redrum:
@@ -359,9 +359,9 @@ def test_sub_frames_tell_where_in_a_latent_frame_a_hit_falls():
 
 
 def hits(gains_db: list[float], sr: int = 22050, every: float = 0.25) -> np.ndarray:
-    """Noise bursts (10 ms attack-decay) every `every` s at the given gains."""
+    """Short decaying tones (10 ms decay) every `every` s at the given gains."""
     y = np.zeros(int(sr * every * (len(gains_db) + 1)), np.float32)
-    burst = np.random.default_rng(0).standard_normal(int(0.1 * sr)) * np.exp(-np.arange(int(0.1 * sr)) / (0.01 * sr))
+    burst = tone(0.1, sr, 1000.0, decay=0.01)
     for i, g in enumerate(gains_db):
         a = int((i + 0.5) * every * sr)
         y[a:a + len(burst)] += 0.5 * 10 ** (g / 20) * burst
