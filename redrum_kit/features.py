@@ -150,6 +150,23 @@ def spectral_distance(y: torch.Tensor, y_hat: torch.Tensor, n_ffts=SPECTRAL_FFTS
     return total
 
 
+FLUX_MELS, FLUX_HOP, FLUX_FFT = 16, 128, 512
+
+
+def spectral_flux(y: torch.Tensor, sr: int = FEATURE_SR) -> torch.Tensor:
+    """Band-wise onset strength: the rise (dB) of a 16-band log-mel from each 5.8 ms frame to the next,
+    rises only. `(batch, time)` -> `(batch, FLUX_MELS, frames - 1)`, differentiable."""
+    mel = 10 * torch.clamp(log_mel(y, sr, FLUX_MELS, FLUX_HOP, FLUX_FFT), min=-8.0)
+    return torch.relu(mel[..., 1:] - mel[..., :-1])
+
+
+def transient_distance(y: torch.Tensor, y_hat: torch.Tensor, sr: int = FEATURE_SR) -> torch.Tensor:
+    """Mean absolute difference (dB) of the two signals' spectral flux: how far the attacks differ, in
+    where, which band and how sharp. `(batch, time)` or `(batch, 1, time)`; a scalar, differentiable."""
+    y, y_hat = y.reshape(-1, y.shape[-1]), y_hat.reshape(-1, y_hat.shape[-1])
+    return (spectral_flux(y, sr) - spectral_flux(y_hat, sr)).abs().mean()
+
+
 MEL_DISTANCE_FFTS = (2048, 1024, 512, 256)
 
 

@@ -94,6 +94,25 @@ def test_spectral_distance_is_zero_for_identical_and_grows_with_difference():
     assert d.shape == (2,) and bool((d > 0).all())
 
 
+
+def test_transient_distance_hears_a_moved_or_softened_attack_more_than_a_level_change():
+    from scipy.signal import lfilter
+    sr = 22050
+    hits = np.zeros(sr, np.float32)
+    for start in (0.1, 0.4, 0.7):                    # three decaying noise bursts
+        n = int(0.2 * sr)
+        hits[int(start * sr):int(start * sr) + n] += (np.random.default_rng(0).standard_normal(n)
+                                                      * np.exp(-np.arange(n) / (0.03 * sr))).astype(np.float32)
+    softened = lfilter(np.ones(300) / 300, [1.0], hits).astype(np.float32)   # 14 ms attack ramps
+    variants = {"quieter": hits * 0.5, "moved": np.roll(hits, int(0.02 * sr)), "softened": softened}
+    x = torch.from_numpy(hits)[None]
+    d = {k: float(features.transient_distance(x, torch.from_numpy(v)[None], sr)) for k, v in variants.items()}
+    assert float(features.transient_distance(x, x, sr)) == 0.0
+    assert d["moved"] > 3 * d["quieter"] and d["softened"] > 3 * d["quieter"]
+    y_hat = torch.from_numpy(softened)[None].requires_grad_()
+    features.transient_distance(x, y_hat, sr).backward()          # a training loss: it has a gradient
+    assert y_hat.grad is not None and float(y_hat.grad.abs().sum()) > 0
+
 def tiny_config(tmp_path, **overrides):
     from redrum_kit.config import load_config
     from redrum_kit.workspace import presets_dir

@@ -229,8 +229,8 @@ def test_decoder_adaptation_changes_the_decoder_only_and_brings_the_output_close
     from dataclasses import replace
     from training import stage2 as recipe
     cfg, _ = trained
-    dec = replace(cfg, init=cfg.out, train_only="decoder", reconstruction=1.0, cycle=0.0, steps=12,
-                  adversarial_after=100, lr=3e-3, val_every=4, save_every=12, eval_pairs=0,
+    dec = replace(cfg, init=cfg.out, train_only="decoder", reconstruction=1.0, transients=0.5, onsets=1.0,
+                  cycle=0.0, steps=12, adversarial_after=100, lr=3e-3, val_every=4, save_every=12, eval_pairs=0,
                   run_dir=str(tmp_path / "run"), out=str(tmp_path / "decoder.safetensors"))
     recipe.train(dec)
     before, after = stage2.load(Path(cfg.out)).state_dict(), stage2.load(Path(dec.out)).state_dict()
@@ -239,8 +239,9 @@ def test_decoder_adaptation_changes_the_decoder_only_and_brings_the_output_close
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     recon = [r["val_reconstruction"] for r in rows if "val_reconstruction" in r]   # fixed validation pairs
     assert len(recon) == 3 and recon[-1] < recon[0]
+    assert all("transients" in r and "onsets" in r for r in rows if "reconstruction" in r)   # attacks heard too
     with pytest.raises(RedrumError, match="reconstruction"):
-        recipe.train(replace(dec, reconstruction=0.0, run_dir=str(tmp_path / "run2")))
+        recipe.train(replace(dec, reconstruction=0.0, transients=0.0, onsets=0.0, run_dir=str(tmp_path / "run2")))
 
 
 def test_cli_transform_keeps_the_target_rate_and_length_and_never_overwrites(installed, tmp_path, capsys):

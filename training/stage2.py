@@ -11,6 +11,12 @@ Losses (weights in the config):
   variance of that mu (1 = no better than predicting its mean);
 - reconstruction: multi-scale spectral distance of the decoded z (a crop of
   `audio_frames`, for `audio_items` of the batch) to the pseudo-target's audio;
+- transients: the same crop's band-wise spectral flux against the pseudo-target's
+  (`features.transient_distance`: the attacks where they are, as sharp);
+- onsets: the same crop as a transcriber hears it: cross-entropy of the onset
+  probabilities of `onset_transcriber` (the shipped CRNN, not the model's own
+  conditioning transcriber, which `redrum eval transform` listens with) on the
+  crop against its probabilities on the pseudo-target (no drum added or lost);
 - cycle: the output, re-timed with the source's own transcription, should
   give the source's mu back (normalised like the latent term);
 - attention entropy: minus the divergence between heads (head diversity);
@@ -75,6 +81,9 @@ class TrainConfig:
     lr: float = 3e-4
     latent: float = 1.0
     reconstruction: float = 0.1
+    transients: float = 0.0            # weight of the decoded crop's spectral-flux distance (attacks kept sharp)
+    onsets: float = 0.0                # weight of the decoded crop's onset-probability cross-entropy
+    onset_transcriber: str = "presets/models/transcriber.safetensors"
     cycle: float = 0.3
     entropy: float = 0.1
     pointer: float = 0.0               # weight of the copy head's loss (models with [model] pointer = true)
@@ -207,8 +216,8 @@ class Stage2Recipe:
         self.cfg = cfg
         if cfg.train_only not in ("", "pointer", "decoder"):
             raise RedrumError(f"train_only = {cfg.train_only!r}: use \"pointer\", \"decoder\" or leave it empty")
-        if cfg.train_only == "decoder" and not cfg.reconstruction:
-            raise RedrumError('train_only = "decoder" learns from the reconstruction term: give it a weight')
+        if cfg.train_only == "decoder" and not (cfg.reconstruction or cfg.transients or cfg.onsets):
+            raise RedrumError('train_only = "decoder" learns from the decoded audio: give reconstruction a weight')
         if cfg.init:
             self.init = model_lib.load(Path(cfg.init))
             self.autoencoder = self.init.autoencoder
@@ -269,6 +278,19 @@ class Stage2Recipe:
         self.opt_dec = torch.optim.Adam(self.model.autoencoder.decoder.parameters(), lr=cfg.lr / 3, betas=betas)
         self.opt_d = torch.optim.Adam(self.critics.parameters(), lr=cfg.lr, betas=betas)
         self.rng = np.random.default_rng(torch.initial_seed() % 2**32)
+        self.listener = None
+        if cfg.onsets:
+            self.listener = crnn.load(Path(cfg.onset_transcriber)).to(device).eval().requires_grad_(False)
+            if self.listener.cfg.sr != self.model.sr:
+                raise RedrumError(f"onset_transcriber: its rate ({self.listener.cfg.sr} Hz) differs from the "
+                                  f"model's ({self.model.sr} Hz)")
+
+    def onset_loss(self, x: torch.Tensor, y_hat: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the listener's onset logits on `y_hat` against its probabilities on `x`."""
+        listen = self.listener
+        with torch.no_grad():
+            target = torch.sigmoid(listen(listen.features(x[:, 0])))
+        return torch.nn.functional.binary_cross_entropy_with_logits(listen(listen.features(y_hat[:, 0])), target)
 
     def modules(self) -> dict:
         return {"model": self.model, "critics": self.critics}
@@ -298,7 +320,7 @@ class Stage2Recipe:
             terms["pointer"], terms["pointer_match"] = pointer_loss(out["pointer"], b["mu_s"], b["mu_st"],
                                                                     cfg.pointer_temperature)
         y_hat = x = None
-        if cfg.reconstruction or cfg.adversarial_after < cfg.steps:
+        if cfg.reconstruction or cfg.transients or cfg.onsets or cfg.adversarial_after < cfg.steps:
             n = min(len(pairs), cfg.audio_items)
             crop = [int(rng.integers(0, cfg.frames - cfg.audio_frames + 1)) for _ in range(n)]
             decoded = mu_hat if cfg.train_only == "decoder" else z   # the decoder adapts to what it gets in use
@@ -307,6 +329,10 @@ class Stage2Recipe:
             x = grid.audio_of(b["pseudo"][:n], [o + c for o, c in zip(b["target_offsets"], crop)],
                               cfg.audio_frames, comp, self.device)
             terms["reconstruction"] = features.spectral_distance(x, y_hat)
+            if cfg.transients:
+                terms["transients"] = features.transient_distance(x, y_hat, self.model.sr)
+            if cfg.onsets:
+                terms["onsets"] = self.onset_loss(x, y_hat)
         return terms, {"y_hat": y_hat, "x": x, "mu_hat": mu_hat, "b": b}
 
     def step(self, step: int) -> dict:
@@ -318,8 +344,9 @@ class Stage2Recipe:
         pairs = self.train_grid.draw(self.rng, cfg.batch_size)
         terms, parts = self.losses(self.train_grid, pairs, self._offsets(len(pairs)), self.rng, train=True)
         beta = cfg.beta * min(1.0, step / max(1, cfg.warmup))
-        weights = {"latent": cfg.latent, "reconstruction": cfg.reconstruction, "cycle": cfg.cycle,
-                   "entropy": cfg.entropy, "kl": beta, "pointer": cfg.pointer}
+        weights = {"latent": cfg.latent, "reconstruction": cfg.reconstruction, "transients": cfg.transients,
+                   "onsets": cfg.onsets, "cycle": cfg.cycle, "entropy": cfg.entropy, "kl": beta,
+                   "pointer": cfg.pointer}
         loss = sum(w * terms[k] for k, w in weights.items() if w and k in terms)
         out = {k: v.item() for k, v in terms.items()}
         out["beta"] = beta
