@@ -94,7 +94,6 @@ def test_spectral_distance_is_zero_for_identical_and_grows_with_difference():
     assert d.shape == (2,) and bool((d > 0).all())
 
 
-
 def test_transient_distance_hears_a_moved_or_softened_attack_more_than_a_level_change():
     from scipy.signal import lfilter
     sr = 22050
@@ -112,6 +111,7 @@ def test_transient_distance_hears_a_moved_or_softened_attack_more_than_a_level_c
     y_hat = torch.from_numpy(softened)[None].requires_grad_()
     features.transient_distance(x, y_hat, sr).backward()          # a training loss: it has a gradient
     assert y_hat.grad is not None and float(y_hat.grad.abs().sum()) > 0
+
 
 def tiny_config(tmp_path, **overrides):
     from redrum_kit.config import load_config

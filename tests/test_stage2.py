@@ -240,6 +240,8 @@ def test_decoder_adaptation_changes_the_decoder_only_and_brings_the_output_close
     recon = [r["val_reconstruction"] for r in rows if "val_reconstruction" in r]   # fixed validation pairs
     assert len(recon) == 3 and recon[-1] < recon[0]
     assert all("transients" in r and "onsets" in r for r in rows if "reconstruction" in r)   # attacks heard too
+    card = (tmp_path / "decoder.md").read_text()     # says what learned, and from what
+    assert "the decoder alone" in card and "transients 0.5" in card and "onsets 1.0" in card
     with pytest.raises(RedrumError, match="reconstruction"):
         recipe.train(replace(dec, reconstruction=0.0, transients=0.0, onsets=0.0, run_dir=str(tmp_path / "run2")))
 

@@ -434,6 +434,10 @@ def model_card(model: model_lib.Redrum, m: dict) -> str:
     cfg = m["config"]
     adversarial = (f"decoder adapted adversarially from step {cfg['adversarial_after']}"
                    if cfg['adversarial_after'] < cfg['steps'] else "no adversarial phase")
+    trained = {"decoder": " (the decoder alone, at a third of it; the transformer frozen)",
+               "pointer": " (the copy head alone)"}.get(cfg.get("train_only", ""), "")
+    heard = "".join(f", {k} {cfg[k]}" + (f" (by `{cfg['onset_transcriber']}`)" if k == "onsets" else "")
+                    for k in ("transients", "onsets") if cfg.get(k))
     return f"""# Redrum model (`stage2.safetensors`): rhythm transformer + its stage-1 autoencoder
 
 Stage 2 of the learned redrum: {c.layers} layers x {c.heads} heads, d_model {c.d_model}, conditioning by
@@ -446,8 +450,8 @@ and rhythm attention biases, per-layer interpolation of mu, gated residual std h
 - Data: the kit x rhythm grid of `{cfg['dataset_config']}` (cells per split {m['grid']}; kits per split
   {m['kits']}; split by kit), fresh source/target pairings every step.
 - Training: {trainer_lib.steps_phrase(m)}{f" from the weights of `{cfg['init']}`" if cfg.get('init') else ''},
-  batch {cfg['batch_size']} pairs x {cfg['frames']} latent frames, lr {cfg['lr']}; weights latent {cfg['latent']},
-  reconstruction {cfg['reconstruction']}, cycle {cfg['cycle']}, attention entropy {cfg['entropy']},
+  batch {cfg['batch_size']} pairs x {cfg['frames']} latent frames, lr {cfg['lr']}{trained}; weights latent {cfg['latent']},
+  reconstruction {cfg['reconstruction']}{heard}, cycle {cfg['cycle']}, attention entropy {cfg['entropy']},
   beta {cfg['beta']}; {adversarial}.
   Hardware: {m['hardware']}.
 - Validation (val kits): latent error {val.get('val_latent', float('nan')):.3f} (MSE over variance), timbre ratio
