@@ -86,9 +86,27 @@ def onset_levels(y: np.ndarray, hop: int, sr: int) -> np.ndarray:
     return np.clip(1 + (onset - reference) / LEVEL_RANGE_DB, 0, 1).astype(np.float32)
 
 
+def band_levels(y: np.ndarray, hop: int, sr: int, edges=stage2_lib.BAND_EDGES_HZ) -> np.ndarray:
+    """Relative loudness per frequency band `(len(edges) + 1, frames)` in [0, 1] at `hop`: each frame's
+    power in each band (a Hann window of 4 hops centred on the frame), in dB under the loudest band
+    and frame within LEVEL_SECONDS around it, mapped like `onset_levels`. The shape of each hit in
+    time and frequency (how long it rings, where its energy sits), not the recording's gain."""
+    from scipy.ndimage import maximum_filter1d
+    frames = -(-len(y) // hop)
+    n_fft = 4 * hop
+    x = np.pad(np.asarray(y, np.float32), ((n_fft - hop) // 2, frames * hop + n_fft))
+    spec = torch.stft(torch.from_numpy(x), n_fft, hop, window=torch.hann_window(n_fft), center=False,
+                      return_complex=True)[:, :frames].abs().square().numpy().astype(np.float64)
+    bins = np.searchsorted(np.fft.rfftfreq(n_fft, 1 / sr), edges)
+    power = np.stack([band.sum(0) for band in np.split(spec, bins)])            # (bands, frames)
+    level = 10 * np.log10(power + 1e-10)
+    reference = maximum_filter1d(level.max(0), max(1, int(LEVEL_SECONDS * sr / hop)), mode="nearest")
+    return np.clip(1 + (level - reference) / LEVEL_RANGE_DB, 0, 1).astype(np.float32)
+
+
 class Conditioner:
     """Audio at the model's rate -> the conditioning at the latent frame rate: transcription probabilities,
-    then (models with `level`) the relative loudness."""
+    then (models with `level`) the relative loudness, then (models with `bands`) that of each band."""
 
     def __init__(self, model: stage2_lib.Redrum, transcriber=None):
         self.transcriber = transcriber or load_conditioning()
@@ -102,15 +120,15 @@ class Conditioner:
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
         """-> `(channels, frames)` at the latent frame rate: `classes * sub_frames` probabilities, then
-        with `level` `sub_frames` of loudness."""
+        with `level` `sub_frames` of loudness, then with `bands` `sub_frames` per band."""
         frames = -(-len(y) // self.compression)
-        sub = self.cfg.sub_frames
-        p = latent_probs(self.transcriber.activations(y), self.ratio, frames, sub)
-        if not self.cfg.level:
-            return p
-        hop = self.transcriber.cfg.hop_length
-        levels = latent_probs(onset_levels(y, hop, self.transcriber.cfg.sr)[None], self.ratio, frames, sub)
-        return np.concatenate([p, levels])
+        sub, hop, sr = self.cfg.sub_frames, self.transcriber.cfg.hop_length, self.transcriber.cfg.sr
+        parts = [latent_probs(self.transcriber.activations(y), self.ratio, frames, sub)]
+        if self.cfg.level:
+            parts.append(latent_probs(onset_levels(y, hop, sr)[None], self.ratio, frames, sub))
+        if self.cfg.bands:
+            parts.append(latent_probs(band_levels(y, hop, sr), self.ratio, frames, sub))
+        return np.concatenate(parts)
 
     def pooled(self, p: np.ndarray) -> np.ndarray:
         """The conditioning `(channels, T)` -> probabilities `(classes, T)`, the max over sub-frames."""

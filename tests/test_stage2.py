@@ -244,6 +244,8 @@ def test_decoder_adaptation_changes_the_decoder_only_and_brings_the_output_close
     assert "the decoder alone" in card and "transients 0.5" in card and "onsets 1.0" in card
     with pytest.raises(RedrumError, match="reconstruction"):
         recipe.train(replace(dec, reconstruction=0.0, transients=0.0, onsets=0.0, run_dir=str(tmp_path / "run2")))
+    with pytest.raises(RedrumError, match="decode"):
+        recipe.train(replace(dec, decode="median", run_dir=str(tmp_path / "run3")))
 
 
 def test_cli_transform_keeps_the_target_rate_and_length_and_never_overwrites(installed, tmp_path, capsys):
@@ -382,6 +384,45 @@ def test_loudness_conditioning_tells_soft_hits_from_loud_ones_whatever_the_recor
     assert at[1] == pytest.approx(1 - 20 / LEVEL_RANGE_DB, abs=0.05)       # a ghost note 20 dB down
     assert at[3] == pytest.approx(at[1], abs=0.02) and at[1] < at[4] < at[0]
     assert np.allclose(onset_levels(0.05 * y, hop, sr), levels, atol=2e-3)     # the same played 26 dB quieter
+
+
+def test_band_loudness_tells_an_open_hat_from_a_closed_one_and_a_kick_from_both_whatever_the_gain():
+    from scipy.signal import butter, sosfilt
+    from redrum_kit.transform import band_levels
+    sr, hop = 22050, 256
+    t = np.arange(sr // 2) / sr
+    hiss = sosfilt(butter(4, 8500, "high", fs=sr, output="sos"), np.random.default_rng(0).standard_normal(len(t)))
+    y = np.zeros(2 * sr, np.float32)
+    starts = {"closed": 1024, "open": 12288, "kick": 30720}
+    y[starts["closed"]:][:len(t)] += hiss * np.exp(-t / 0.01)
+    y[starts["open"]:][:len(t)] += hiss * np.exp(-t / 0.2)
+    y[starts["kick"]:][:len(t)] += np.sin(2 * np.pi * 60 * t) * np.exp(-t / 0.1)
+    bands = band_levels(y, hop, sr)
+    assert bands.shape == (len(stage2.BAND_EDGES_HZ) + 1, -(-len(y) // hop))
+    at = {k: v // hop for k, v in starts.items()}
+    later = int(0.08 * sr) // hop                                            # 80 ms after each onset
+    assert bands[-1, at["open"] + later] > bands[-1, at["closed"] + later] + 0.5   # the open hat still rings
+    assert bands[-1, at["closed"] + 1] > 0.5 and bands[0, at["closed"] + 1] == 0   # a hat: air, no body
+    assert bands[0, at["kick"] + 1] > 0.9 and bands[-1, at["kick"] + 1] == 0       # a kick: body, no air
+    assert np.allclose(band_levels(0.05 * y, hop, sr), bands, atol=2e-3)          # 26 dB quieter: the same
+
+
+def test_a_band_model_starts_from_a_loudness_one_playing_exactly_as_it_does():
+    from training.stage2 import start_from
+    base = tiny_redrum(sub_frames=2, level=True)
+    model = start_from(base, {"bands": True})
+    extra = 2 * (len(stage2.BAND_EDGES_HZ) + 1)
+    assert model.cfg.channels == base.cfg.channels + extra
+    mu_s, p_s, p_t = torch.randn(1, 4, 20), torch.rand(1, 12, 20), torch.rand(1, 12, 24)
+    with torch.no_grad():
+        want, _, _ = base(mu_s, p_s, p_t)
+        got, _, _ = model(mu_s, torch.cat([p_s, torch.rand(1, extra, 20)], 1),
+                          torch.cat([p_t, torch.rand(1, extra, 24)], 1))
+    assert torch.allclose(got, want, atol=1e-6)
+    from redrum_kit.transcription import load_model
+    from redrum_kit.transform import Conditioner               # the conditioning has the channels the model reads
+    y = 0.1 * np.random.default_rng(0).standard_normal(22050).astype(np.float32)
+    assert Conditioner(model, load_model("baseline"))(y).shape == (model.cfg.channels, -(-len(y) // model.compression))
 
 
 def test_a_loudness_model_starts_from_a_plain_one_playing_exactly_as_it_does():

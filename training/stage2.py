@@ -10,7 +10,9 @@ Losses (weights in the config):
 - latent: mean squared error of mu_hat to the pseudo-target's mu, over the
   variance of that mu (1 = no better than predicting its mean);
 - reconstruction: multi-scale spectral distance of the decoded z (a crop of
-  `audio_frames`, for `audio_items` of the batch) to the pseudo-target's audio;
+  `audio_frames`, for `audio_items` of the batch) to the pseudo-target's audio
+  (`decode = "mean"`: of the decoded mu_hat, as in use, where the decoder has
+  been adapted to it);
 - transients: the same crop's band-wise spectral flux against the pseudo-target's
   (`features.transient_distance`: the attacks where they are, as sharp);
 - onsets: the same crop as a transcriber hears it: cross-entropy of the onset
@@ -84,6 +86,8 @@ class TrainConfig:
     transients: float = 0.0            # weight of the decoded crop's spectral-flux distance (attacks kept sharp)
     onsets: float = 0.0                # weight of the decoded crop's onset-probability cross-entropy
     onset_transcriber: str = "presets/models/transcriber.safetensors"
+    decode: str = "sample"             # what the audio terms decode: "sample" (z = mu_hat + sigma_hat * eps, as
+                                       # in the research) or "mean" (mu_hat, as in use; always so for "decoder")
     cycle: float = 0.3
     entropy: float = 0.1
     pointer: float = 0.0               # weight of the copy head's loss (models with [model] pointer = true)
@@ -216,6 +220,8 @@ class Stage2Recipe:
         self.cfg = cfg
         if cfg.train_only not in ("", "pointer", "decoder"):
             raise RedrumError(f"train_only = {cfg.train_only!r}: use \"pointer\", \"decoder\" or leave it empty")
+        if cfg.decode not in ("sample", "mean"):
+            raise RedrumError(f"decode = {cfg.decode!r}: use \"sample\" or \"mean\"")
         if cfg.train_only == "decoder" and not (cfg.reconstruction or cfg.transients or cfg.onsets):
             raise RedrumError('train_only = "decoder" learns from the decoded audio: give reconstruction a weight')
         if cfg.init:
@@ -323,7 +329,8 @@ class Stage2Recipe:
         if cfg.reconstruction or cfg.transients or cfg.onsets or cfg.adversarial_after < cfg.steps:
             n = min(len(pairs), cfg.audio_items)
             crop = [int(rng.integers(0, cfg.frames - cfg.audio_frames + 1)) for _ in range(n)]
-            decoded = mu_hat if cfg.train_only == "decoder" else z   # the decoder adapts to what it gets in use
+            mean = cfg.decode == "mean" or cfg.train_only == "decoder"   # the decoder adapts to what it gets in use
+            decoded = mu_hat if mean else z
             z_crop = torch.stack([decoded[i, :, c:c + cfg.audio_frames] for i, c in enumerate(crop)])
             y_hat = self.model.autoencoder.decode(z_crop)
             x = grid.audio_of(b["pseudo"][:n], [o + c for o, c in zip(b["target_offsets"], crop)],
@@ -436,12 +443,14 @@ def model_card(model: model_lib.Redrum, m: dict) -> str:
                    if cfg['adversarial_after'] < cfg['steps'] else "no adversarial phase")
     trained = {"decoder": " (the decoder alone, at a third of it; the transformer frozen)",
                "pointer": " (the copy head alone)"}.get(cfg.get("train_only", ""), "")
+    decoded = " (the audio terms decoding mu_hat, as in use)" if cfg.get("decode") == "mean" and not trained else ""
     heard = "".join(f", {k} {cfg[k]}" + (f" (by `{cfg['onset_transcriber']}`)" if k == "onsets" else "")
                     for k in ("transients", "onsets") if cfg.get(k))
     return f"""# Redrum model (`stage2.safetensors`): rhythm transformer + its stage-1 autoencoder
 
 Stage 2 of the learned redrum: {c.layers} layers x {c.heads} heads, d_model {c.d_model}, conditioning by
-the target's transcription probabilities{" and relative loudness (how hard each drum is hit)" if c.level else ""}
+the target's transcription probabilities{" and relative loudness (how hard each drum is hit)" if c.level else ""}{
+" and band loudness (how long each hit rings, and where)" if c.bands else ""}
 (gated with a timbre embedding of the source), relative-position
 and rhythm attention biases, per-layer interpolation of mu, gated residual std head.
 {params / 1e6:.2f} M transformer parameters; the file also holds the stage-1 autoencoder it was trained on
@@ -451,7 +460,7 @@ and rhythm attention biases, per-layer interpolation of mu, gated residual std h
   {m['kits']}; split by kit), fresh source/target pairings every step.
 - Training: {trainer_lib.steps_phrase(m)}{f" from the weights of `{cfg['init']}`" if cfg.get('init') else ''},
   batch {cfg['batch_size']} pairs x {cfg['frames']} latent frames, lr {cfg['lr']}{trained}; weights latent {cfg['latent']},
-  reconstruction {cfg['reconstruction']}{heard}, cycle {cfg['cycle']}, attention entropy {cfg['entropy']},
+  reconstruction {cfg['reconstruction']}{heard}{decoded}, cycle {cfg['cycle']}, attention entropy {cfg['entropy']},
   beta {cfg['beta']}; {adversarial}.
   Hardware: {m['hardware']}.
 - Validation (val kits): latent error {val.get('val_latent', float('nan')):.3f} (MSE over variance), timbre ratio

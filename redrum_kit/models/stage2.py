@@ -21,6 +21,9 @@ source frames that sound like the drum the target plays there:
 
 With `level = true` the conditioning also carries the relative loudness of
 each frame (`transform.onset_levels`), so that soft and loud hits differ.
+With `bands = true` it also carries the relative loudness in BAND_EDGES_HZ's
+frequency bands (`transform.band_levels`): what the five classes leave open,
+an open hat from a closed one, a low tom from a high one, a crash from a ride.
 
 Optionally (`pointer = true`) a copy head follows the layers: each output
 frame points at one source frame and a learned gate blends that frame's mu
@@ -41,6 +44,8 @@ from torch import nn
 
 from redrum_kit.models import checkpoint
 from redrum_kit.models import stage1 as stage1_lib
+
+BAND_EDGES_HZ = (100, 250, 600, 1500, 4000, 8000)   # `bands` conditioning: seven bands, kick body to cymbal air
 
 
 @dataclass
@@ -64,6 +69,8 @@ class Stage2Config:
     level: bool = False         # also the conditioning's relative loudness (one channel per sub-frame, after
                                 # the probabilities): how hard each drum is hit, which probabilities that
                                 # saturate near 1 for soft and loud hits alike do not say
+    bands: bool = False         # also the relative loudness per frequency band (BAND_EDGES_HZ; one channel per
+                                # band and sub-frame, after the loudness): how long each hit rings, and where
     stage1: dict = field(default_factory=dict)  # the Stage1Config of the autoencoder it was trained on
 
     @property
@@ -73,8 +80,9 @@ class Stage2Config:
 
     @property
     def channels(self) -> int:
-        """Channels of the conditioning: the probabilities, then the loudness (`level`)."""
-        return self.probabilities + (self.sub_frames if self.level else 0)
+        """Channels of the conditioning: the probabilities, then the loudness (`level`), then the band
+        loudness (`bands`)."""
+        return self.probabilities + self.sub_frames * (int(self.level) + (len(BAND_EDGES_HZ) + 1) * self.bands)
 
 
 class ConvStack(nn.Module):
@@ -237,7 +245,7 @@ class RhythmTransformer(nn.Module):
 
     def forward(self, mu_s: torch.Tensor, p_s: torch.Tensor, p_t: torch.Tensor, named: bool = False):
         """mu_s `(B, latent, T_s)`, the conditioning p_s `(B, channels, T_s)`, p_t `(B, channels, T_t)`
-        (probabilities, then with `level` the loudness) -> mu_hat, sigma_hat `(B, latent, T_t)`, attention
+        (probabilities, then with `level` the loudness, with `bands` each band's) -> mu_hat, sigma_hat `(B, latent, T_t)`, attention
         weights per layer `[(B, heads, T_t, T_s)]`.
 
         With T_t == T_s the interpolation starts from mu_s; otherwise from zero. `named`: a dict of
