@@ -82,8 +82,15 @@ def onset_levels(y: np.ndarray, hop: int, sr: int) -> np.ndarray:
     x = np.pad(np.asarray(y, np.float32), (0, frames * hop - len(y))).reshape(frames, hop)
     level = 10 * np.log10(np.mean(x.astype(np.float64) ** 2, axis=1) + 1e-10)
     onset = maximum_filter1d(level, LEVEL_AHEAD, origin=-(LEVEL_AHEAD // 2), mode="nearest")
-    reference = maximum_filter1d(level, max(1, int(LEVEL_SECONDS * sr / hop)), mode="nearest")
-    return np.clip(1 + (onset - reference) / LEVEL_RANGE_DB, 0, 1).astype(np.float32)
+    return under_loudest(onset, level, hop, sr)
+
+
+def under_loudest(level: np.ndarray, loudness: np.ndarray, hop: int, sr: int) -> np.ndarray:
+    """Levels in dB `(..., frames)` -> [0, 1]: 1 at the loudest frame of `loudness` (dB, `(frames,)`)
+    within LEVEL_SECONDS around each frame, 0 at LEVEL_RANGE_DB or more under it."""
+    from scipy.ndimage import maximum_filter1d
+    reference = maximum_filter1d(loudness, max(1, int(LEVEL_SECONDS * sr / hop)), mode="nearest")
+    return np.clip(1 + (level - reference) / LEVEL_RANGE_DB, 0, 1).astype(np.float32)
 
 
 def band_levels(y: np.ndarray, hop: int, sr: int, edges=stage2_lib.BAND_EDGES_HZ) -> np.ndarray:
@@ -91,7 +98,6 @@ def band_levels(y: np.ndarray, hop: int, sr: int, edges=stage2_lib.BAND_EDGES_HZ
     power in each band (a Hann window of 4 hops centred on the frame), in dB under the loudest band
     and frame within LEVEL_SECONDS around it, mapped like `onset_levels`. The shape of each hit in
     time and frequency (how long it rings, where its energy sits), not the recording's gain."""
-    from scipy.ndimage import maximum_filter1d
     frames = -(-len(y) // hop)
     n_fft = 4 * hop
     x = np.pad(np.asarray(y, np.float32), ((n_fft - hop) // 2, frames * hop + n_fft))
@@ -100,8 +106,7 @@ def band_levels(y: np.ndarray, hop: int, sr: int, edges=stage2_lib.BAND_EDGES_HZ
     bins = np.searchsorted(np.fft.rfftfreq(n_fft, 1 / sr), edges)
     power = np.stack([band.sum(0) for band in np.split(spec, bins)])            # (bands, frames)
     level = 10 * np.log10(power + 1e-10)
-    reference = maximum_filter1d(level.max(0), max(1, int(LEVEL_SECONDS * sr / hop)), mode="nearest")
-    return np.clip(1 + (level - reference) / LEVEL_RANGE_DB, 0, 1).astype(np.float32)
+    return under_loudest(level, level.max(0), hop, sr)
 
 
 class Conditioner:

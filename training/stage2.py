@@ -443,7 +443,8 @@ def model_card(model: model_lib.Redrum, m: dict) -> str:
                    if cfg['adversarial_after'] < cfg['steps'] else "no adversarial phase")
     trained = {"decoder": " (the decoder alone, at a third of it; the transformer frozen)",
                "pointer": " (the copy head alone)"}.get(cfg.get("train_only", ""), "")
-    decoded = " (the audio terms decoding mu_hat, as in use)" if cfg.get("decode") == "mean" and not trained else ""
+    decoded = (" (the audio terms decoding mu_hat, as in use)"     # a decoder run always does: said above
+               if cfg.get("decode") == "mean" and cfg.get("train_only") != "decoder" else "")
     heard = "".join(f", {k} {cfg[k]}" + (f" (by `{cfg['onset_transcriber']}`)" if k == "onsets" else "")
                     for k in ("transients", "onsets") if cfg.get(k))
     return f"""# Redrum model (`stage2.safetensors`): rhythm transformer + its stage-1 autoencoder

@@ -245,8 +245,8 @@ class RhythmTransformer(nn.Module):
 
     def forward(self, mu_s: torch.Tensor, p_s: torch.Tensor, p_t: torch.Tensor, named: bool = False):
         """mu_s `(B, latent, T_s)`, the conditioning p_s `(B, channels, T_s)`, p_t `(B, channels, T_t)`
-        (probabilities, then with `level` the loudness, with `bands` each band's) -> mu_hat, sigma_hat `(B, latent, T_t)`, attention
-        weights per layer `[(B, heads, T_t, T_s)]`.
+        (probabilities, then with `level` the loudness, with `bands` each band's) -> mu_hat, sigma_hat
+        `(B, latent, T_t)`, attention weights per layer `[(B, heads, T_t, T_s)]`.
 
         With T_t == T_s the interpolation starts from mu_s; otherwise from zero. `named`: a dict of
         them instead (`mu`, `sigma`, `attention`), with a copy head also `mu_layers` (the layers' mu_hat
