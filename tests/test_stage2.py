@@ -248,6 +248,30 @@ def test_decoder_adaptation_changes_the_decoder_only_and_brings_the_output_close
         recipe.train(replace(dec, decode="median", run_dir=str(tmp_path / "run3")))
 
 
+def test_critics_warming_up_leave_the_decoder_as_without_them_and_then_it_answers_to_them(trained, tmp_path):
+    """The adversarial phase on the decoder: fresh critics learn alone for `critic_warmup` steps (the decoder
+    exactly as in a run without critics), then the decoder learns from them too."""
+    from dataclasses import replace
+    from training import stage2 as recipe
+    cfg, _ = trained
+    base = replace(cfg, init=cfg.out, train_only="decoder", reconstruction=1.0, cycle=0.0, steps=6, lr=3e-3,
+                   log_every=1, val_every=6, save_every=6, eval_pairs=0)
+    runs = {"plain": replace(base, adversarial_after=100),
+            "warming": replace(base, adversarial_after=0, critic_warmup=6),
+            "adversarial": replace(base, adversarial_after=0, critic_warmup=3)}
+    decoders = {}
+    for name, run in runs.items():
+        run = replace(run, run_dir=str(tmp_path / name), out=str(tmp_path / f"{name}.safetensors"))
+        recipe.train(run)
+        decoders[name] = {k: v for k, v in stage2.load(Path(run.out)).state_dict().items()
+                          if k.startswith("autoencoder.decoder.")}
+        rows = [json.loads(line) for line in (tmp_path / name / "log.jsonl").read_text().splitlines()]
+        assert any("critic" in r for r in rows) == (name != "plain")
+    assert all(torch.equal(v, decoders["plain"][k]) for k, v in decoders["warming"].items())
+    assert not all(torch.equal(v, decoders["plain"][k]) for k, v in decoders["adversarial"].items())
+    card = (tmp_path / "adversarial.md").read_text()
+    assert "adversarially from step 3" in card and "the critics alone for 3 steps" in card
+
 def test_cli_transform_keeps_the_target_rate_and_length_and_never_overwrites(installed, tmp_path, capsys):
     from redrum_kit.bench import drum_audio
     src = write(tmp_path / "source.wav", drum_audio(4.0, 44100), sr=44100)

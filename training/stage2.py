@@ -24,7 +24,9 @@ Losses (weights in the config):
 - attention entropy: minus the divergence between heads (head diversity);
 - KL of z = mu_hat + sigma_hat * eps to the stage-1 prior, beta rising over
   `warmup` steps;
-- from `adversarial_after`: the decoder adapts, with stage 1's critics;
+- from `adversarial_after`: the decoder adapts, with critics of stage 1's kind
+  (multi-scale and multi-period, hinge loss plus feature matching), which
+  learn alone for `critic_warmup` steps first;
 - pointer (models with a copy head): cross-entropy of the head's choice of
   source frame against soft targets from the source frames nearest the
   pseudo-target's, in mu (`pointer_temperature` times the median squared
@@ -96,6 +98,8 @@ class TrainConfig:
     warmup: int = 5000
     adversarial_weight: float = 1.0
     feature_matching: float = 10.0
+    critic_warmup: int = 0             # steps from `adversarial_after` in which only the critics learn (fresh
+                                       # critics give the decoder noise, not a direction)
     log_every: int = 25
     val_every: int = 500
     save_every: int = 500
@@ -360,7 +364,8 @@ class Stage2Recipe:
         if adversarial:
             adv, figures = disc.adversarial_step(self.critics_ddp, self.opt_d, parts["x"], parts["y_hat"],
                                                  cfg.adversarial_weight, cfg.feature_matching)
-            loss = loss + adv
+            if step >= cfg.adversarial_after + cfg.critic_warmup:
+                loss = loss + adv
             out.update(figures)
         self.opt_g.zero_grad()
         self.opt_dec.zero_grad()
@@ -439,7 +444,10 @@ def model_card(model: model_lib.Redrum, m: dict) -> str:
     else:
         evaluation = "Evaluation: not run in this training run (`eval_pairs = 0`); see `redrum eval transform`."
     cfg = m["config"]
-    adversarial = (f"decoder adapted adversarially from step {cfg['adversarial_after']}"
+    warm = cfg.get("critic_warmup", 0)
+    adversarial = (f"decoder adapted adversarially from step {cfg['adversarial_after'] + warm} (adversarial weight "
+                   f"{cfg['adversarial_weight']}, feature matching {cfg['feature_matching']}"
+                   + (f"; the critics alone for {warm} steps before" if warm else "") + ")"
                    if cfg['adversarial_after'] < cfg['steps'] else "no adversarial phase")
     trained = {"decoder": " (the decoder alone, at a third of it; the transformer frozen)",
                "pointer": " (the copy head alone)"}.get(cfg.get("train_only", ""), "")
