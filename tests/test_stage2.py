@@ -272,6 +272,7 @@ def test_critics_warming_up_leave_the_decoder_as_without_them_and_then_it_answer
     card = (tmp_path / "adversarial.md").read_text()
     assert "adversarially from step 3" in card and "the critics alone for 3 steps" in card
 
+
 def test_cli_transform_keeps_the_target_rate_and_length_and_never_overwrites(installed, tmp_path, capsys):
     from redrum_kit.bench import drum_audio
     src = write(tmp_path / "source.wav", drum_audio(4.0, 44100), sr=44100)

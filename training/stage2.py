@@ -363,9 +363,9 @@ class Stage2Recipe:
         out["beta"] = beta
         if adversarial:
             adv, figures = disc.adversarial_step(self.critics_ddp, self.opt_d, parts["x"], parts["y_hat"],
-                                                 cfg.adversarial_weight, cfg.feature_matching)
-            if step >= cfg.adversarial_after + cfg.critic_warmup:
-                loss = loss + adv
+                                                 cfg.adversarial_weight, cfg.feature_matching,
+                                                 generator=step >= cfg.adversarial_after + cfg.critic_warmup)
+            loss = loss + adv
             out.update(figures)
         self.opt_g.zero_grad()
         self.opt_dec.zero_grad()

@@ -109,13 +109,17 @@ def feature_matching(real: list[list[torch.Tensor]], fake: list[list[torch.Tenso
 
 
 def adversarial_step(critics: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y_hat: torch.Tensor,
-                     adversarial_weight: float, feature_matching_weight: float) -> tuple[torch.Tensor, dict]:
+                     adversarial_weight: float, feature_matching_weight: float,
+                     generator: bool = True) -> tuple[torch.Tensor, dict]:
     """One critic update on real `x` and generated `y_hat`, then the generator's adversarial loss
-    (hinge + weighted feature matching, still to be backpropagated) and the figures to log."""
+    (hinge + weighted feature matching, still to be backpropagated) and the figures to log.
+    `generator=False` (critics warming up): the critic update only, and a loss of zero."""
     loss_d = hinge_d(critics(x), critics(y_hat.detach()))
     opt.zero_grad()
     loss_d.backward()
     opt.step()
+    if not generator:
+        return y_hat.new_zeros(()), {"critic": loss_d.item()}
     real, fake = critics(x), critics(y_hat)
     adv, fm = hinge_g(fake), feature_matching(real, fake)
     return (adversarial_weight * adv + feature_matching_weight * fm,
