@@ -311,12 +311,15 @@ def cmd_eval_transcriber(args) -> int:
     if checkpoint.is_file():
         from redrum_kit.models import transcriber as crnn
         sources["model"] = crnn.load(checkpoint)
+    if args.bass is not None and not -60 <= args.bass <= 20:
+        raise RedrumError("--bass must be between -60 and 20 dB (to the drums' RMS)")
     methods = list(sources)
-    results = {m: evaluate(source, ds, limit=args.limit) for m, source in sources.items()}
+    results = {m: evaluate(source, ds, limit=args.limit, bass_db=args.bass) for m, source in sources.items()}
     if args.json:
         _print_json(results)
         return 0
-    print(f"{args.split} split of {args.data}: {results['baseline']['clips']} clips, onset F (50 ms)")
+    under = f", a bass line under each at {args.bass:+g} dB" if args.bass is not None else ""
+    print(f"{args.split} split of {args.data}: {results['baseline']['clips']} clips{under}, onset F (50 ms)")
     print(f"{'class':8s}" + "".join(f"{m:>10s}" for m in methods))
     for cls in results["baseline"]["per_class"]:
         print(f"{cls:8s}" + "".join(f"{results[m]['per_class'][cls]['f']:10.3f}" for m in methods))
@@ -745,6 +748,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", metavar="DIR", help="transcriber, transform, interpolate: a built dataset folder")
     s.add_argument("--split", choices=("train", "val", "test"), default="test")
     s.add_argument("--limit", type=int, help="transcriber: at most this many clips; layering: hits")
+    s.add_argument("--bass", type=float, metavar="DB",
+                   help="transcriber: a synth bass line under each clip, DB to the drums' RMS (0: as loud)")
     s.add_argument("--checkpoint", metavar="FILE")
     s.add_argument("--smoothness", action="store_true",
                    help="layering: how the sound moves along the PCA sliders and interpolations")

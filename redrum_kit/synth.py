@@ -326,3 +326,40 @@ def kit(seed: int, sr: int = SR, machine: bool = False) -> list[tuple[str, str, 
 
 def kit_name(seed: int, machine: bool = False) -> str:
     return f"{'machine' if machine else 'synth'}-{seed:04d}"
+
+
+def bass_line(r: np.random.Generator, n: int, sr: int, onsets=(), kick_onsets=()) -> np.ndarray:
+    """A monophonic synth bass line, `n` samples at `sr`, RMS 1 where it plays: not a drum.
+
+    Mixed under drum clips, it teaches a transcriber that a low note is not a
+    kick: a bass note holds its pitch (41-165 Hz), where a kick's falls and
+    dies. Notes start on most of `kick_onsets` (a bass player locks to the
+    kick), on some other `onsets` (seconds) and at random times; each lasts
+    to the next note or sooner, a sine with a little second harmonic or a
+    low-passed saw, with a soft or hard attack and a decay like a pluck or
+    an organ.
+    """
+    seconds = n / sr
+    starts = ([t for t in kick_onsets if r.random() < 0.6] + [t for t in onsets if r.random() < 0.15]
+              + list(r.uniform(0, seconds, size=int(r.integers(1, 6)))))
+    starts = np.unique(np.round(np.clip(starts, 0, seconds) * sr).astype(int))
+    starts = starts[starts < n - int(0.01 * sr)]          # a note needs room to sound
+    out = np.zeros(n)
+    for i, s in enumerate(starts):
+        end = min(n, s + int(r.uniform(0.08, 1.0) * sr), starts[i + 1] if i + 1 < len(starts) else n)
+        t = np.arange(end - s) / sr
+        f = 440.0 * 2 ** ((int(r.integers(28, 53)) - 69) / 12)
+        phase = 2 * np.pi * f * t + r.uniform(0, 2 * np.pi)
+        if r.random() < 0.5:
+            x = np.sin(phase) + r.uniform(0, 0.4) * np.sin(2 * phase)
+        else:
+            saw = 2 * ((phase / (2 * np.pi)) % 1.0) - 1
+            x = _band(saw, sr, None, f * r.uniform(2, 10))
+        env = _decay(t, r.uniform(0.15, 3.0), attack=r.uniform(0.002, 0.025))
+        release = min(len(t), int(r.uniform(0.005, 0.03) * sr))
+        env[len(t) - release:] *= np.linspace(1, 0, release)
+        out[s:end] += r.uniform(0.6, 1.0) * x * env
+    playing = np.abs(out) > 1e-4
+    if playing.any():
+        out /= np.sqrt(np.mean(out[playing] ** 2))
+    return out.astype(np.float32)

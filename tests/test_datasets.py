@@ -177,3 +177,18 @@ def test_cli_build_with_a_users_kit(tmp_path, no_hydrogen, capsys):
     assert main(["dataset", "build", "-o", str(tmp_path / "cli3"), "--items", "4", "--workers", "0"]) == 1
     assert "--workers must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "cli3").exists()
+
+
+def test_a_bass_line_goes_under_the_drums_at_the_level_asked():
+    from redrum_kit.datasets.augment import under_bass
+    sr = 22050
+    rng = np.random.default_rng(0)
+    drums = (rng.standard_normal(3 * sr) * 0.05).astype(np.float32)
+    events = [(0.5, "kick", 100), (1.0, "snare", 90), (1.5, "kick", 100)]
+    for db in (-12.0, 0.0):
+        mix = under_bass(drums, sr, events, np.random.default_rng(1), db)
+        bass = mix - drums                       # nothing clipped: the drums are untouched
+        ratio = 20 * np.log10(np.sqrt(np.mean(bass ** 2)) / np.sqrt(np.mean(drums ** 2)))
+        assert db - 6 < ratio <= db + 0.5        # RMS 1 where the line plays, less over the clip
+    loud = under_bass(drums * 18, sr, events, np.random.default_rng(1), 6.0)
+    assert np.abs(loud).max() <= 0.99 + 1e-6     # turned down as a whole, never clipped

@@ -78,3 +78,35 @@ def test_drum_machine_kits_have_short_pure_toms_under_a_long_kick():
             assert spec[(f > 0.7 * f0) & (f < 1.4 * f0)].sum() > 0.6 * spec.sum()   # nearly a pure sine
         assert centroid(pads["Crash"]) > 4000 and rings(pads["Crash"]) > 2 * rings(pads["Hat Closed"])
     assert synth.kit_name(5, machine=True) == "machine-0005"
+
+
+def test_a_bass_line_holds_low_notes_and_locks_to_the_kicks():
+    """Not a drum: its energy sits under 200 Hz, each note holds its pitch (a kick's falls), and most
+    kicks start a note; the same generator state gives the same line."""
+    sr, kicks = 22050, [0.5, 1.5, 2.5]
+    lines = [synth.bass_line(np.random.default_rng(s), 3 * sr, sr, onsets=[1.0, 2.0], kick_onsets=kicks)
+             for s in range(8)]
+    assert np.array_equal(lines[0], synth.bass_line(np.random.default_rng(0), 3 * sr, sr, [1.0, 2.0], kicks))
+    for y in lines:
+        assert y.shape == (3 * sr,) and y.dtype == np.float32 and np.isfinite(y).all()
+        spec = np.abs(np.fft.rfft(y)) ** 2
+        f = np.fft.rfftfreq(len(y), 1 / sr)
+        assert spec[f < 200].sum() > 0.8 * spec.sum()
+    # a note started by a kick: its pitch (zero crossings) in its first and its next 70 ms is the same
+    def crossings(seg):
+        return np.count_nonzero(np.diff(np.signbit(seg)))
+    start = int(1.03 * sr)
+    for seed in (1, 2, 3):   # lines whose note starts on that kick
+        y = synth.bass_line(np.random.default_rng(seed), 3 * sr, sr, kick_onsets=[1.0])
+        assert np.abs(y[start:start + 1500]).max() > 0.5
+        a, b = crossings(y[start:start + 1500]), crossings(y[start + 1300:start + 2800])
+        assert abs(a - b) <= 1
+    # over many lines, a kick starts a note more often than a random instant does
+    rises_at_kicks = np.mean([np.abs(y[int(k * sr) + 200:int(k * sr) + 600]).mean()
+                              > 2 * np.abs(y[int(k * sr) - 600:int(k * sr) - 200]).mean() + 1e-3
+                              for y in lines for k in kicks])
+    assert rises_at_kicks > 0.4
+    # a kick on the clip's last sample, or no room at all: silence where no note fits, never NaN
+    for n in (0, 100, 3 * sr):
+        y = synth.bass_line(np.random.default_rng(0), n, sr, onsets=[n / sr], kick_onsets=[n / sr, 0.0])
+        assert y.shape == (n,) and np.isfinite(y).all()

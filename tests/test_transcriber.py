@@ -82,12 +82,15 @@ def test_tiny_training_run_learns(tmp_path):
     # fine-tuning starts from the trained weights, not from scratch
     tuned = load_config(recipe.TrainConfig, presets_dir() / "training" / "transcriber-tiny.toml",
                         dataset_config=cfg.dataset_config, data_dir=cfg.data_dir, run_dir=str(tmp_path / "tune"),
-                        out=str(tmp_path / "tuned.safetensors"), init=str(tmp_path / "t.safetensors"))
+                        out=str(tmp_path / "tuned.safetensors"), init=str(tmp_path / "t.safetensors"),
+                        bass_share=0.5)
     recipe.train(tuned)
     first = [json.loads(line)["loss"] for line in (tmp_path / "tune" / "log.jsonl").read_text().splitlines()
              if "loss" in line][0]
     assert first < losses[0]
-    assert "from the weights of" in (tmp_path / "tuned.md").read_text()
+    card = (tmp_path / "tuned.md").read_text()
+    assert "from the weights of" in card and "bass line under 50% of clips" in card
+    assert "With a bass line under each test clip" in card
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
@@ -202,6 +205,11 @@ def test_eval_transcriber_cli(tmp_path, capsys):
     assert "nope.safetensors" in capsys.readouterr().err
     assert main(["eval", "transcriber"]) == 1
     assert "--data" in capsys.readouterr().err
+    # with a bass line under every clip: the same clips, harder to hear; a level out of range is refused
+    assert main(["eval", "transcriber", "--data", str(tmp_path / "clips"), "--bass", "0"]) == 0
+    assert "a bass line under each at +0 dB" in capsys.readouterr().out
+    assert main(["eval", "transcriber", "--data", str(tmp_path / "clips"), "--bass", "90"]) == 1
+    assert capsys.readouterr().err.strip().count("\n") == 0
 
 
 def test_bench_transcribe_prints_rtf_and_ratios(tmp_path, capsys):

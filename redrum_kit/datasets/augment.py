@@ -2,7 +2,9 @@
 
 - on patterns: tempo scaling, swing, microtiming, event dropouts;
 - on kits: oneshot pitch and gain, and (training clips only) shorter decays;
-- on the mix: a pedalboard chain of compression, EQ, room reverb and saturation.
+- on the mix: a pedalboard chain of compression, EQ, room reverb and saturation;
+- under the mix: a synth bass line (`under_bass`), for a transcriber that must
+  not hear a bass note as a kick or a tom.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pedalboard
 
-from redrum_kit import audio
+from redrum_kit import audio, synth
 from redrum_kit.datasets.kits import SampleKit
 from redrum_kit.rhythm.events import Pattern
 
@@ -110,6 +112,17 @@ def process_mix(y: np.ndarray, sr: int, chain: pedalboard.Pedalboard) -> np.ndar
         y = chain(y[None, :].astype(np.float32), sr)[0]
     peak = float(np.max(np.abs(y))) if y.size else 0.0
     return (y * (0.99 / peak) if peak > 0.99 else y).astype(np.float32)
+
+
+def under_bass(y: np.ndarray, sr: int, events, rng: np.random.Generator, db: float) -> np.ndarray:
+    """`y` with a bass line (`synth.bass_line`, locked to the kicks of `events`) at `db` dB to the
+    drums' RMS; the mix turned down as a whole if its peak would pass 0.99."""
+    rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if len(y) else 0.0
+    times = [t for t, _, _ in events]
+    bass = synth.bass_line(rng, len(y), sr, times, [t for t, cls, _ in events if cls == "kick"])
+    mix = y + bass * (max(rms, 1e-3) * 10 ** (db / 20))
+    peak = float(np.max(np.abs(mix))) if len(mix) else 0.0
+    return (mix * (0.99 / peak) if peak > 0.99 else mix).astype(np.float32)
 
 
 @dataclass
