@@ -62,7 +62,8 @@ def hardware(device: torch.device) -> str:
     if device.type == "cuda":
         world = dist.get_world_size() if dist.is_initialized() else 1
         return f"{world} x {torch.cuda.get_device_name(device)}"
-    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    n = torch.get_num_threads()
+    return f"{platform.machine()} CPU, {n} thread{'s' if n != 1 else ''}"
 
 
 def seed_everything(seed: int) -> None:
