@@ -62,6 +62,17 @@ def test_attention_entropy_loss_rewards_heads_that_look_at_different_frames():
     assert abs(float(stage2.attention_entropy_loss([same]))) < 1e-4
 
 
+def test_attention_spread_loss_rewards_target_frames_that_look_at_different_source_frames():
+    fixed = torch.zeros(1, 4, 3, 4)          # every target frame on source frame 0
+    fixed[..., 0] = 1.0
+    moving = torch.zeros(1, 4, 3, 4)         # target frame t on source frame t
+    for t in range(3):
+        moving[0, :, t, t] = 1.0
+    assert stage2.attention_spread_loss([moving]) < stage2.attention_spread_loss([fixed])
+    assert abs(float(stage2.attention_spread_loss([fixed]))) < 1e-4
+    assert abs(float(stage2.attention_entropy_loss([moving]))) < 1e-4    # heads alike: no head diversity
+
+
 def test_the_copy_head_outputs_whole_source_frames_where_it_keeps_none_of_the_layers_mu():
     model = tiny_redrum(pointer=True, sub_frames=2)
     with torch.no_grad():
@@ -203,6 +214,7 @@ def test_tiny_training_lowers_the_latent_error_and_writes_card_and_logs(trained)
     assert any("critic" in r for r in rows) and any("val_timbre_ratio" in r for r in rows)
     card = Path(cfg.out).with_suffix(".md").read_text()
     assert f"{cfg.steps} steps" in card and "| model |" in card and "| replace |" in card
+    assert any("spread" in r for r in rows) and "spread 0.05" in card
     assert Path(cfg.out).stat().st_size < 20e6
     metrics = json.loads(Path(cfg.out).with_suffix(".metrics.json").read_text())
     assert metrics["evaluation"]["groups"]

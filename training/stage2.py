@@ -22,6 +22,8 @@ Losses (weights in the config):
 - cycle: the output, re-timed with the source's own transcription, should
   give the source's mu back (normalised like the latent term);
 - attention entropy: minus the divergence between heads (head diversity);
+- spread (off by default): minus the divergence between a head's target
+  frames, so that a head does not copy the same few source frames to all;
 - KL of z = mu_hat + sigma_hat * eps to the stage-1 prior, beta rising over
   `warmup` steps;
 - from `adversarial_after`: the decoder adapts, with critics of stage 1's kind
@@ -92,6 +94,7 @@ class TrainConfig:
                                        # in the research) or "mean" (mu_hat, as in use; always so for "decoder")
     cycle: float = 0.3
     entropy: float = 0.1
+    spread: float = 0.0                # weight of the diversity over target frames (attention_spread_loss)
     pointer: float = 0.0               # weight of the copy head's loss (models with [model] pointer = true)
     pointer_temperature: float = 0.0625
     beta: float = 0.05
@@ -322,6 +325,7 @@ class Stage2Recipe:
         z = mu_hat + sigma_hat * torch.randn_like(sigma_hat)
         terms = {"latent": normalised_mse(mu_hat, b["mu_st"]),
                  "entropy": model_lib.attention_entropy_loss(out["attention"]),
+                 "spread": model_lib.attention_spread_loss(out["attention"]),
                  "kl": stage1_lib.kl_divergence(mu_hat, sigma_hat)}
         if cfg.cycle:
             mu_back, _, _ = net(mu_hat, b["p_t"], b["p_s"])
@@ -357,7 +361,7 @@ class Stage2Recipe:
         beta = cfg.beta * min(1.0, step / max(1, cfg.warmup))
         weights = {"latent": cfg.latent, "reconstruction": cfg.reconstruction, "transients": cfg.transients,
                    "onsets": cfg.onsets, "cycle": cfg.cycle, "entropy": cfg.entropy, "kl": beta,
-                   "pointer": cfg.pointer}
+                   "pointer": cfg.pointer, "spread": cfg.spread}
         loss = sum(w * terms[k] for k, w in weights.items() if w and k in terms)
         out = {k: v.item() for k, v in terms.items()}
         out["beta"] = beta
@@ -470,7 +474,7 @@ and rhythm attention biases, per-layer interpolation of mu, gated residual std h
 - Training: {trainer_lib.steps_phrase(m)}{f" from the weights of `{cfg['init']}`" if cfg.get('init') else ''},
   batch {cfg['batch_size']} pairs x {cfg['frames']} latent frames, lr {cfg['lr']}{trained}; weights latent {cfg['latent']},
   reconstruction {cfg['reconstruction']}{heard}{decoded}, cycle {cfg['cycle']}, attention entropy {cfg['entropy']},
-  beta {cfg['beta']}; {adversarial}.
+  {f"spread {cfg['spread']}, " if cfg.get('spread') else ''}beta {cfg['beta']}; {adversarial}.
   Hardware: {m['hardware']}.
 - Validation (val kits): latent error {val.get('val_latent', float('nan')):.3f} (MSE over variance), timbre ratio
   {val.get('val_timbre_ratio', float('nan')):.3f} (log-mel distance of the output to the true rendering over

@@ -298,18 +298,28 @@ class Redrum(nn.Module):
         return self.transformer(mu_s, p_s, p_t)
 
 
-def attention_entropy_loss(attention: list[torch.Tensor]) -> torch.Tensor:
-    """Head diversity: minus the Jensen-Shannon divergence between the heads' attention.
-
-    JSD = H(mean over heads) - mean over heads of H(head): large when each head
-    is sharp and the heads look at different source frames.
-    """
+def _divergence(attention: list[torch.Tensor], dim: int) -> torch.Tensor:
+    """Mean over layers of the Jensen-Shannon divergence of the attention rows along `dim` of
+    `(B, H, Tq, Tk)`: H(their mean) - the mean of their H; large when each row is sharp and the rows
+    look at different source frames."""
     def entropy(p):
         return -(p * torch.log(p + 1e-8)).sum(-1)
     total = 0.0
-    for w in attention:                                   # (B, H, Tq, Tk)
-        total = total - (entropy(w.mean(1)) - entropy(w).mean(1)).mean()
+    for w in attention:
+        total = total + (entropy(w.mean(dim)) - entropy(w).mean(dim)).mean()
     return total / len(attention)
+
+
+def attention_entropy_loss(attention: list[torch.Tensor]) -> torch.Tensor:
+    """Head diversity: minus the Jensen-Shannon divergence between the heads' attention."""
+    return -_divergence(attention, 1)
+
+
+def attention_spread_loss(attention: list[torch.Tensor]) -> torch.Tensor:
+    """Diversity over target frames: minus the divergence between the attention of a head's target
+    frames (the information a head's choice of source frame carries about the target frame), so that
+    a head does not settle on a few fixed source frames for every target frame."""
+    return -_divergence(attention, 2)
 
 
 def save(model: Redrum, path: Path, extra: dict | None = None) -> None:
