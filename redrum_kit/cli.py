@@ -303,6 +303,8 @@ def cmd_eval_transcriber(args) -> int:
     from training.transcriber import evaluate
     if not args.data:
         raise RedrumError("give --data DIR: a folder made by `redrum dataset build` (its test split holds unseen kits)")
+    if args.bass is not None and not -60 <= args.bass <= 20:
+        raise RedrumError("--bass must be between -60 and 20 dB (to the drums' RMS)")
     ds = Dataset(Path(args.data), args.split)
     checkpoint = Path(args.checkpoint) if args.checkpoint else checkpoint_path()
     if args.checkpoint and not checkpoint.is_file():
@@ -311,8 +313,6 @@ def cmd_eval_transcriber(args) -> int:
     if checkpoint.is_file():
         from redrum_kit.models import transcriber as crnn
         sources["model"] = crnn.load(checkpoint)
-    if args.bass is not None and not -60 <= args.bass <= 20:
-        raise RedrumError("--bass must be between -60 and 20 dB (to the drums' RMS)")
     methods = list(sources)
     results = {m: evaluate(source, ds, limit=args.limit, bass_db=args.bass) for m, source in sources.items()}
     if args.json:

@@ -217,7 +217,7 @@ class TranscriberRecipe:
 
     def with_bass(self, item: dict) -> np.ndarray:
         """The clip's audio, with a bass line under it for `bass_share` of clips (a bass note is not a kick)."""
-        if self.rng.random() >= self.cfg.bass_share:
+        if not self.cfg.bass_share or self.rng.random() >= self.cfg.bass_share:   # off: the draws as before
             return item["audio"]
         return under_bass(item["audio"], self.model.cfg.sr, item["events"], self.rng,
                           float(self.rng.uniform(*self.cfg.bass_db)))
