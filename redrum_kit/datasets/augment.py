@@ -110,6 +110,11 @@ def process_mix(y: np.ndarray, sr: int, chain: pedalboard.Pedalboard) -> np.ndar
     """Run the chain, then bring the peak back to at most 0.99 (never louder)."""
     if len(chain):
         y = chain(y[None, :].astype(np.float32), sr)[0]
+    return _under_full_scale(y)
+
+
+def _under_full_scale(y: np.ndarray) -> np.ndarray:
+    """`y` turned down as a whole if its peak passes 0.99 (never turned up), as float32."""
     peak = float(np.max(np.abs(y))) if y.size else 0.0
     return (y * (0.99 / peak) if peak > 0.99 else y).astype(np.float32)
 
@@ -120,9 +125,7 @@ def under_bass(y: np.ndarray, sr: int, events, rng: np.random.Generator, db: flo
     rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if len(y) else 0.0
     times = [t for t, _, _ in events]
     bass = synth.bass_line(rng, len(y), sr, times, [t for t, cls, _ in events if cls == "kick"])
-    mix = y + bass * (max(rms, 1e-3) * 10 ** (db / 20))
-    peak = float(np.max(np.abs(mix))) if len(mix) else 0.0
-    return (mix * (0.99 / peak) if peak > 0.99 else mix).astype(np.float32)
+    return _under_full_scale(y + bass * (max(rms, 1e-3) * 10 ** (db / 20)))
 
 
 @dataclass
