@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from redrum_kit.cli import main
 from redrum_kit.datasets.build import Builder, Dataset, DatasetConfig, build, kit_splits
@@ -82,6 +83,19 @@ def test_items_hold_audio_targets_and_kit(tmp_path):
     assert (env > 0.01).mean() > 0.9
 
 
+def training_item_with_and_without(augment: dict) -> tuple[dict, dict]:
+    """A training-only kit augmentation: validation and test clips are those of a build without it
+    (asserted here); -> the first training clip without it and with it, whose hits are the same."""
+    kw = dict(items={"train": 4, "val": 2, "test": 2}, synth_kits={"train": 2, "val": 1, "test": 1},
+              hydrogen_dir="/nonexistent", songs_dir="/nonexistent")
+    plain, augmented = Builder(DatasetConfig(**kw)), Builder(DatasetConfig(**kw, augment=augment))
+    for split in ("val", "test"):
+        assert np.array_equal(plain.item(split, 0)["audio"], augmented.item(split, 0)["audio"])
+    a, b = plain.item("train", 0), augmented.item("train", 0)
+    assert a["events"] == b["events"] and a["kit"] == b["kit"]
+    return a, b
+
+
 def test_shorter_decays_reach_training_clips_only():
     """Decay augmentation: a shorter tail, the same attack; held-out kits keep their own sounds."""
     from redrum_kit import synth
@@ -98,15 +112,27 @@ def test_shorter_decays_reach_training_clips_only():
     assert np.array_equal(short[:peak + 1], tom[:peak + 1])
     assert np.array_equal(shorten_decay(tom, 22050, 1.0), tom)
 
-    kw = dict(items={"train": 4, "val": 2, "test": 2}, synth_kits={"train": 2, "val": 1, "test": 1},
-              hydrogen_dir="/nonexistent", songs_dir="/nonexistent")
-    plain = Builder(DatasetConfig(**kw))
-    decayed = Builder(DatasetConfig(**kw, augment={"decay": 1.0}))
-    for split in ("val", "test"):
-        assert np.array_equal(plain.item(split, 0)["audio"], decayed.item(split, 0)["audio"])
-    a, b = plain.item("train", 0), decayed.item("train", 0)
-    assert a["events"] == b["events"]
+    a, b = training_item_with_and_without({"decay": 1.0})
     assert np.abs(b["audio"]).sum() < 0.9 * np.abs(a["audio"]).sum()  # the same hits with shorter tails
+
+
+def test_pad_eq_moves_the_timbre_of_training_pads_only():
+    """Pad EQ: a pad's spectrum tilted by up to the set dB, its level kept; held-out kits keep their
+    own sounds, training clips keep their hits."""
+    from redrum_kit import features, synth
+    from redrum_kit.datasets.augment import equalise
+
+    snare = synth.oneshot("snare", 3, 22050)
+    bumps = [np.array([0.5, 0.0, 1.0])] * 3            # three bumps of +1 at the middle of the axis: +12 dB there
+    loud = equalise(snare, 22050, 12.0, bumps)
+    assert np.sqrt(np.mean(loud ** 2)) == pytest.approx(np.sqrt(np.mean(snare ** 2)), rel=1e-3)
+    mel = features.log_mel(torch.from_numpy(np.stack([snare, loud])), 22050, 64)[..., :8].mean(-1)
+    tilt = 10 * (mel[1] - mel[0])                      # dB per band
+    assert float(tilt.max() - tilt.min()) > 10.0       # a bump of about 12 dB against the rest
+    assert np.allclose(equalise(snare, 22050, 0.0, bumps), snare, atol=1e-5)
+
+    a, b = training_item_with_and_without({"pad_eq_db": 12.0})
+    assert not np.allclose(a["audio"], b["audio"], atol=1e-3)
 
 
 def test_drum_machine_kits_join_the_training_split_only(tmp_path):

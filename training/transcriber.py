@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from redrum_kit.config import load_config
-from redrum_kit.datasets.augment import under_bass
+from redrum_kit.datasets.augment import smooth_curve, under_bass
 from redrum_kit.datasets.build import Dataset, DatasetConfig, is_recorded
 from redrum_kit.models import transcriber as model_lib
 from redrum_kit.rhythm.events import TRANSCRIPTION_CLASS
@@ -207,12 +207,8 @@ class TranscriberRecipe:
     def eq_curves(self, n: int, bins: int) -> torch.Tensor:
         """`(n, bins, 1)` random smooth gains in the model's log-mel units (a few broad bumps, +-eq_db)."""
         x = np.linspace(0, 1, bins)
-        curves = np.zeros((n, bins))
-        for k in range(n):
-            for _ in range(3):
-                centre, width = self.rng.uniform(0, 1), self.rng.uniform(0.05, 0.3)
-                curves[k] += self.rng.uniform(-1, 1) * np.exp(-0.5 * ((x - centre) / width) ** 2)
-        db = self.cfg.eq_db * np.clip(curves, -1, 1)
+        curves = np.stack([smooth_curve(x, [self.rng.uniform(size=3) for _ in range(3)]) for _ in range(n)])
+        db = self.cfg.eq_db * curves
         return torch.from_numpy(db / 10 / 2).float()[..., None]    # dB -> log10 power, then the /2 scaling
 
     def with_bass(self, item: dict) -> np.ndarray:

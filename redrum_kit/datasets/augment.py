@@ -1,7 +1,8 @@
 """The augmentations of the research, as small functions of (input, rng).
 
 - on patterns: tempo scaling, swing, microtiming, event dropouts;
-- on kits: oneshot pitch and gain, and (training clips only) shorter decays;
+- on kits: oneshot pitch and gain, and (training clips only) shorter decays and
+  a random EQ per pad (a kit's snare brighter, its toms boomier: kits no one recorded);
 - on the mix: a pedalboard chain of compression, EQ, room reverb and saturation;
 - under the mix: a synth bass line (`under_bass`), for a transcriber that must
   not hear a bass note as a kick or a tom.
@@ -13,6 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pedalboard
+import scipy.fft
 
 from redrum_kit import audio, synth
 from redrum_kit.datasets.kits import SampleKit
@@ -29,6 +31,7 @@ class AugmentConfig:
     gain_db: float = 6.0                             # oneshot gain range (+-)
     mix_chain: float = 0.7                           # probability of the pedalboard chain on a mix
     decay: float = 0.0                               # probability that a pad's decay is shortened
+    pad_eq_db: float = 0.0                           # each pad through its own smooth random EQ, +-dB (0: off)
 
 
 def augment_pattern(p: Pattern, rng: np.random.Generator, cfg: AugmentConfig) -> Pattern:
@@ -51,19 +54,49 @@ def augment_pattern(p: Pattern, rng: np.random.Generator, cfg: AugmentConfig) ->
 
 def augment_kit(kit: SampleKit, rng: np.random.Generator, cfg: AugmentConfig) -> SampleKit:
     """Each pad retuned and re-gained by its own random amount (all its layers alike); with
-    probability `cfg.decay` its decay shortened too (see `shorten_decay`)."""
+    probability `cfg.decay` its decay shortened too (see `shorten_decay`), and with `cfg.pad_eq_db`
+    its spectrum tilted by its own smooth EQ curve (see `equalise`)."""
     samples = {}
+    pads = range(len(kit.kit.pads))
     amounts = {i: (float(rng.uniform(-cfg.pitch_semitones, cfg.pitch_semitones)),
-                   float(10 ** (rng.uniform(-cfg.gain_db, cfg.gain_db) / 20))) for i in range(len(kit.kit.pads))}
-    fades = {}
-    if cfg.decay > 0:  # from a child generator: `rng`'s own draws (rhythm, mix) stay those of a build without it
+                   float(10 ** (rng.uniform(-cfg.gain_db, cfg.gain_db) / 20))) for i in pads}
+    # from child generators: `rng`'s own draws (rhythm, mix) stay those of a build without them
+    fades, curves = {}, {}
+    if cfg.decay > 0:
         child = rng.spawn(1)[0]
-        fades = {i: float(child.uniform(0.2, 1.0)) for i in range(len(kit.kit.pads)) if child.random() < cfg.decay}
+        fades = {i: float(child.uniform(0.2, 1.0)) for i in pads if child.random() < cfg.decay}
+    if cfg.pad_eq_db > 0:
+        child = rng.spawn(1)[0]
+        curves = {i: [child.uniform(size=3) for _ in range(3)] for i in pads}
     for (i, j), y in kit.samples.items():
         semis, gain = amounts[i]
         y = audio.retune(y, semis) * gain if abs(semis) > 0.05 else y * gain
-        samples[(i, j)] = shorten_decay(y, kit.sr, fades[i]) if i in fades else y
+        y = shorten_decay(y, kit.sr, fades[i]) if i in fades else y
+        samples[(i, j)] = equalise(y, kit.sr, cfg.pad_eq_db, curves[i]) if i in curves else y
     return SampleKit(kit.kit, samples, kit.sr)
+
+
+def smooth_curve(x: np.ndarray, bumps) -> np.ndarray:
+    """A smooth random gain curve over positions `x` in 0..1, within -1..1: the sum of Gaussian
+    bumps, each `(centre, width, gain)` drawn uniform in 0..1 (width mapped to 0.05-0.3 of the
+    axis, gain to -1..1), clipped. The shape of a few broad EQ moves."""
+    curve = np.zeros_like(x, dtype=float)
+    for centre, width, gain in bumps:
+        curve += (2 * gain - 1) * np.exp(-0.5 * ((x - centre) / (0.05 + 0.25 * width)) ** 2)
+    return np.clip(curve, -1, 1)
+
+
+def equalise(y: np.ndarray, sr: int, max_db: float, bumps, low_hz: float = 30.0) -> np.ndarray:
+    """`y` through a smooth EQ (`smooth_curve` on a log-frequency axis from `low_hz` to Nyquist,
+    +-`max_db`), at the RMS it had: the timbre moves, not the level."""
+    if not len(y):
+        return y
+    n = scipy.fft.next_fast_len(len(y), real=True)     # zero-padded: a prime length would be slow
+    freqs = np.fft.rfftfreq(n, 1 / sr)
+    x = np.clip(np.log(np.maximum(freqs, low_hz) / low_hz) / np.log(sr / 2 / low_hz), 0, 1)
+    out = scipy.fft.irfft(scipy.fft.rfft(y, n) * 10 ** (max_db * smooth_curve(x, bumps) / 20), n)[:len(y)]
+    rms_in, rms_out = np.sqrt(np.mean(np.square(y, dtype=np.float64))), np.sqrt(np.mean(out ** 2))
+    return (out * (rms_in / rms_out if rms_out > 0 else 0.0)).astype(np.float32)
 
 
 def shorten_decay(y: np.ndarray, sr: int, share: float, floor_s: float = 0.03) -> np.ndarray:

@@ -114,8 +114,8 @@ class Builder:
     def __init__(self, cfg: DatasetConfig):
         self.cfg = cfg
         self.acfg = cfg.augment_config()
-        # shorter decays change what a kit is: for training clips only, so held-out kits stay themselves
-        self.held_out_acfg = dataclasses.replace(self.acfg, decay=0.0)
+        # shorter decays and pad EQ change what a kit is: for training clips only, so held-out kits stay themselves
+        self.held_out_acfg = dataclasses.replace(self.acfg, decay=0.0, pad_eq_db=0.0)
         self.splits = kit_splits(cfg)
         self._kits: dict[str, SampleKit] = {}
         self.song_patterns = self._song_patterns()
