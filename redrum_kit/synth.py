@@ -212,10 +212,13 @@ def machine_kick(r: np.random.Generator, st: Style, sr: int) -> np.ndarray:
     return body * _decay(t, length / 3, curve=r.uniform(0.9, 1.4)) + click
 
 
-def machine_tom(r: np.random.Generator, st: Style, sr: int, pitch: float | None = None) -> np.ndarray:
+def machine_tom(r: np.random.Generator, st: Style, sr: int, pitch: float | None = None,
+                bare: bool = False) -> np.ndarray:
     """A drum-machine tom (the 808 kind, a ringing bridged-T filter): a nearly pure sine with a slight
     pitch bend, no membrane overtones, a little noise at the attack; short (-30 dB in 0.05-0.4 s), most
-    of its level gone in the first tens of ms, so that it starts like the kit's kick but dies sooner."""
+    of its level gone in the first tens of ms, so that it starts like the kit's kick but dies sooner.
+    `bare`: no noise at all, a sine alone (`oneshot` then neither saturates nor brightens it): as dark
+    as a kick, so that only its pitch and its length tell it from one."""
     f0 = pitch if pitch is not None else r.uniform(70, 300)
     length = r.uniform(0.05, 0.35) * st.decay_scale
     t = _t(length * 1.5 + 0.05, sr)
@@ -223,7 +226,7 @@ def machine_tom(r: np.random.Generator, st: Style, sr: int, pitch: float | None 
     fast = r.uniform(0.3, 0.8)   # the share of the level that falls away at once
     env = fast * _decay(t, length / 8) + (1 - fast) * _decay(t, length / 3, curve=r.uniform(0.9, 1.3))
     noise = _band(_noise(r, len(t), st.noise_tilt), sr, 200, 4000) * _decay(t, r.uniform(0.005, 0.03))
-    return body * env + r.uniform(0.0, 0.3) * noise
+    return body * env + (0.0 if bare else r.uniform(0.0, 0.3)) * noise
 
 
 def machine_cymbal(r: np.random.Generator, st: Style, sr: int) -> np.ndarray:
@@ -238,6 +241,7 @@ def machine_cymbal(r: np.random.Generator, st: Style, sr: int) -> np.ndarray:
 
 
 MACHINE_VOICES = {"kick": machine_kick, "tom": machine_tom, "cymbal": machine_cymbal}
+BARE_MACHINE_TOMS = 0.5   # the share of drum-machine toms that are a bare sine (`machine_tom`)
 
 
 def rim(r: np.random.Generator, st: Style, sr: int) -> np.ndarray:
@@ -251,13 +255,15 @@ def rim(r: np.random.Generator, st: Style, sr: int) -> np.ndarray:
     return body + r.uniform(0.2, 0.8) * click
 
 
-def _finish(x: np.ndarray, r: np.random.Generator, st: Style, sr: int, tone_hz: float | None = None) -> np.ndarray:
-    """Saturation (pedalboard), optional bit reduction, tone (low-pass), DC removal, fade, peak normalise."""
+def _finish(x: np.ndarray, r: np.random.Generator, st: Style, sr: int, tone_hz: float | None = None,
+            saturate: bool = True) -> np.ndarray:
+    """Saturation (pedalboard), optional bit reduction, tone (low-pass), DC removal, fade, peak normalise.
+    `saturate=False`: none of the kit style's saturation or bit reduction (a bare sine stays one)."""
     x = np.asarray(x, dtype=np.float32)
     x /= np.abs(x).max() + 1e-9
     drive = st.drive_db + r.uniform(0, 6)
-    chain = [pedalboard.Distortion(drive_db=float(drive))] if drive > 1 else []
-    if st.bit_depth:
+    chain = [pedalboard.Distortion(drive_db=float(drive))] if drive > 1 and saturate else []
+    if st.bit_depth and saturate:
         chain.append(pedalboard.Bitcrush(bit_depth=float(st.bit_depth)))
     if chain:
         x = pedalboard.Pedalboard(chain)(x[None, :], sr)[0]
@@ -288,8 +294,12 @@ def oneshot(voice: str, seed: int, sr: int = SR, *, style: Style | None = None,
     st = style or style_for(seed)
     machine = machine and voice in MACHINE_VOICES
     r = _rng(seed, voice, index, "machine") if machine else _rng(seed, voice, index)
-    if machine:
-        x = MACHINE_VOICES[voice](r, st, sr, pitch) if voice == "tom" else MACHINE_VOICES[voice](r, st, sr)
+    bare = False
+    if machine and voice == "tom":
+        bare = _rng(seed, voice, index, "bare").random() < BARE_MACHINE_TOMS
+        x = machine_tom(r, st, sr, pitch, bare)
+    elif machine:
+        x = MACHINE_VOICES[voice](r, st, sr)
     elif voice == "hat_closed":
         x = hat(r, st, sr, open_=False)
     elif voice == "hat_open":
@@ -300,7 +310,7 @@ def oneshot(voice: str, seed: int, sr: int = SR, *, style: Style | None = None,
         x = {"kick": kick, "snare": snare, "clap": clap, "cymbal": cymbal, "rim": rim}[voice](r, st, sr)
     # saturation brightens everything; drums with a low body get a tone control after it
     tone_hz = {"kick": r.uniform(1500, 8000), "tom": r.uniform(2500, 10000)}.get(voice)
-    return _finish(x, r, st, sr, tone_hz)
+    return _finish(x, r, st, sr, tone_hz, saturate=not bare)
 
 
 def kit(seed: int, sr: int = SR, machine: bool = False) -> list[tuple[str, str, np.ndarray]]:

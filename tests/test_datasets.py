@@ -6,18 +6,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from redrum_kit.cli import main
 from redrum_kit.datasets.build import Builder, Dataset, DatasetConfig, build, kit_splits
 from redrum_kit.errors import RedrumError
+from redrum_kit.hydrogen import H2Instrument, H2Kit, H2Layer, write_drumkit
 from tests.conftest import needs_hydrogen
 
 
 def tiny(tmp_path, **kw) -> DatasetConfig:
     kw.setdefault("items", {"train": 6, "val": 2, "test": 2})
-    return DatasetConfig(shard_size=4,
-                         synth_kits={"train": 3, "val": 1, "test": 1}, hydrogen_dir=str(tmp_path / "none"),
+    kw.setdefault("hydrogen_dir", str(tmp_path / "none"))
+    return DatasetConfig(shard_size=4, synth_kits={"train": 3, "val": 1, "test": 1},
                          songs_dir=str(tmp_path / "none"), **kw)
 
 
@@ -26,6 +28,45 @@ def test_kits_never_cross_splits(tmp_path):
     seen = [set(v) for v in splits.values()]
     assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
     assert all(splits.values())
+
+
+@needs_hydrogen
+def test_a_repackaged_held_out_kit_is_not_trained_on():
+    """81 sounds of GMRockKit (held out) ship again in "The Black Pearl 1.0": that kit is in no split."""
+    splits = kit_splits(DatasetConfig())
+    assert "hydrogen:GMRockKit" in splits["test"]
+    assert not any("Black Pearl" in k for v in splits.values() for k in v)
+    assert "hydrogen:BJA_Pacific" in splits["train"]
+
+
+def test_a_kit_sharing_a_sound_with_a_held_out_kit_stays_out_of_training(tmp_path):
+    """A held-out kit's kick copied into another kit as FLAC keeps that kit out of every split, and the
+    manifest says why; a kit of sounds of its own still trains."""
+    root = tmp_path / "kits"
+    decay = np.exp(-np.arange(4000) / 400)
+    sounds = {n: (np.random.default_rng(i).standard_normal(4000) * decay * 8000).astype(np.int16)
+              for i, n in enumerate(("kick", "snare", "kick 2", "snare 2"))}
+
+    def make(name: str, pads: dict[str, tuple[str, str]]) -> None:
+        folder = root / name
+        folder.mkdir(parents=True)
+        insts = []
+        for i, (inst, (sound, ext)) in enumerate(pads.items()):
+            sf.write(folder / f"{inst}.{ext}", sounds[sound], 44100)
+            insts.append(H2Instrument(id=i, name=inst, layers=[H2Layer(path=folder / f"{inst}.{ext}")]))
+        (folder / "drumkit.xml").write_text(write_drumkit(H2Kit(name=name, folder=folder, instruments=insts)))
+
+    make("Held", {"Kick": ("kick", "wav"), "Snare": ("snare", "wav")})
+    make("Repack", {"Kick": ("kick", "flac"), "Snare": ("snare 2", "wav")})
+    make("Own", {"Kick": ("kick 2", "wav"), "Snare": ("snare 2", "flac")})
+    cfg = tiny(tmp_path, hydrogen_dir=str(root), test_kits=["Held"], val_kits=[], train_real_share=0.5)
+    splits = kit_splits(cfg)
+    assert "hydrogen:Held" in splits["test"] and "hydrogen:Own" in splits["train"]
+    assert not any(k == "hydrogen:Repack" for v in splits.values() for k in v)
+    manifest = build(cfg, tmp_path / "ds")
+    assert manifest["left_out_kits"] == {"Repack": "shares sounds with Held (held out)"}
+    ds = Dataset(tmp_path / "ds", "train")
+    assert "hydrogen:Repack" not in {ds[i]["kit"] for i in range(len(ds))}
 
 
 def test_build_is_deterministic_and_resumes(tmp_path):

@@ -80,6 +80,18 @@ def test_drum_machine_kits_have_short_pure_toms_under_a_long_kick():
     assert synth.kit_name(5, machine=True) == "machine-0005"
 
 
+def test_some_drum_machine_toms_are_bare_sines_as_dark_as_a_kick():
+    """An 808's toms are sines with next to nothing over 1 kHz, like its kick: the transcriber must learn
+    to tell them apart by pitch and length, so about half the drum-machine toms are made that way."""
+    def above_1k_db(y):
+        spec = np.abs(np.fft.rfft(y)) ** 2
+        return 10 * np.log10(spec[np.fft.rfftfreq(len(y), 1 / synth.SR) > 1000].sum() / spec.sum())
+
+    toms = [above_1k_db(y) for s in range(6) for _, v, y in synth.kit(s, machine=True) if v == "tom"]
+    dark = sum(db < -36 for db in toms)
+    assert 5 <= dark <= 13 and sum(db > -34 for db in toms) >= 5
+
+
 def test_a_bass_line_holds_low_notes_and_locks_to_the_kicks():
     """Not a drum: its energy sits under 200 Hz, each note holds its pitch (a kick's falls), and most
     kicks start a note; the same generator state gives the same line."""

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -89,11 +90,67 @@ def is_recorded(kit_id: str) -> bool:
     return not kit_id.startswith(("synth:", "machine:"))
 
 
-def kit_splits(cfg: DatasetConfig) -> dict[str, list[str]]:
-    """Kit ids per split: 'hydrogen:FOLDER', 'synth:SEED', 'machine:SEED' (training only), 'library:NAME'."""
+def sound_hashes(paths) -> set[str]:
+    """sha256 of each sound's decoded 16-bit PCM: one sound copied into another kit, as WAV or FLAC, hashes
+    the same. Files that cannot be read are skipped (the kit loader says so when it uses them)."""
+    import hashlib
+
+    import soundfile as sf
+    out = set()
+    for path in paths:
+        try:
+            pcm, _ = sf.read(str(path), dtype="int16", always_2d=True)
+        except (OSError, RuntimeError, sf.LibsndfileError):
+            continue
+        out.add(hashlib.sha256(pcm.tobytes()).hexdigest())
+    return out
+
+
+def hydrogen_sound_files(folder: Path) -> list[Path]:
+    from redrum_kit.hydrogen import read_drumkit
+    try:
+        return [layer.path for inst in read_drumkit(folder).instruments for layer in inst.layers]
+    except RedrumError:
+        return []
+
+
+@functools.lru_cache(maxsize=8)
+def kits_sharing_sounds(folder: Path, candidates: tuple[str, ...], held_out: tuple[str, ...]) -> dict[str, list[str]]:
+    """Hydrogen kits of `candidates` that share a sound with a kit of `held_out` -> those held-out kits.
+
+    Kits get repackaged: 81 sounds of GMRockKit (held out) are in "The Black Pearl 1.0" too. Training on
+    such a kit is training on the held-out one, so the dataset builder leaves it out of training.
+    """
+    held = {k: sound_hashes(hydrogen_sound_files(folder / k)) for k in held_out}
+    out = {}
+    for kit in candidates:
+        mine = sound_hashes(hydrogen_sound_files(folder / kit))
+        shared = [k for k, hashes in held.items() if mine & hashes]
+        if shared:
+            out[kit] = shared
+    return out
+
+
+def hydrogen_kits(cfg: DatasetConfig) -> list[str]:
+    """The Hydrogen kit folders a dataset may use (installed, not in `exclude_kits`)."""
     folder = Path(cfg.hydrogen_dir)
     real = sorted(p.name for p in folder.iterdir() if (p / "drumkit.xml").is_file()) if folder.is_dir() else []
-    real = [k for k in real if k not in cfg.exclude_kits]
+    return [k for k in real if k not in cfg.exclude_kits]
+
+
+def leaking_kits(cfg: DatasetConfig) -> dict[str, list[str]]:
+    """Hydrogen kits left out of training for sharing sounds with a held-out kit -> which ones."""
+    real = hydrogen_kits(cfg)
+    held_out = tuple(k for k in real if k in cfg.test_kits or k in cfg.val_kits)
+    return kits_sharing_sounds(Path(cfg.hydrogen_dir), tuple(k for k in real if k not in held_out), held_out)
+
+
+def kit_splits(cfg: DatasetConfig) -> dict[str, list[str]]:
+    """Kit ids per split: 'hydrogen:FOLDER', 'synth:SEED', 'machine:SEED' (training only), 'library:NAME'.
+
+    A Hydrogen kit that shares a sound with a validation or test kit is in no split (`kits_sharing_sounds`).
+    """
+    real = [k for k in hydrogen_kits(cfg) if k not in leaking_kits(cfg)]
     base = 200_000  # synth seeds apart from the classifier's and the library's
     n = cfg.synth_kits
     seeds = {"train": range(base, base + n["train"]),
@@ -319,6 +376,8 @@ def build(cfg: DatasetConfig, out: Path, progress=None, workers: int = 1) -> dic
     out.mkdir(parents=True, exist_ok=True)
     builder = Builder(cfg)
     manifest = {"version": FORMAT_VERSION, "config": config, "kits": builder.splits,
+                "left_out_kits": {k: f"shares sounds with {', '.join(v)} (held out)"
+                                  for k, v in leaking_kits(cfg).items()},
                 "classes": list(TRANSCRIPTION_CLASSES), "frame_rate": cfg.sr / cfg.hop_length,
                 "shards": {}, "created": time.strftime("%Y-%m-%d %H:%M:%S")}
     files.write_text(manifest_path, json.dumps(manifest, indent=1), overwrite=True)
