@@ -375,6 +375,7 @@ def test_cli_eval_transform_and_interpolate_print_both_methods_and_spaces(traine
     group = result["groups"]["synth"]
     for method in ("model", "replace", "ceiling"):          # ceiling: stage 1 rebuilding the true rendering
         assert 0.0 <= group[method]["rhythm_f"] <= 1.0 and group[method]["timbre_ratio"] >= 0.0
+    assert result["per_source_kit"] == {}                  # no recorded kits in the tiny grid
     assert main(["eval", "interpolate", "--data", cfg.data_dir, "--pairs", "2"]) == 0
     out = capsys.readouterr().out
     assert "latent" in out and "conditioning" in out
@@ -480,3 +481,14 @@ def test_a_loudness_model_starts_from_a_plain_one_playing_exactly_as_it_does():
     assert torch.allclose(got, want, atol=1e-6) and attention[0].shape == (1, 4, 24, 20)
     assert not torch.allclose(moved, want, atol=1e-3)
     assert torch.equal(model.transformer.pooled(torch.cat([p_t, loud], 1)), base.transformer.pooled(p_t))
+
+
+def test_eval_transform_table_names_each_real_source_kit():
+    """A kit whose sounds a model may have heard in training (see the README) can be read apart."""
+    from training.evaluate_transform import table
+    figures = {"rhythm_f": 0.5, "rhythm_relative": 0.9, "timbre_ratio": 0.7}
+    ev = {"groups": {"real": {"pairs": 3, **{m: figures for m in ("model", "replace", "ceiling")}}},
+          "per_source_kit": {"hydrogen:GMRockKit": {"pairs": 2, "model": 0.512, "replace": 1.1, "ceiling": 0.3},
+                             "hydrogen:VariBreaks": {"pairs": 1, "model": 0.834, "replace": 0.9, "ceiling": 0.4}}}
+    text = table(ev)
+    assert "| GMRockKit | 2 | 0.512 | 1.100 | 0.300 |" in text and "| VariBreaks | 1 | 0.834 |" in text

@@ -126,6 +126,11 @@ def evaluate(redrummer, data_dir: Path, pairs: int = 20, seed: int = 0, progress
                     "timbre_ratio": round(float(np.mean([r[m]["timbre_ratio"] for r in members])), 4),
                     "per_class_f": {c: v["f"] for c, v in f["per_class"].items()}}
         out["groups"][name] = g
+    out["per_source_kit"] = {}                  # the timbre ratio of each method by real source kit
+    for kit in sorted({r["source_kit"] for r in groups["real"]}):
+        members = [r for r in groups["real"] if r["source_kit"] == kit]
+        out["per_source_kit"][kit] = {"pairs": len(members), **{
+            m: round(float(np.mean([r[m]["timbre_ratio"] for r in members])), 4) for m in METHODS}}
     return out
 
 
@@ -142,6 +147,11 @@ def table(ev: dict) -> str:
             r = g[m]
             lines.append(f"| {labels.get(name, name)} | {g['pairs']} | {LABELS.get(m, m)} | {r['rhythm_f']:.3f} | "
                          f"{r['rhythm_relative']:.3f} | {r['timbre_ratio']:.3f} |")
+    if ev.get("per_source_kit"):
+        lines += ["", "| unseen real source kit | pairs | " + " | ".join(f"timbre ratio, {LABELS.get(m, m)}" for m in METHODS)
+                  + " |", "|---|---|" + "---|" * len(METHODS)]
+        lines += [f"| {k.split(':', 1)[-1]} | {v['pairs']} | " + " | ".join(f"{v[m]:.3f}" for m in METHODS) + " |"
+                  for k, v in ev["per_source_kit"].items()]
     return "\n".join(lines) + "\n"
 
 

@@ -107,11 +107,16 @@ def choose_library(candidates: list[str], size: int) -> list[str]:
 
 def class_hits(cls: str, split: str, synth_kits: int = 0) -> list[tuple[str, np.ndarray]]:
     """(kit, hit) of the class at SR: Hydrogen kits of the split, plus synthesiser kits (train/val)."""
+    from redrum_kit.datasets.build import kits_sharing_sounds
     from redrum_kit.datasets.kits import from_hydrogen, from_synth
     held, val = set(workspace.HELD_OUT_KITS), set(workspace.VALIDATION_KITS)
     folders = sorted(p for p in workspace.HYDROGEN_DRUMKITS.iterdir() if (p / "drumkit.xml").is_file()) \
         if workspace.HYDROGEN_DRUMKITS.is_dir() else []
-    pick = {"train": lambda n: n not in held and n not in val, "val": lambda n: n in val,
+    names = tuple(f.name for f in folders)
+    # a kit repackaging a held-out kit's sounds is that kit: never trained on
+    leaking = kits_sharing_sounds(workspace.HYDROGEN_DRUMKITS, tuple(n for n in names if n not in held | val),
+                                  tuple(n for n in names if n in held | val))
+    pick = {"train": lambda n: n not in held and n not in val and n not in leaking, "val": lambda n: n in val,
             "test": lambda n: n in held}[split]
     kits = [from_hydrogen(f, layering.SR) for f in folders if pick(f.name)]
     base = {"train": 500_000, "val": 600_000, "test": 700_000}[split]

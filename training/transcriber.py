@@ -259,7 +259,8 @@ class TranscriberRecipe:
                    "test_bass_baseline": evaluate(BandBaseline(), self.test_ds, bass_db=0.0),
                    "thresholds": dict(zip(model.cfg.classes, model.cfg.thresholds)),
                    "history": [r for r in history if "val_mean_f" in r], "config": asdict(cfg),
-                   "kits": self.test_ds.manifest["kits"]}
+                   "kits": self.test_ds.manifest["kits"],
+                   "left_out_kits": self.test_ds.manifest.get("left_out_kits", {})}
         out = Path(cfg.out)
         trainer_lib.publish(out, lambda path: model_lib.save(model, path, extra={"dataset": str(self.data_dir)}),
                             metrics, model_card(model, metrics))
@@ -290,6 +291,11 @@ def _bass_figures(m: dict) -> str:
             f"{real.get('mean_f', 0):.3f} ({classes}), DSP baseline {base.get('mean_f', 0):.3f}.\n")
 
 
+def _left_out_phrase(m: dict) -> str:
+    left = m.get("left_out_kits") or {}
+    return "".join(f"\n  Left out of training: {k}, which {why}." for k, why in left.items())
+
+
 def model_card(model: model_lib.Transcriber, m: dict) -> str:
     c = model.cfg
     params = sum(p.numel() for p in model.parameters())
@@ -309,7 +315,7 @@ on the validation kits: {', '.join(f'{k} {v:g}' for k, v in m['thresholds'].item
 - Data: `{m['config']['dataset_config']}` built by `redrum dataset build` (3 s clips of generated and Hydrogen demo-song
   rhythms, augmented, mixed through random pedalboard chains). Kits split by kit: train {len(kits['train'])}
   (synthesiser and Hydrogen), validation {', '.join(k for k in kits['val'] if not k.startswith('synth'))} + synthesiser,
-  test (never in training) {', '.join(k.split(':')[1] for k in kits['test'] if k.startswith('hydrogen'))} + synthesiser.
+  test (never in training) {', '.join(k.split(':')[1] for k in kits['test'] if k.startswith('hydrogen'))} + synthesiser.{_left_out_phrase(m)}
 - Training: {trainer_lib.steps_phrase(m)}{f" from the weights of `{m['config']['init']}`" if m['config'].get('init') else ''}, batch {m['config']['batch_size']} ({m['config']['real_share']:.0%} from real
   kits), AdamW lr {m['config']['lr']} with cosine decay, BCE with positive weight {m['config']['pos_weight']} on onset frames
   widened to their neighbours, random EQ of +-{m['config']['eq_db']:g} dB on the log-mel{_bass_phrase(m['config'])}; the weights of the best
