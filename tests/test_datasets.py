@@ -246,6 +246,15 @@ def test_cli_build_with_a_users_kit(tmp_path, no_hydrogen, capsys):
     assert not (tmp_path / "cli3").exists()
 
 
+@needs_hydrogen
+def test_cli_refuses_a_users_kit_made_of_held_out_sounds(tmp_path, capsys):
+    """The `default` kit is GMRockKit's sounds: trained on, the test kit would be scored as unseen."""
+    assert main(["dataset", "build", "-o", str(tmp_path / "leak"), "--items", "4", "--kit", "default"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "GMRockKit" in err and "default" in err
+    assert not (tmp_path / "leak").exists()
+
+
 def test_a_bass_line_goes_under_the_drums_at_the_level_asked():
     from redrum_kit.datasets.augment import under_bass
     sr = 22050

@@ -121,14 +121,41 @@ def kits_sharing_sounds(folder: Path, candidates: tuple[str, ...], held_out: tup
     Kits get repackaged: 81 sounds of GMRockKit (held out) are in "The Black Pearl 1.0" too. Training on
     such a kit is training on the held-out one, so the dataset builder leaves it out of training.
     """
-    held = {k: sound_hashes(hydrogen_sound_files(folder / k)) for k in held_out}
     out = {}
     for kit in candidates:
-        mine = sound_hashes(hydrogen_sound_files(folder / kit))
-        shared = [k for k, hashes in held.items() if mine & hashes]
+        shared = sharing_with(sound_hashes(hydrogen_sound_files(folder / kit)), folder, held_out)
         if shared:
             out[kit] = shared
     return out
+
+
+def sharing_with(hashes: set[str], folder: Path, held_out: tuple[str, ...]) -> list[str]:
+    """The Hydrogen kits of `held_out` (in `folder`) holding one of these sounds (`sound_hashes`)."""
+    return [k for k in held_out if hashes & _kit_hashes(folder, k)]
+
+
+@functools.lru_cache(maxsize=64)
+def _kit_hashes(folder: Path, kit: str) -> frozenset[str]:
+    return frozenset(sound_hashes(hydrogen_sound_files(folder / kit)))
+
+
+def check_library_kits(cfg: DatasetConfig) -> None:
+    """Refuse a user's kit that shares a sound with a validation or test kit: trained on, that kit would
+    be scored as unseen (the `default` kit is made from GMRockKit, a test kit). Sounds are compared as
+    the files the kit plays (the originals, else the library's normalised copies)."""
+    if not cfg.library_kits:
+        return
+    from redrum_kit.library import Library
+    lib = Library()
+    held_out = tuple(k for k in hydrogen_kits(cfg) if k in cfg.test_kits or k in cfg.val_kits)
+    for name in cfg.library_kits:
+        kit = lib.ensure_default_kit() if name == "default" else lib.kits.load(name)
+        files = [lib.source_file(lib.resolve_layer(layer)) for pad in kit.pads for layer in pad.layers]
+        shared = sharing_with(sound_hashes(files), Path(cfg.hydrogen_dir), held_out)
+        if shared:
+            raise RedrumError(f"kit {name!r} shares sounds with {', '.join(shared)}, held out to measure the models on "
+                              "unseen kits: take those sounds out of the kit, or hold out other kits (test_kits, "
+                              "val_kits in the config)")
 
 
 def hydrogen_kits(cfg: DatasetConfig) -> list[str]:
@@ -363,6 +390,7 @@ def build(cfg: DatasetConfig, out: Path, progress=None, workers: int = 1) -> dic
             raise RedrumError("grid_blocks must be at least 1 and leave two kit instances in every block")
     if not isinstance(cfg.machine_kits, int) or cfg.machine_kits < 0:
         raise RedrumError(f"machine_kits must be a whole number of kits, 0 or more (not {cfg.machine_kits!r})")
+    check_library_kits(cfg)
     manifest_path = out / "manifest.json"
     config = dataclasses.asdict(cfg)
     if manifest_path.is_file():
