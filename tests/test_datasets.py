@@ -176,6 +176,29 @@ def test_pad_eq_moves_the_timbre_of_training_pads_only():
     assert not np.allclose(a["audio"], b["audio"], atol=1e-3)
 
 
+def test_pad_tilt_makes_training_hats_darker_or_brighter_only():
+    """Pad tilt: a hat made darker has its spectral centroid lower, its level kept; held-out kits keep their
+    own sounds; the draws of the other augmentations stay those of a build without it."""
+    from redrum_kit import synth
+    from redrum_kit.datasets.augment import tilt
+
+    def centroid(y):
+        spec = np.abs(np.fft.rfft(y)) ** 2
+        return float((spec * np.fft.rfftfreq(len(y), 1 / 22050)).sum() / spec.sum())
+
+    hat = synth.oneshot("hat_closed", 3, 22050)
+    dark, bright = tilt(hat, 22050, -3.0), tilt(hat, 22050, 3.0)
+    assert centroid(dark) < 0.9 * centroid(hat) < 0.9 * centroid(bright)
+    assert np.sqrt(np.mean(dark ** 2)) == pytest.approx(np.sqrt(np.mean(hat ** 2)), rel=1e-3)
+    assert np.allclose(tilt(hat, 22050, 0.0), hat, atol=1e-5)
+
+    a, b = training_item_with_and_without({"pad_tilt_db": 3.0})
+    assert not np.allclose(a["audio"], b["audio"], atol=1e-3)
+    c, d = training_item_with_and_without({"pad_eq_db": 6.0, "decay": 0.5})
+    _, e = training_item_with_and_without({"pad_eq_db": 6.0, "decay": 0.5, "pad_tilt_db": 0.0})
+    assert np.array_equal(d["audio"], e["audio"])
+
+
 def test_drum_machine_kits_join_the_training_split_only(tmp_path):
     """machine_kits adds training kits (synthesiser ones, never drawn as recorded); validation and test
     clips stay those of a build without them."""

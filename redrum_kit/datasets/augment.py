@@ -32,6 +32,7 @@ class AugmentConfig:
     mix_chain: float = 0.7                           # probability of the pedalboard chain on a mix
     decay: float = 0.0                               # probability that a pad's decay is shortened
     pad_eq_db: float = 0.0                           # each pad through its own smooth random EQ, +-dB (0: off)
+    pad_tilt_db: float = 0.0                         # each pad darker or brighter: a random tilt, +-dB an octave
 
 
 def augment_pattern(p: Pattern, rng: np.random.Generator, cfg: AugmentConfig) -> Pattern:
@@ -55,7 +56,8 @@ def augment_pattern(p: Pattern, rng: np.random.Generator, cfg: AugmentConfig) ->
 def augment_kit(kit: SampleKit, rng: np.random.Generator, cfg: AugmentConfig) -> SampleKit:
     """Each pad retuned and re-gained by its own random amount (all its layers alike); with
     probability `cfg.decay` its decay shortened too (see `shorten_decay`), and with `cfg.pad_eq_db`
-    its spectrum tilted by its own smooth EQ curve (see `equalise`)."""
+    its spectrum tilted by its own smooth EQ curve (see `equalise`), with `cfg.pad_tilt_db` made darker
+    or brighter by its own straight tilt (see `tilt`): a hat as dark as a cymbal, a tom as dark as a kick."""
     samples = {}
     pads = range(len(kit.kit.pads))
     amounts = {i: (float(rng.uniform(-cfg.pitch_semitones, cfg.pitch_semitones)),
@@ -68,11 +70,16 @@ def augment_kit(kit: SampleKit, rng: np.random.Generator, cfg: AugmentConfig) ->
     if cfg.pad_eq_db > 0:
         child = rng.spawn(1)[0]
         curves = {i: [child.uniform(size=3) for _ in range(3)] for i in pads}
+    tilts = {}
+    if cfg.pad_tilt_db > 0:
+        child = rng.spawn(1)[0]
+        tilts = {i: float(child.uniform(-cfg.pad_tilt_db, cfg.pad_tilt_db)) for i in pads}
     for (i, j), y in kit.samples.items():
         semis, gain = amounts[i]
         y = audio.retune(y, semis) * gain if abs(semis) > 0.05 else y * gain
         y = shorten_decay(y, kit.sr, fades[i]) if i in fades else y
-        samples[(i, j)] = equalise(y, kit.sr, cfg.pad_eq_db, curves[i]) if i in curves else y
+        y = equalise(y, kit.sr, cfg.pad_eq_db, curves[i]) if i in curves else y
+        samples[(i, j)] = tilt(y, kit.sr, tilts[i]) if i in tilts else y
     return SampleKit(kit.kit, samples, kit.sr)
 
 
@@ -89,12 +96,24 @@ def smooth_curve(x: np.ndarray, bumps) -> np.ndarray:
 def equalise(y: np.ndarray, sr: int, max_db: float, bumps, low_hz: float = 30.0) -> np.ndarray:
     """`y` through a smooth EQ (`smooth_curve` on a log-frequency axis from `low_hz` to Nyquist,
     +-`max_db`), at the RMS it had: the timbre moves, not the level."""
+    def gain_db(freqs):
+        x = np.clip(np.log(np.maximum(freqs, low_hz) / low_hz) / np.log(sr / 2 / low_hz), 0, 1)
+        return max_db * smooth_curve(x, bumps)
+    return _through(y, sr, gain_db)
+
+
+def tilt(y: np.ndarray, sr: int, db_per_octave: float, pivot_hz: float = 1000.0, low_hz: float = 30.0) -> np.ndarray:
+    """`y` darker (negative) or brighter (positive): a straight line on a log-frequency axis through 0 dB
+    at `pivot_hz` (flat below `low_hz`), at the RMS it had."""
+    return _through(y, sr, lambda freqs: db_per_octave * np.log2(np.maximum(freqs, low_hz) / pivot_hz))
+
+
+def _through(y: np.ndarray, sr: int, gain_db) -> np.ndarray:
+    """`y` through the zero-phase filter `gain_db(frequencies in Hz) -> dB`, rescaled to the RMS it had."""
     if not len(y):
         return y
     n = scipy.fft.next_fast_len(len(y), real=True)     # zero-padded: a prime length would be slow
-    freqs = np.fft.rfftfreq(n, 1 / sr)
-    x = np.clip(np.log(np.maximum(freqs, low_hz) / low_hz) / np.log(sr / 2 / low_hz), 0, 1)
-    out = scipy.fft.irfft(scipy.fft.rfft(y, n) * 10 ** (max_db * smooth_curve(x, bumps) / 20), n)[:len(y)]
+    out = scipy.fft.irfft(scipy.fft.rfft(y, n) * 10 ** (gain_db(np.fft.rfftfreq(n, 1 / sr)) / 20), n)[:len(y)]
     rms_in, rms_out = np.sqrt(np.mean(np.square(y, dtype=np.float64))), np.sqrt(np.mean(out ** 2))
     return (out * (rms_in / rms_out if rms_out > 0 else 0.0)).astype(np.float32)
 

@@ -199,7 +199,7 @@ class Builder:
         self.cfg = cfg
         self.acfg = cfg.augment_config()
         # shorter decays and pad EQ change what a kit is: for training clips only, so held-out kits stay themselves
-        self.held_out_acfg = dataclasses.replace(self.acfg, decay=0.0, pad_eq_db=0.0)
+        self.held_out_acfg = dataclasses.replace(self.acfg, decay=0.0, pad_eq_db=0.0, pad_tilt_db=0.0)
         self.splits = kit_splits(cfg)
         self._kits: dict[str, SampleKit] = {}
         self.song_patterns = self._song_patterns()
