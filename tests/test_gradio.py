@@ -197,13 +197,20 @@ def test_serve_with_the_browser_port_taken_is_a_one_line_error(tmp_path):
 
 def test_the_app_runs_alone(tmp_path):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "gradio_app", "--port", str(port), "--device", "cpu"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, REDRUM_HOME=str(tmp_path / "home")))
+    # stderr to a file, not an undrained pipe: a full pipe would block the app's writes and its exit
+    with open(tmp_path / "stderr.txt", "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "gradio_app", "--port", str(port), "--device", "cpu"],
+                                stdout=subprocess.PIPE, stderr=err, text=True,
+                                env=dict(os.environ, REDRUM_HOME=str(tmp_path / "home")))
     try:
         assert "browser app on http://127.0.0.1" in proc.stdout.readline()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as r:
             assert r.status == 200
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail("Ctrl-C did not stop the app within 30 s; its stderr ends: "
+                        + (tmp_path / "stderr.txt").read_text()[-2000:])
