@@ -357,6 +357,7 @@ def launch(engine: Engine, port: int = 7860, host: str = "127.0.0.1", concurrenc
 def main() -> int:
     """`python -m gradio_app [--port N]`: the app alone, on its own engine."""
     import argparse
+    import signal
     import threading
     parser = argparse.ArgumentParser(prog="python -m gradio_app", description="the redrum-kit browser app")
     parser.add_argument("--port", type=int, default=7860)
@@ -368,11 +369,14 @@ def main() -> int:
         print(f"gradio_app: error: {exc}", file=sys.stderr)
         return 1
     print(f"redrum-kit browser app on {running.url}; Ctrl-C stops it", flush=True)
+    # started in the background by a script, a process inherits SIGINT ignored: stop on it all the same, as
+    # `redrum serve` does
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
         # a bounded stop: Ctrl-C always ends the app, even if a busy server is slow to close or a library
-        # thread that is not a daemon would hold the interpreter's exit (seen once in CI under load)
+        # thread that is not a daemon would hold the interpreter's exit
         closer = threading.Thread(target=running.close, daemon=True)
         closer.start()
         closer.join(10)
