@@ -100,7 +100,7 @@ def sound_hashes(paths) -> set[str]:
     for path in paths:
         try:
             pcm, _ = sf.read(str(path), dtype="int16", always_2d=True)
-        except (OSError, RuntimeError, sf.LibsndfileError):
+        except (OSError, RuntimeError):             # sf.LibsndfileError is a RuntimeError
             continue
         out.add(hashlib.sha256(pcm.tobytes()).hexdigest())
     return out
@@ -114,7 +114,6 @@ def hydrogen_sound_files(folder: Path) -> list[Path]:
         return []
 
 
-@functools.lru_cache(maxsize=8)
 def kits_sharing_sounds(folder: Path, candidates: tuple[str, ...], held_out: tuple[str, ...]) -> dict[str, list[str]]:
     """Hydrogen kits of `candidates` that share a sound with a kit of `held_out` -> those held-out kits.
 
@@ -123,7 +122,7 @@ def kits_sharing_sounds(folder: Path, candidates: tuple[str, ...], held_out: tup
     """
     out = {}
     for kit in candidates:
-        shared = sharing_with(sound_hashes(hydrogen_sound_files(folder / kit)), folder, held_out)
+        shared = sharing_with(_kit_hashes(folder, kit), folder, held_out)
         if shared:
             out[kit] = shared
     return out
@@ -147,7 +146,7 @@ def check_library_kits(cfg: DatasetConfig) -> None:
         return
     from redrum_kit.library import Library
     lib = Library()
-    held_out = tuple(k for k in hydrogen_kits(cfg) if k in cfg.test_kits or k in cfg.val_kits)
+    held_out = held_out_hydrogen_kits(cfg)
     for name in cfg.library_kits:
         kit = lib.ensure_default_kit() if name == "default" else lib.kits.load(name)
         files = [lib.source_file(lib.resolve_layer(layer)) for pad in kit.pads for layer in pad.layers]
@@ -165,10 +164,14 @@ def hydrogen_kits(cfg: DatasetConfig) -> list[str]:
     return [k for k in real if k not in cfg.exclude_kits]
 
 
+def held_out_hydrogen_kits(cfg: DatasetConfig) -> tuple[str, ...]:
+    """The Hydrogen kits of the validation and test splits."""
+    return tuple(k for k in hydrogen_kits(cfg) if k in cfg.test_kits or k in cfg.val_kits)
+
+
 def leaking_kits(cfg: DatasetConfig) -> dict[str, list[str]]:
     """Hydrogen kits left out of training for sharing sounds with a held-out kit -> which ones."""
-    real = hydrogen_kits(cfg)
-    held_out = tuple(k for k in real if k in cfg.test_kits or k in cfg.val_kits)
+    real, held_out = hydrogen_kits(cfg), held_out_hydrogen_kits(cfg)
     return kits_sharing_sounds(Path(cfg.hydrogen_dir), tuple(k for k in real if k not in held_out), held_out)
 
 
@@ -177,7 +180,8 @@ def kit_splits(cfg: DatasetConfig) -> dict[str, list[str]]:
 
     A Hydrogen kit that shares a sound with a validation or test kit is in no split (`kits_sharing_sounds`).
     """
-    real = [k for k in hydrogen_kits(cfg) if k not in leaking_kits(cfg)]
+    leaking = leaking_kits(cfg)
+    real = [k for k in hydrogen_kits(cfg) if k not in leaking]
     base = 200_000  # synth seeds apart from the classifier's and the library's
     n = cfg.synth_kits
     seeds = {"train": range(base, base + n["train"]),
