@@ -68,6 +68,8 @@ class DatasetConfig:
     synth_kits: dict = field(default_factory=lambda: {"train": 120, "val": 10, "test": 10})
     machine_kits: int = 0            # training synthesiser kits more whose kick, toms and cymbals are
                                      # drum-machine designs (synth.machine_tom...); seeds of their own
+    dark_metals: float = 0.0         # the share of synthesiser hats and cymbals of the dark, acoustic kind
+                                     # (synth.hat, synth.cymbal), in every split; 0: all bright
     library_kits: list = field(default_factory=list)  # the user's kits, added to train
     styles: list = field(default_factory=lambda: list(STYLES))
     song_pattern_share: float = 0.3  # of rhythms taken from Hydrogen demo songs when installed
@@ -222,7 +224,7 @@ class Builder:
             if kind == "hydrogen":
                 kit = from_hydrogen(Path(self.cfg.hydrogen_dir) / name, self.cfg.sr)
             elif kind in ("synth", "machine"):
-                kit = from_synth(int(name), self.cfg.sr, machine=kind == "machine")
+                kit = from_synth(int(name), self.cfg.sr, machine=kind == "machine", dark_metals=self.cfg.dark_metals)
             else:
                 kit = from_library(name, self.cfg.sr)
             self._kits[kit_id] = kit
@@ -392,6 +394,8 @@ def build(cfg: DatasetConfig, out: Path, progress=None, workers: int = 1) -> dic
             raise RedrumError(f"items of {', '.join(uneven)} must be a multiple of grid_rhythms ({cfg.grid_rhythms})")
         if not 1 <= cfg.grid_blocks <= max(1, int(cfg.items.get("train", 0)) // cfg.grid_rhythms // 2):
             raise RedrumError("grid_blocks must be at least 1 and leave two kit instances in every block")
+    if not isinstance(cfg.dark_metals, (int, float)) or not 0 <= cfg.dark_metals <= 1:
+        raise RedrumError(f"dark_metals must be a share from 0 to 1 (not {cfg.dark_metals!r})")
     if not isinstance(cfg.machine_kits, int) or cfg.machine_kits < 0:
         raise RedrumError(f"machine_kits must be a whole number of kits, 0 or more (not {cfg.machine_kits!r})")
     check_library_kits(cfg)

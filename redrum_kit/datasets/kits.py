@@ -60,9 +60,9 @@ def from_hydrogen(folder: Path, sr: int) -> SampleKit:
     return SampleKit(_keyed(folder.name, pads, f"Hydrogen kit {h2.name}"), samples, sr)
 
 
-def from_synth(seed: int, sr: int, machine: bool = False) -> SampleKit:
+def from_synth(seed: int, sr: int, machine: bool = False, dark_metals: float = 0.0) -> SampleKit:
     pads, samples = [], {}
-    for i, (name, voice, y) in enumerate(synth.kit(seed, sr=sr, machine=machine)):
+    for i, (name, voice, y) in enumerate(synth.kit(seed, sr=sr, machine=machine, dark_metals=dark_metals)):
         cls = synth.VOICE_CLASS[voice]
         pads.append(Pad(name=name, cls=cls, note=0, layers=[Layer(synth=f"{seed}/{name}")],
                         choke=default_choke(cls)))
