@@ -297,6 +297,20 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _eval_kits(names: str, split_kits: list[str], split: str) -> set[str]:
+    """`--kits A,B` -> the split's kit ids they name (`GMRockKit` or `hydrogen:GMRockKit`); else a one-line error."""
+    chosen = set()
+    for name in (n.strip() for n in names.split(",") if n.strip()):
+        match = [k for k in split_kits if name in (k, k.partition(":")[2])]
+        if not match:
+            real = sorted(k.partition(":")[2] for k in split_kits if not k.startswith(("synth:", "machine:")))
+            raise RedrumError(f"--kits: no kit {name!r} in the {split} split (its recorded kits: {', '.join(real) or 'none'})")
+        chosen.update(match)
+    if not chosen:
+        raise RedrumError("--kits: name one kit or more, separated by commas")
+    return chosen
+
+
 def cmd_eval_transcriber(args) -> int:
     from redrum_kit.datasets.build import Dataset
     from redrum_kit.transcription import checkpoint_path, load_model
@@ -314,12 +328,14 @@ def cmd_eval_transcriber(args) -> int:
         from redrum_kit.models import transcriber as crnn
         sources["model"] = crnn.load(checkpoint)
     methods = list(sources)
-    results = {m: evaluate(source, ds, limit=args.limit, bass_db=args.bass) for m, source in sources.items()}
+    kits = _eval_kits(args.kits, ds.manifest["kits"][args.split], args.split) if args.kits else None
+    results = {m: evaluate(source, ds, limit=args.limit, bass_db=args.bass, kits=kits) for m, source in sources.items()}
     if args.json:
         _print_json(results)
         return 0
     under = f", a bass line under each at {args.bass:+g} dB" if args.bass is not None else ""
-    print(f"{args.split} split of {args.data}: {results['baseline']['clips']} clips{under}, onset F (50 ms)")
+    only = f" of {', '.join(sorted(k.partition(':')[2] for k in kits))}" if kits else ""
+    print(f"{args.split} split of {args.data}: {results['baseline']['clips']} clips{only}{under}, onset F (50 ms)")
     print(f"{'class':8s}" + "".join(f"{m:>10s}" for m in methods))
     for cls in results["baseline"]["per_class"]:
         print(f"{cls:8s}" + "".join(f"{results[m]['per_class'][cls]['f']:10.3f}" for m in methods))
@@ -748,6 +764,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", metavar="DIR", help="transcriber, transform, interpolate: a built dataset folder")
     s.add_argument("--split", choices=("train", "val", "test"), default="test")
     s.add_argument("--limit", type=int, help="transcriber: at most this many clips; layering: hits")
+    s.add_argument("--kits", metavar="A,B",
+                   help="transcriber: only the clips of these kits of the split (e.g. the ones a model never heard)")
     s.add_argument("--bass", type=float, metavar="DB",
                    help="transcriber: a synth bass line under each clip, DB to the drums' RMS (0: as loud)")
     s.add_argument("--checkpoint", metavar="FILE")

@@ -210,6 +210,24 @@ def test_eval_transcriber_cli(tmp_path, capsys):
     assert "a bass line under each at +0 dB" in capsys.readouterr().out
     assert main(["eval", "transcriber", "--data", str(tmp_path / "clips"), "--bass", "90"]) == 1
     assert capsys.readouterr().err.strip().count("\n") == 0
+    # --kits: the clips of the named kits only (e.g. those a model never heard); an unknown kit is one line
+    import dataclasses
+    from redrum_kit.datasets.build import Dataset
+    two = dataclasses.replace(load_config(DatasetConfig, presets_dir() / "training" / "dataset-tiny.toml"),
+                              items={"train": 2, "val": 2, "test": 6}, synth_kits={"train": 1, "val": 1, "test": 2})
+    build(two, tmp_path / "two")
+    ds = Dataset(tmp_path / "two", "test")
+    kit = ds[0]["kit"]
+    mine = sum(ds[i]["kit"] == kit for i in range(len(ds)))
+    assert 0 < mine < len(ds)
+    assert main(["eval", "transcriber", "--data", str(tmp_path / "two"), "--json", "--kits", kit]) == 0
+    only = json.loads(capsys.readouterr().out)["model"]
+    assert only["clips"] == mine and set(only["groups"]) == {"synth"}
+    assert main(["eval", "transcriber", "--data", str(tmp_path / "two"), "--kits", kit.partition(":")[2]]) == 0
+    assert f"{mine} clips of {kit.partition(':')[2]}" in capsys.readouterr().out
+    assert main(["eval", "transcriber", "--data", str(tmp_path / "two"), "--kits", "NoSuchKit"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "NoSuchKit" in err and err.count("\n") == 0
 
 
 def test_bench_transcribe_prints_rtf_and_ratios(tmp_path, capsys):
