@@ -39,26 +39,29 @@ def test_a_repackaged_held_out_kit_is_not_trained_on():
     assert "hydrogen:BJA_Pacific" in splits["train"]
 
 
+SOUNDS = ("kick", "snare", "kick 2", "snare 2")
+
+
+def make_h2_kit(root, name: str, pads: dict[str, tuple[str, str]], sr: int = 44100) -> None:
+    """A Hydrogen kit folder `root/name` whose instruments play `SOUNDS` (noise bursts): {instrument: (sound, ext)}."""
+    decay = np.exp(-np.arange(4000) / 400)
+    folder = root / name
+    folder.mkdir(parents=True)
+    insts = []
+    for i, (inst, (sound, ext)) in enumerate(pads.items()):
+        y = (np.random.default_rng(SOUNDS.index(sound)).standard_normal(4000) * decay * 8000).astype(np.int16)
+        sf.write(folder / f"{inst}.{ext}", np.stack([y, y // 2], 1) if ext == "wav" and "2" in sound else y, sr)
+        insts.append(H2Instrument(id=i, name=inst, layers=[H2Layer(path=folder / f"{inst}.{ext}")]))
+    (folder / "drumkit.xml").write_text(write_drumkit(H2Kit(name=name, folder=folder, instruments=insts)))
+
+
 def test_a_kit_sharing_a_sound_with_a_held_out_kit_stays_out_of_training(tmp_path):
     """A held-out kit's kick copied into another kit as FLAC keeps that kit out of every split, and the
     manifest says why; a kit of sounds of its own still trains."""
     root = tmp_path / "kits"
-    decay = np.exp(-np.arange(4000) / 400)
-    sounds = {n: (np.random.default_rng(i).standard_normal(4000) * decay * 8000).astype(np.int16)
-              for i, n in enumerate(("kick", "snare", "kick 2", "snare 2"))}
-
-    def make(name: str, pads: dict[str, tuple[str, str]]) -> None:
-        folder = root / name
-        folder.mkdir(parents=True)
-        insts = []
-        for i, (inst, (sound, ext)) in enumerate(pads.items()):
-            sf.write(folder / f"{inst}.{ext}", sounds[sound], 44100)
-            insts.append(H2Instrument(id=i, name=inst, layers=[H2Layer(path=folder / f"{inst}.{ext}")]))
-        (folder / "drumkit.xml").write_text(write_drumkit(H2Kit(name=name, folder=folder, instruments=insts)))
-
-    make("Held", {"Kick": ("kick", "wav"), "Snare": ("snare", "wav")})
-    make("Repack", {"Kick": ("kick", "flac"), "Snare": ("snare 2", "wav")})
-    make("Own", {"Kick": ("kick 2", "wav"), "Snare": ("snare 2", "flac")})
+    make_h2_kit(root, "Held", {"Kick": ("kick", "wav"), "Snare": ("snare", "wav")})
+    make_h2_kit(root, "Repack", {"Kick": ("kick", "flac"), "Snare": ("snare 2", "wav")})
+    make_h2_kit(root, "Own", {"Kick": ("kick 2", "wav"), "Snare": ("snare 2", "flac")})
     cfg = tiny(tmp_path, hydrogen_dir=str(root), test_kits=["Held"], val_kits=[], train_real_share=0.5)
     splits = kit_splits(cfg)
     assert "hydrogen:Held" in splits["test"] and "hydrogen:Own" in splits["train"]
