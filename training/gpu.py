@@ -47,12 +47,12 @@ def pack_kit(src: Path, dst: Path, sr: int = SR) -> int:
     shutil.copy2(src / "drumkit.xml", dst / "drumkit.xml")
     for path in hydrogen_sound_files(src):
         try:
-            y, rate = sf.read(str(path), dtype="float32", always_2d=True)
-        except (OSError, RuntimeError):        # unreadable: the kit loader skips it there as here
+            y, _ = audio.load(path, sr=sr)      # as the kit loader reads it (`kits.from_hydrogen`)
+        except audio.AudioError:                # unreadable: the kit loader skips it there as here
             continue
         out = dst / path.relative_to(src)
         out.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(out), np.clip(audio.resample(y.mean(axis=1), rate, sr), -1, 1), sr, subtype="PCM_16")
+        sf.write(str(out), np.clip(y, -1, 1), sr, subtype="PCM_16")
     return sum(p.stat().st_size for p in dst.rglob("*") if p.is_file())
 
 
