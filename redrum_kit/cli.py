@@ -299,11 +299,12 @@ def cmd_train(args) -> int:
 
 def _eval_kits(names: str, split_kits: list[str], split: str) -> set[str]:
     """`--kits A,B` -> the split's kit ids they name (`GMRockKit` or `hydrogen:GMRockKit`); else a one-line error."""
+    from redrum_kit.datasets.build import is_recorded
     chosen = set()
     for name in (n.strip() for n in names.split(",") if n.strip()):
         match = [k for k in split_kits if name in (k, k.partition(":")[2])]
         if not match:
-            real = sorted(k.partition(":")[2] for k in split_kits if not k.startswith(("synth:", "machine:")))
+            real = sorted(k.partition(":")[2] for k in split_kits if is_recorded(k))
             raise RedrumError(f"--kits: no kit {name!r} in the {split} split (its recorded kits: {', '.join(real) or 'none'})")
         chosen.update(match)
     if not chosen:

@@ -112,6 +112,10 @@ def evaluate(redrummer, data_dir: Path, pairs: int = 20, seed: int = 0, progress
               "layered": [r for r in rows if r["layered"]],
               "complete": [r for r in rows if r["complete"] and r["group"] == "real"]}
     out = {"pairs": len(rows), "source": str(data_dir), "groups": {}}
+
+    def timbre(members, m) -> float:
+        return round(float(np.mean([r[m]["timbre_ratio"] for r in members])), 4)
+
     for name, members in groups.items():
         if not members:
             continue
@@ -123,14 +127,13 @@ def evaluate(redrummer, data_dir: Path, pairs: int = 20, seed: int = 0, progress
         for m in METHODS:
             f = f_measures(summed(m))
             g[m] = {"rhythm_f": f["mean_f"], "rhythm_relative": round(f["mean_f"] / true_f, 4) if true_f else 0.0,
-                    "timbre_ratio": round(float(np.mean([r[m]["timbre_ratio"] for r in members])), 4),
+                    "timbre_ratio": timbre(members, m),
                     "per_class_f": {c: v["f"] for c, v in f["per_class"].items()}}
         out["groups"][name] = g
     out["per_source_kit"] = {}                  # the timbre ratio of each method by real source kit
     for kit in sorted({r["source_kit"] for r in groups["real"]}):
         members = [r for r in groups["real"] if r["source_kit"] == kit]
-        out["per_source_kit"][kit] = {"pairs": len(members), **{
-            m: round(float(np.mean([r[m]["timbre_ratio"] for r in members])), 4) for m in METHODS}}
+        out["per_source_kit"][kit] = {"pairs": len(members), **{m: timbre(members, m) for m in METHODS}}
     return out
 
 

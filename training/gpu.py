@@ -5,7 +5,7 @@ most 64 MiB. So this writes, into `.gpu/` (ignored by git):
 - `whl/`: wheels for the machine's Python (CPython 3.12, manylinux x86-64) of the packages redrum_kit's
   training needs beyond what the machine has (`WHEELS`, at the versions installed here);
 - `drumkits/`: the Hydrogen kits a dataset may train or validate on (never a test kit, nor a kit that shares
-  a sound with one), every sound resampled to 22,050 Hz mono 16-bit: the builder's rate, so clips built
+  a sound with one), every sound resampled to the builder's rate (22,050 Hz) mono 16-bit, so clips built
   there match a local build's;
 - `demo_songs/`: Hydrogen's demo songs (the datasets' song patterns).
 Then on the machine `bash training/gpu.sh CONFIG KIND MINUTES` (see there) with `.gpu` carried.
@@ -31,7 +31,6 @@ WHEELS = ("pedalboard", "soundfile", "cffi", "pycparser", "mido", "tomli-w", "mi
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
              "manylinux1_x86_64", "any")
 LIMIT_MB = 48.0    # of the 64 MiB that may travel, leaving room for the repository itself
-SR = 22050
 
 
 def travelling_kits(cfg: DatasetConfig) -> list[str]:
@@ -41,8 +40,8 @@ def travelling_kits(cfg: DatasetConfig) -> list[str]:
     return [k for k in hydrogen_kits(cfg) if k not in cfg.test_kits and k not in leaking]
 
 
-def pack_kit(src: Path, dst: Path, sr: int = SR) -> int:
-    """A Hydrogen kit folder with its drumkit.xml and every sound resampled to `sr` mono, same names. -> bytes."""
+def pack_kit(src: Path, dst: Path, sr: int) -> None:
+    """A Hydrogen kit folder with its drumkit.xml and every sound resampled to `sr` mono, same names."""
     dst.mkdir(parents=True, exist_ok=True)
     shutil.copy2(src / "drumkit.xml", dst / "drumkit.xml")
     for path in hydrogen_sound_files(src):
@@ -53,7 +52,6 @@ def pack_kit(src: Path, dst: Path, sr: int = SR) -> int:
         out = dst / path.relative_to(src)
         out.parent.mkdir(parents=True, exist_ok=True)
         sf.write(str(out), np.clip(y, -1, 1), sr, subtype="PCM_16")
-    return sum(p.stat().st_size for p in dst.rglob("*") if p.is_file())
 
 
 def download_wheels(folder: Path) -> None:
@@ -74,7 +72,7 @@ def bundle(out: Path, cfg: DatasetConfig | None = None, wheels: bool = True) -> 
     if wheels:
         download_wheels(out / "whl")
     for kit in kits:
-        pack_kit(Path(cfg.hydrogen_dir) / kit, out / "drumkits" / kit)
+        pack_kit(Path(cfg.hydrogen_dir) / kit, out / "drumkits" / kit, cfg.sr)
     songs = Path(cfg.songs_dir)
     if songs.is_dir():
         shutil.copytree(songs, out / "demo_songs", dirs_exist_ok=True)

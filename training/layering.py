@@ -107,15 +107,14 @@ def choose_library(candidates: list[str], size: int) -> list[str]:
 
 def class_hits(cls: str, split: str, synth_kits: int = 0) -> list[tuple[str, np.ndarray]]:
     """(kit, hit) of the class at SR: Hydrogen kits of the split, plus synthesiser kits (train/val)."""
-    from redrum_kit.datasets.build import kits_sharing_sounds
+    from redrum_kit.datasets.build import DatasetConfig, leaking_kits
     from redrum_kit.datasets.kits import from_hydrogen, from_synth
     held, val = set(workspace.HELD_OUT_KITS), set(workspace.VALIDATION_KITS)
     folders = sorted(p for p in workspace.HYDROGEN_DRUMKITS.iterdir() if (p / "drumkit.xml").is_file()) \
         if workspace.HYDROGEN_DRUMKITS.is_dir() else []
-    names = tuple(f.name for f in folders)
     # a kit repackaging a held-out kit's sounds is that kit: never trained on (hashed for the training split only)
-    leaking = kits_sharing_sounds(workspace.HYDROGEN_DRUMKITS, tuple(n for n in names if n not in held | val),
-                                  tuple(n for n in names if n in held | val)) if split == "train" else {}
+    leaking = leaking_kits(DatasetConfig(hydrogen_dir=str(workspace.HYDROGEN_DRUMKITS), test_kits=sorted(held),
+                                         val_kits=sorted(val), exclude_kits=[])) if split == "train" else {}
     pick = {"train": lambda n: n not in held and n not in val and n not in leaking, "val": lambda n: n in val,
             "test": lambda n: n in held}[split]
     kits = [from_hydrogen(f, layering.SR) for f in folders if pick(f.name)]
