@@ -57,12 +57,14 @@ def test_the_device_script_trains_a_config_and_leaves_what_a_later_session_needs
     config.write_text((ROOT / "presets/training/transcriber-tiny.toml").read_text()
                       + f'data_dir = "{tmp_path}/clips"\nrun_dir = "{tmp_path}/run"\nout = "{tmp_path}/tiny.safetensors"\n')
     env = {**os.environ, "OUT": str(tmp_path / "out"), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    done = subprocess.run(["bash", "training/gpu.sh", str(config), "transcriber", "1"], cwd=ROOT, env=env,
+    done = subprocess.run(["bash", "training/gpu.sh", str(config), "transcriber", "1", "600"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     back = {p.name for p in (tmp_path / "out").iterdir()}
-    assert {"last.pt", "log.jsonl", "tiny.safetensors", "tiny.md", "tiny.metrics.json", "train.log"} <= back
-    assert "saved" in (tmp_path / "out" / "train.log").read_text()
+    assert {"last.pt", "best.pt", "log.jsonl", "tiny.safetensors", "tiny.md", "tiny.metrics.json",
+            "train.log"} <= back
+    log = (tmp_path / "out" / "train.log").read_text()
+    assert "saved" in log and "training for 1 min" in log        # the call's budget left more than MINUTES
     bad = subprocess.run(["bash", "training/gpu.sh", str(tmp_path / "nope.toml"), "transcriber"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0 and "nope.toml" in bad.stderr

@@ -79,11 +79,11 @@ def test_tiny_training_run_learns(tmp_path):
     again = recipe.train(cfg)
     assert again["steps"] == metrics["steps"] == cfg.steps
     assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == len(rows)
-    # fine-tuning starts from the trained weights, not from scratch
+    # fine-tuning starts from the trained weights, not from scratch (batches from two loader processes)
     tuned = load_config(recipe.TrainConfig, presets_dir() / "training" / "transcriber-tiny.toml",
                         dataset_config=cfg.dataset_config, data_dir=cfg.data_dir, run_dir=str(tmp_path / "tune"),
                         out=str(tmp_path / "tuned.safetensors"), init=str(tmp_path / "t.safetensors"),
-                        bass_share=0.5)
+                        bass_share=0.5, loader_workers=2)
     recipe.train(tuned)
     first = [json.loads(line)["loss"] for line in (tmp_path / "tune" / "log.jsonl").read_text().splitlines()
              if "loss" in line][0]

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# One training run on a lent GPU machine, in one call: `bash training/gpu.sh CONFIG KIND [MINUTES]`
-# (KIND: transcriber, stage1, stage2, layering...; MINUTES of training, default 8).
+# One training run on a lent GPU machine, in one call: `bash training/gpu.sh CONFIG KIND [MINUTES [SECONDS]]`
+# (KIND: transcriber, stage1, stage2, layering...; MINUTES of training, default 8; SECONDS, when given, the
+# whole call's budget: training gets at most what the dataset build left of it less 100 s for the export,
+# and is stopped 25 s before the end, so that the run's files always come back).
 #
 # Pack first, here: `python -m training.gpu` writes .gpu/ (wheels, the training and validation Hydrogen kits
 # resampled, demo songs). Then the device tool's run: command `bash training/gpu.sh CONFIG KIND MINUTES`,
@@ -14,6 +16,7 @@ set -uo pipefail
 config=${1:?usage: bash training/gpu.sh CONFIG KIND [MINUTES]}
 kind=${2:?usage: bash training/gpu.sh CONFIG KIND [MINUTES]}
 minutes=${3:-8}
+budget=${4:-0}
 out=${OUT:-/tmp/redrum-gpu-out}
 mkdir -p "$out"
 [ -f "$config" ] || { echo "error: $config: no such config" >&2; exit 1; }
@@ -42,8 +45,16 @@ if [ "$data_cfg" != "-" ] && [ "$data_dir" != "-" ]; then
     OMP_NUM_THREADS=1 python3 -m redrum_kit dataset build --config "$data_cfg" -o "$data_dir" --workers "$(nproc)" \
         2>&1 | tr '\r' '\n' | tail -n 3 | tee -a "$out/train.log"
 fi
-echo "dataset ready after $(( $(date +%s) - start )) s" | tee -a "$out/train.log"
-OMP_NUM_THREADS=8 python3 -m redrum_kit train "$kind" --config "$config" --minutes "$minutes" 2>&1 \
+elapsed=$(( $(date +%s) - start ))
+echo "dataset ready after $elapsed s" | tee -a "$out/train.log"
+limit=()
+if [ "$budget" -gt 0 ]; then
+    left=$(( budget - elapsed ))
+    minutes=$(python3 -c "print(round(max(0.5, min($minutes, ($left - 100) / 60)), 2))")
+    limit=(timeout $(( left > 60 ? left - 25 : 35 )))
+    echo "training for $minutes min, stopped after $(( left > 60 ? left - 25 : 35 )) s at most" | tee -a "$out/train.log"
+fi
+OMP_NUM_THREADS=8 "${limit[@]}" python3 -m redrum_kit train "$kind" --config "$config" --minutes "$minutes" 2>&1 \
     | tr '\r' '\n' | grep -v "it/s\]$" | tail -n 40 | tee -a "$out/train.log"
 status=${PIPESTATUS[0]}
 echo "trained, exit $status, after $(( $(date +%s) - start )) s" | tee -a "$out/train.log"
@@ -55,6 +66,7 @@ if [ "$run_dir" != "-" ] && [ -f "$run_dir/last.pt" ]; then
         cp "$run_dir/last.pt" "$out/"
     fi
     cp "$run_dir/log.jsonl" "$out/" 2>/dev/null
+    [ ! -f "$run_dir/best.pt" ] || [ "$(stat -c %s "$run_dir/best.pt")" -gt 15000000 ] || cp "$run_dir/best.pt" "$out/"
 fi
 if [ "$run_out" != "-" ]; then
     for f in "$run_out" "${run_out%.*}.md" "${run_out%.*}.metrics.json"; do [ -f "$f" ] && cp "$f" "$out/"; done

@@ -53,6 +53,7 @@ class TrainConfig:
     val_every: int = 500
     save_every: int = 250
     max_minutes: float = 0.0
+    loader_workers: int = 0         # processes assembling batches ahead of the model (a GPU outruns one); 0: inline
     out: str = "presets/models/transcriber.safetensors"
     config_file: str = "presets/training/transcriber.toml"   # the file this config came from (for the card)
     init: str = ""                  # start from these weights (fine-tuning; their model config wins); "": fresh
@@ -190,6 +191,7 @@ class TranscriberRecipe:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=1e-4)
         self.pos_weight = torch.full((len(self.model.cfg.classes), 1), cfg.pos_weight, device=device)
         self.rng = np.random.default_rng(torch.initial_seed() % 2**32)
+        self.sr, self.batches = self.model.cfg.sr, None
 
     def modules(self) -> dict:
         return {"model": self.model}
@@ -197,18 +199,36 @@ class TranscriberRecipe:
     def optimizers(self) -> dict:
         return {"adamw": self.opt}
 
-    def draw(self) -> list[int]:
+    def draw(self, rng: np.random.Generator) -> list[int]:
         """Training clip indices for one batch: real-kit clips with probability `real_share` (uniform
         over all clips when it is 0 or one of the two kinds is missing)."""
         cfg, out = self.cfg, []
         weighted = cfg.real_share > 0 and len(self.real) and len(self.synth)
         for _ in range(cfg.batch_size):
             if weighted:
-                pool = self.real if self.rng.random() < cfg.real_share else self.synth
+                pool = self.real if rng.random() < cfg.real_share else self.synth
             else:
                 pool = np.arange(len(self.train_ds))
-            out.append(int(pool[self.rng.integers(len(pool))]))
+            out.append(int(pool[rng.integers(len(pool))]))
         return out
+
+    def batch_arrays(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One training batch as arrays: `(audio (batch, samples), onset targets (batch, classes, frames))`."""
+        items = [self.train_ds[i] for i in self.draw(rng)]
+        return (np.stack([self.with_bass(it, rng) for it in items]), np.stack([it["targets"] for it in items]))
+
+    def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
+        """Inline from `self.rng` or, with `loader_workers`, from worker processes (each its own stream,
+        seeded when the first batch is asked for, so a resumed run draws fresh ones)."""
+        if not self.cfg.loader_workers:
+            return self.batch_arrays(self.rng)
+        if self.batches is None:
+            stream = BatchStream(self, torch.initial_seed() % 2**32)
+            self.batches = iter(torch.utils.data.DataLoader(
+                stream, batch_size=None, num_workers=self.cfg.loader_workers, prefetch_factor=4,
+                persistent_workers=True, multiprocessing_context="fork", worker_init_fn=lambda _: torch.set_num_threads(1)))
+        audio, targets = next(self.batches)
+        return audio.numpy(), targets.numpy()
 
     def eq_curves(self, n: int, bins: int) -> torch.Tensor:
         """`(n, bins, 1)` random smooth gains in the model's log-mel units (a few broad bumps, +-eq_db)."""
@@ -217,22 +237,20 @@ class TranscriberRecipe:
         db = self.cfg.eq_db * curves
         return torch.from_numpy(db / 10 / 2).float()[..., None]    # dB -> log10 power, then the /2 scaling
 
-    def with_bass(self, item: dict) -> np.ndarray:
+    def with_bass(self, item: dict, rng: np.random.Generator) -> np.ndarray:
         """The clip's audio, with a bass line under it for `bass_share` of clips (a bass note is not a kick)."""
-        if not self.cfg.bass_share or self.rng.random() >= self.cfg.bass_share:   # off: the draws as before
+        if not self.cfg.bass_share or rng.random() >= self.cfg.bass_share:   # off: the draws as before
             return item["audio"]
-        return under_bass(item["audio"], self.model.cfg.sr, item["events"], self.rng,
-                          float(self.rng.uniform(*self.cfg.bass_db)))
+        return under_bass(item["audio"], self.sr, item["events"], rng, float(rng.uniform(*self.cfg.bass_db)))
 
     def step(self, step: int) -> dict:
         self.model.train()
         trainer_lib.schedule_lr(self.opt, step, self.cfg.steps, self.cfg.lr)
-        items = [self.train_ds[i] for i in self.draw()]
-        y = torch.from_numpy(np.stack([self.with_bass(it) for it in items])).to(self.device)
-        targets = torch.from_numpy(np.stack([it["targets"] for it in items])).to(self.device)
+        audio, targets = self.next_batch()
+        y, targets = torch.from_numpy(audio).to(self.device), torch.from_numpy(targets).to(self.device)
         mel = self.model.features(y)
         if self.cfg.eq_db:
-            mel = mel + self.eq_curves(len(items), mel.shape[1]).to(self.device)
+            mel = mel + self.eq_curves(len(y), mel.shape[1]).to(self.device)
         logits = self.net(mel)
         frames = min(logits.shape[-1], targets.shape[-1])
         loss = torch.nn.functional.binary_cross_entropy_with_logits(
@@ -272,6 +290,19 @@ class TranscriberRecipe:
                             metrics, model_card(model, metrics))
         self.model.to(self.device)
         return {"out": str(out), "metrics": metrics}
+
+
+class BatchStream(torch.utils.data.IterableDataset):
+    """Endless training batches of a recipe (`batch_arrays`), one random stream per loader worker."""
+
+    def __init__(self, recipe: TranscriberRecipe, seed: int):
+        self.recipe, self.seed = recipe, seed
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng([self.seed, info.id if info else 0])
+        while True:
+            yield self.recipe.batch_arrays(rng)
 
 
 def train(cfg: TrainConfig) -> dict:
