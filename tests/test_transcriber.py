@@ -93,6 +93,16 @@ def test_tiny_training_run_learns(tmp_path):
     assert "With a bass line under each test clip" in card
 
 
+def test_an_unknown_model_selection_is_a_one_line_error(tmp_path, capsys):
+    from redrum_kit.cli import main
+    from redrum_kit.workspace import presets_dir
+    config = tmp_path / "bad.toml"
+    config.write_text((presets_dir() / "training" / "transcriber-tiny.toml").read_text() + 'select = "synth"\n')
+    assert main(["train", "transcriber", "--config", str(config)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "select" in err and "real" in err
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_a_model_on_the_gpu_transcribes_cpu_audio():
     """Validation during GPU training feeds the model numpy audio (the bug that stopped a GPU run)."""

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One training run on a lent GPU machine, in one call: `bash training/gpu.sh CONFIG KIND [MINUTES [SECONDS]]`
 # (KIND: transcriber, stage1, stage2, layering...; MINUTES of training, default 8; SECONDS, when given, the
-# whole call's budget: training gets at most what the dataset build left of it less 100 s for the export,
-# and is stopped 25 s before the end, so that the run's files always come back).
+# whole call's budget: training gets at most what the dataset build left of it less 150 s for loading the
+# clips and the export (about 80 s for transcriber-gpu.toml on an H200), and is stopped 25 s before the end, so
+# that the run's files always come back).
 #
 # Pack first, here: `python -m training.gpu` writes .gpu/ (wheels, the training and validation Hydrogen kits
 # resampled, demo songs). Then the device tool's run: command `bash training/gpu.sh CONFIG KIND MINUTES`,
@@ -50,7 +51,7 @@ echo "dataset ready after $elapsed s" | tee -a "$out/train.log"
 limit=()
 if [ "$budget" -gt 0 ]; then
     left=$(( budget - elapsed ))
-    minutes=$(python3 -c "print(round(max(0.5, min($minutes, ($left - 100) / 60)), 2))")
+    minutes=$(python3 -c "print(round(max(0.5, min($minutes, ($left - 150) / 60)), 2))")
     limit=(timeout $(( left > 60 ? left - 25 : 35 )))
     echo "training for $minutes min, stopped after $(( left > 60 ? left - 25 : 35 )) s at most" | tee -a "$out/train.log"
 fi

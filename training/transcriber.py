@@ -27,6 +27,7 @@ import torch
 from redrum_kit.config import load_config
 from redrum_kit.datasets.augment import smooth_curve, under_bass
 from redrum_kit.datasets.build import Dataset, DatasetConfig, is_recorded
+from redrum_kit.errors import RedrumError
 from redrum_kit.models import transcriber as model_lib
 from redrum_kit.rhythm.events import TRANSCRIPTION_CLASS
 from training import trainer as trainer_lib
@@ -49,6 +50,7 @@ class TrainConfig:
     bass_db: list = field(default_factory=lambda: [-12.0, 3.0])   # its level range, dB to the drums' RMS
     threshold: float = 0.5          # during training; then tuned per class on validation
     tune_thresholds: bool = True
+    select: str = "mean"            # the weights kept: best validation F over all val kits ("mean") or recorded ones ("real")
     log_every: int = 25
     val_every: int = 500
     save_every: int = 250
@@ -168,6 +170,8 @@ class TranscriberRecipe:
     validation F so far kept in `run_dir/best.pt`."""
 
     def __init__(self, cfg: TrainConfig, trainer: trainer_lib.Trainer):
+        if cfg.select not in ("mean", "real"):
+            raise RedrumError(f"select = {cfg.select!r}: use \"mean\" (every validation kit) or \"real\" (recorded ones)")
         self.cfg = cfg
         self.data_dir = Path(cfg.data_dir)
         data_cfg = load_config(DatasetConfig, Path(cfg.dataset_config))
@@ -266,7 +270,7 @@ class TranscriberRecipe:
         self.model.eval()
         val = evaluate(self.model, self.val_ds, self.cfg.threshold)
         out = {"mean_f": val["mean_f"], "real_f": val["groups"].get("real", {}).get("mean_f", 0.0)}
-        trainer_lib.keep_best(self.run_dir, out["mean_f"], step, self.model)
+        trainer_lib.keep_best(self.run_dir, out[f"{self.cfg.select}_f"], step, self.model)
         return out
 
     def export(self, history: list[dict], summary: dict) -> dict:
@@ -356,7 +360,7 @@ on the validation kits: {', '.join(f'{k} {v:g}' for k, v in m['thresholds'].item
 - Training: {trainer_lib.steps_phrase(m)}{f" from the weights of `{m['config']['init']}`" if m['config'].get('init') else ''}, batch {m['config']['batch_size']} ({m['config']['real_share']:.0%} from real
   kits), AdamW lr {m['config']['lr']} with cosine decay, BCE with positive weight {m['config']['pos_weight']} on onset frames
   widened to their neighbours, random EQ of +-{m['config']['eq_db']:g} dB on the log-mel{_bass_phrase(m['config'])}; the weights of the best
-  validation F (step {m['best_step']}) kept. Hardware: {m['hardware']}.
+  validation F{' on the recorded validation kits' if m['config'].get('select') == 'real' else ''} (step {m['best_step']}) kept. Hardware: {m['hardware']}.
 
 Onset F-measure (mir_eval, 50 ms) on the test split ({m['test']['clips']} clips):
 
