@@ -11,6 +11,7 @@ import torch
 
 from redrum_kit.cli import main
 from redrum_kit.datasets.build import Builder, Dataset, DatasetConfig, build, kit_splits
+from redrum_kit import workspace
 from redrum_kit.errors import RedrumError
 from redrum_kit.hydrogen import H2Instrument, H2Kit, H2Layer, write_drumkit
 from tests.conftest import needs_hydrogen
@@ -311,3 +312,17 @@ def test_a_bass_line_goes_under_the_drums_at_the_level_asked():
         assert db - 6 < ratio <= db + 0.5        # RMS 1 where the line plays, less over the clip
     loud = under_bass(drums * 18, sr, events, np.random.default_rng(1), 6.0)
     assert np.abs(loud).max() <= 0.99 + 1e-6     # turned down as a whole, never clipped
+
+
+def test_every_shipped_training_config_loads_and_names_files_that_exist():
+    """A setting misspelt in a recipe (or a dataset config it names that is gone) fails here, not on a GPU."""
+    from redrum_kit.config import load_config
+    from training import classifier, layering, stage1, stage2, transcriber
+    kinds = {"dataset": DatasetConfig, "transcriber": transcriber.TrainConfig, "stage1": stage1.TrainConfig,
+             "stage2": stage2.TrainConfig, "layering": layering.TrainConfig, "classifier": classifier.TrainConfig}
+    configs = sorted((workspace.presets_dir() / "training").glob("*.toml"))
+    assert len(configs) > 40
+    for path in configs:
+        cfg = load_config(kinds[path.stem.split("-")[0]], path)
+        named = getattr(cfg, "dataset_config", None)
+        assert named is None or (workspace.presets_dir().parent / named).is_file(), (path.name, named)
