@@ -238,6 +238,36 @@ def test_dark_metals_darken_the_synthesisers_hats_and_nothing_else(tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
+def test_bleed_rings_a_kits_hats_in_the_low_mids_for_training_clips_only(tmp_path):
+    """`[augment] bleed`: a kit as a room microphone hears it: its hats carry the snare's and toms' ring
+    (250-1000 Hz up against 4-8 kHz, as ForzeeStereo's do), its drums a little of it; held-out clips are
+    untouched, the parts and labels too; a share outside 0-1 is a one-line error, nothing built."""
+    from redrum_kit.datasets import augment as aug
+
+    def low_over_high(y, sr=22050):
+        spectrum, f = np.abs(np.fft.rfft(y[:2205])) ** 2, np.fft.rfftfreq(2205, 1 / sr)
+        return 10 * np.log10(spectrum[(f >= 250) & (f < 1000)].sum() / spectrum[(f >= 4000) & (f < 8000)].sum())
+
+    kit = Builder(tiny(tmp_path)).kit("synth:0")
+    pads = {p.name: i for i, p in enumerate(kit.kit.pads)}
+    moved = {name: [] for name in ("Hat Closed", "Kick")}
+    for seed in range(6):
+        rings = aug.room_rings(kit, np.random.default_rng(seed))
+        for name in moved:
+            y = kit.samples[(pads[name], 0)]
+            moved[name].append(low_over_high(aug.with_ring(y, kit.sr, rings[pads[name]])) - low_over_high(y))
+    assert np.mean(moved["Hat Closed"]) > 3 and min(moved["Hat Closed"]) > 0
+    assert abs(np.mean(moved["Kick"])) < 1.5
+    augment = {**DatasetConfig().augment, "bleed": 1.0}
+    plain, rung = Builder(tiny(tmp_path)), Builder(tiny(tmp_path, augment=augment))
+    x, y = plain.item("train", 1), rung.item("train", 1)
+    assert np.array_equal(x["targets"], y["targets"]) and not np.array_equal(x["audio"], y["audio"])
+    assert np.array_equal(plain.item("test", 0)["audio"], rung.item("test", 0)["audio"])
+    with pytest.raises(RedrumError, match="bleed"):
+        build(tiny(tmp_path, augment={**augment, "bleed": 2}), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_pairs_put_the_source_kit_on_the_target_timing(tmp_path):
     cfg = tiny(tmp_path, pairs=True)
     build(cfg, tmp_path / "p")

@@ -205,7 +205,7 @@ class Builder:
         self.cfg = cfg
         self.acfg = cfg.augment_config()
         # shorter decays and pad EQ change what a kit is: for training clips only, so held-out kits stay themselves
-        self.held_out_acfg = dataclasses.replace(self.acfg, decay=0.0, pad_eq_db=0.0, pad_tilt_db=0.0)
+        self.held_out_acfg = dataclasses.replace(self.acfg, decay=0.0, pad_eq_db=0.0, pad_tilt_db=0.0, bleed=0.0)
         self.splits = kit_splits(cfg)
         self._kits: dict[str, SampleKit] = {}
         self.song_patterns = self._song_patterns()
@@ -396,6 +396,9 @@ def build(cfg: DatasetConfig, out: Path, progress=None, workers: int = 1) -> dic
             raise RedrumError("grid_blocks must be at least 1 and leave two kit instances in every block")
     if not isinstance(cfg.dark_metals, (int, float)) or not 0 <= cfg.dark_metals <= 1:
         raise RedrumError(f"dark_metals must be a share from 0 to 1 (not {cfg.dark_metals!r})")
+    bleed = cfg.augment.get("bleed", 0.0)
+    if not isinstance(bleed, (int, float)) or not 0 <= bleed <= 1:
+        raise RedrumError(f"[augment] bleed must be a share of kits from 0 to 1 (not {bleed!r})")
     if not isinstance(cfg.machine_kits, int) or cfg.machine_kits < 0:
         raise RedrumError(f"machine_kits must be a whole number of kits, 0 or more (not {cfg.machine_kits!r})")
     check_library_kits(cfg)
