@@ -50,7 +50,7 @@ class TrainConfig:
     bass_db: list = field(default_factory=lambda: [-12.0, 3.0])   # its level range, dB to the drums' RMS
     threshold: float = 0.5          # during training; then tuned per class on validation
     tune_thresholds: bool = True
-    select: str = "mean"            # the weights kept: best validation F over all val kits ("mean") or recorded ones ("real")
+    select: str = "mean"            # weights kept: best val F over every val kit ("mean") or recorded ones ("real")
     log_every: int = 25
     val_every: int = 500
     save_every: int = 250
@@ -171,7 +171,8 @@ class TranscriberRecipe:
 
     def __init__(self, cfg: TrainConfig, trainer: trainer_lib.Trainer):
         if cfg.select not in ("mean", "real"):
-            raise RedrumError(f"select = {cfg.select!r}: use \"mean\" (every validation kit) or \"real\" (recorded ones)")
+            raise RedrumError(f"select = {cfg.select!r}: use \"mean\" (every validation kit) "
+                              "or \"real\" (the recorded ones)")
         self.cfg = cfg
         self.data_dir = Path(cfg.data_dir)
         data_cfg = load_config(DatasetConfig, Path(cfg.dataset_config))
@@ -230,7 +231,8 @@ class TranscriberRecipe:
             stream = BatchStream(self, torch.initial_seed() % 2**32)
             self.batches = iter(torch.utils.data.DataLoader(
                 stream, batch_size=None, num_workers=self.cfg.loader_workers, prefetch_factor=4,
-                persistent_workers=True, multiprocessing_context="fork", worker_init_fn=lambda _: torch.set_num_threads(1)))
+                persistent_workers=True, multiprocessing_context="fork",
+                worker_init_fn=lambda _: torch.set_num_threads(1)))
         audio, targets = next(self.batches)
         return audio.numpy(), targets.numpy()
 
