@@ -9,9 +9,9 @@ import pytest
 import soundfile as sf
 import torch
 
+from redrum_kit import workspace
 from redrum_kit.cli import main
 from redrum_kit.datasets.build import Builder, Dataset, DatasetConfig, build, kit_splits
-from redrum_kit import workspace
 from redrum_kit.errors import RedrumError
 from redrum_kit.hydrogen import H2Instrument, H2Kit, H2Layer, write_drumkit
 from tests.conftest import needs_hydrogen

@@ -2,7 +2,7 @@
 # One training run on a lent GPU machine, in one call: `bash training/gpu.sh CONFIG KIND [MINUTES [SECONDS]]`
 # (KIND: transcriber, stage1, stage2, layering...; MINUTES of training, default 8; SECONDS, when given, the
 # whole call's budget: training gets at most what the dataset build left of it less 150 s for loading the
-# clips and the export (about 80 s for transcriber-gpu.toml on an H200), and is stopped 25 s before the end, so
+# clips and the export (60 s for transcriber-gpu.toml on an H200), and is stopped 25 s before the end, so
 # that the run's files always come back).
 #
 # Pack first, here: `python -m training.gpu` writes .gpu/ (wheels, the training and validation Hydrogen kits
@@ -14,8 +14,8 @@
 # last.pt (in 15 MB parts when larger: `cat last.pt.part-* > last.pt`), log.jsonl, the exported checkpoint
 # with its card and metrics, and train.log.
 set -uo pipefail
-config=${1:?usage: bash training/gpu.sh CONFIG KIND [MINUTES]}
-kind=${2:?usage: bash training/gpu.sh CONFIG KIND [MINUTES]}
+config=${1:?usage: bash training/gpu.sh CONFIG KIND [MINUTES [SECONDS]]}
+kind=${2:?usage: bash training/gpu.sh CONFIG KIND [MINUTES [SECONDS]]}
 minutes=${3:-8}
 budget=${4:-0}
 out=${OUT:-/tmp/redrum-gpu-out}
@@ -52,8 +52,9 @@ limit=()
 if [ "$budget" -gt 0 ]; then
     left=$(( budget - elapsed ))
     minutes=$(python3 -c "print(round(max(0.5, min($minutes, ($left - 150) / 60)), 2))")
-    limit=(timeout $(( left > 60 ? left - 25 : 35 )))
-    echo "training for $minutes min, stopped after $(( left > 60 ? left - 25 : 35 )) s at most" | tee -a "$out/train.log"
+    stop=$(( left > 60 ? left - 25 : 35 ))
+    limit=(timeout "$stop")
+    echo "training for $minutes min, stopped after $stop s at most" | tee -a "$out/train.log"
 fi
 OMP_NUM_THREADS=8 "${limit[@]}" python3 -m redrum_kit train "$kind" --config "$config" --minutes "$minutes" 2>&1 \
     | tr '\r' '\n' | grep -v "it/s\]$" | tail -n 40 | tee -a "$out/train.log"

@@ -196,7 +196,7 @@ class TranscriberRecipe:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=1e-4)
         self.pos_weight = torch.full((len(self.model.cfg.classes), 1), cfg.pos_weight, device=device)
         self.rng = np.random.default_rng(torch.initial_seed() % 2**32)
-        self.sr, self.batches = self.model.cfg.sr, None
+        self.batches = None
 
     def modules(self) -> dict:
         return {"model": self.model}
@@ -247,7 +247,7 @@ class TranscriberRecipe:
         """The clip's audio, with a bass line under it for `bass_share` of clips (a bass note is not a kick)."""
         if not self.cfg.bass_share or rng.random() >= self.cfg.bass_share:   # off: the draws as before
             return item["audio"]
-        return under_bass(item["audio"], self.sr, item["events"], rng, float(rng.uniform(*self.cfg.bass_db)))
+        return under_bass(item["audio"], self.model.cfg.sr, item["events"], rng, float(rng.uniform(*self.cfg.bass_db)))
 
     def step(self, step: int) -> dict:
         self.model.train()

@@ -59,7 +59,7 @@ def augment_kit(kit: SampleKit, rng: np.random.Generator, cfg: AugmentConfig) ->
     probability `cfg.decay` its decay shortened too (see `shorten_decay`), and with `cfg.pad_eq_db`
     its spectrum tilted by its own smooth EQ curve (see `equalise`), with `cfg.pad_tilt_db` made darker
     or brighter by its own straight tilt (see `tilt`): a hat as dark as a cymbal, a tom as dark as a kick;
-    with probability `cfg.bleed` every pad rings with the kit's shells as in a room (see `with_bleed`)."""
+    with probability `cfg.bleed` every pad rings with the kit's shells as in a room (see `room_rings`)."""
     samples = {}
     pads = range(len(kit.kit.pads))
     amounts = {i: (float(rng.uniform(-cfg.pitch_semitones, cfg.pitch_semitones)),
