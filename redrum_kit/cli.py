@@ -570,7 +570,8 @@ def cmd_transform(args) -> int:
         if len(args.inputs) != 2:
             raise RedrumError("give SOURCE and TARGET recordings (or --method replace --kit NAME TARGET)")
         source, target = args.inputs
-    result = _engine().transform(source, target, out, method, args.kit, args.json, args.plot)
+    result = _engine().transform(source, target, out, method, args.kit, args.json, args.plot,
+                                 decays=args.decays)
     for cls, other in result.get("substitutions", {}).items():
         print(f"note: the source has no {cls}; played its {other} instead", file=sys.stderr)
     print(f"{out}: {result['seconds']:.2f} s at {result['sample_rate']} Hz ({result['message']})")
@@ -840,6 +841,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--kit", metavar="NAME", help="play the target's rhythm with a library kit (drum replacement)")
     s.add_argument("--json", metavar="OUT.json")
     s.add_argument("--plot", metavar="OUT.png", help="model: waveforms, target transcription, attention heads")
+    s.add_argument("--decays", choices=("source", "model"), default="source",
+                   help="model: source (default): no drum rings on longer than the source's own do (each band "
+                        "lowered, never raised, after the target's hits); model: the output as decoded")
     s.set_defaults(func=cmd_transform)
 
     s = sub.add_parser("interpolate", help="morph from A's rhythm to B's in N steps (A's sounds)")

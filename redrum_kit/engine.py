@@ -348,13 +348,17 @@ class Engine:
 
     def transform(self, source: str | Path | None, target: str | Path, out: str | Path | None = None,
                   method: str = "model", kit: str | None = None, json_path: str | Path | None = None,
-                  plot: str | Path | None = None, progress=_no_progress) -> dict:
+                  plot: str | Path | None = None, progress=_no_progress, decays: str = "source") -> dict:
         """The source's drum sounds on the target's rhythm (method model or replace; `kit` plays a
-        library kit by replacement). -> {"path", "method", ...}."""
+        library kit by replacement; `decays`, model only: "source", each drum dying away as the
+        source's do, or "model", as decoded). -> {"path", "method", ...}."""
         from redrum_kit import audio, files
+        from redrum_kit.transform import DECAYS
         method = method or ("replace" if kit else "model")
         if method not in ("model", "replace"):
             raise RedrumError(f"unknown method {method!r}; choose model or replace")
+        if decays not in DECAYS:
+            raise RedrumError(f"unknown decays {decays!r}; choose {' or '.join(DECAYS)}")
         if kit and method == "model":
             raise RedrumError("a kit is played by drum replacement: use method replace")
         if plot and method != "model":
@@ -370,7 +374,7 @@ class Engine:
             from redrum_kit import transform
             redrummer = self.redrummer()
             progress(0.2)
-            result = transform.transform_files(src, target, redrummer, lambda f: progress(0.2 + 0.7 * f))
+            result = transform.transform_files(src, target, redrummer, lambda f: progress(0.2 + 0.7 * f), decays)
             data = dict(result.to_json(), message=(
                 f"sounds from the source's {result.source_start:.2f}-"
                 f"{result.source_start + result.source_seconds:.2f} s"))

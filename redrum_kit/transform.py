@@ -7,7 +7,9 @@ A chain of small steps, each inspectable:
       source: the most varied window (`choose_source_window`) --encoder--> mu_s
       target: overlapping windows of the probabilities
       --rhythm transformer (stage 2)--> mu_hat per window --decoder--> audio
-      --crossfades, resample--> the target's rate and length
+      --crossfades--> the target's length
+      --decay shaping (`decays.shape_decays`)--> no drum rings longer than the source's do
+      --resample--> the target's rate
 
 and gradual rhythm morphs between two recordings (`interpolate_signals`).
 """
@@ -21,7 +23,9 @@ import numpy as np
 import torch
 
 from redrum_kit import audio, workspace
+from redrum_kit.decays import shape_decays
 from redrum_kit.errors import ModelError
+from redrum_kit.models import transcriber as crnn
 from redrum_kit.models import stage2 as stage2_lib
 from redrum_kit.models.stage1 import join_windows, window_starts
 
@@ -29,6 +33,13 @@ MAX_SECONDS = 600.0
 WINDOW_FRAMES = 128     # latent frames per window (2.97 s at 22,050 Hz), the training clips' length
 FADE_FRAMES = 8         # latent frames of crossfade between target windows (0.19 s)
 INTERPOLATION_SPACES = ("latent", "conditioning")
+DECAYS = ("source", "model")     # decay shaping on, or the model's output as decoded
+
+
+def check_decays(decays: str) -> str:
+    if decays not in DECAYS:
+        raise ValueError(f"decays must be one of {DECAYS}")
+    return decays
 
 
 def checkpoint_path() -> Path:
@@ -51,7 +62,6 @@ def conditioning_path(model_path: Path | None = None) -> Path:
 def load_conditioning(model_path: Path | None = None):
     """The transcriber to condition the redrum checkpoint at `model_path` (default: the installed one)
     with: the one it was trained with when kept beside it, else the shared one."""
-    from redrum_kit.models import transcriber as crnn
     from redrum_kit.transcription import load_model as load_transcriber
     path = conditioning_path(model_path)
     return crnn.load(path) if path.is_file() else load_transcriber("auto")
@@ -123,17 +133,25 @@ class Conditioner:
         if self.ratio % self.cfg.sub_frames:
             raise ModelError("the redrum model's sub-frames do not divide its latent frames")
 
-    def __call__(self, y: np.ndarray) -> np.ndarray:
+    def __call__(self, y: np.ndarray, activations: np.ndarray | None = None) -> np.ndarray:
         """-> `(channels, frames)` at the latent frame rate: `classes * sub_frames` probabilities, then
-        with `level` `sub_frames` of loudness, then with `bands` `sub_frames` per band."""
+        with `level` `sub_frames` of loudness, then with `bands` `sub_frames` per band. `activations`:
+        the transcriber's of `y`, when already computed."""
         frames = -(-len(y) // self.compression)
         sub, hop, sr = self.cfg.sub_frames, self.transcriber.cfg.hop_length, self.transcriber.cfg.sr
-        parts = [latent_probs(self.transcriber.activations(y), self.ratio, frames, sub)]
+        activations = self.transcriber.activations(y) if activations is None else activations
+        parts = [latent_probs(activations, self.ratio, frames, sub)]
         if self.cfg.level:
             parts.append(latent_probs(onset_levels(y, hop, sr)[None], self.ratio, frames, sub))
         if self.cfg.bands:
             parts.append(latent_probs(band_levels(y, hop, sr), self.ratio, frames, sub))
         return np.concatenate(parts)
+
+    def onsets(self, activations: np.ndarray) -> list[tuple[float, str]]:
+        """The transcriber's activations -> its onsets (time s, class)."""
+        t = self.transcriber
+        return [(time, cls) for time, cls, _ in crnn.peak_pick(activations, t.cfg.frame_rate, t.cfg.classes,
+                                                               t.threshold)]
 
     def pooled(self, p: np.ndarray) -> np.ndarray:
         """The conditioning `(channels, T)` -> probabilities `(classes, T)`, the max over sub-frames."""
@@ -168,16 +186,20 @@ class TransformResult:
     target_probs: np.ndarray = field(repr=False)        # (classes, frames) at the latent rate
     attention: np.ndarray = field(repr=False)           # (layers, heads, T_t, T_s) of the first window
     frame_rate: float = 0.0
+    decays: str = "source"
 
     def to_json(self) -> dict:
         return {"method": "model", "sample_rate": self.sr, "source_window": [round(self.source_start, 3),
-                round(self.source_start + self.source_seconds, 3)], "windows": self.windows}
+                round(self.source_start + self.source_seconds, 3)], "windows": self.windows,
+                "decays": self.decays}
 
 
 class Redrummer:
     """The model and its conditioner, loaded once; `transform` and `interpolate` on signals."""
 
-    def __init__(self, model: stage2_lib.Redrum | None = None, transcriber=None):
+    def __init__(self, model: stage2_lib.Redrum | None = None, transcriber=None, decays: str = "source"):
+        check_decays(decays)
+        self.decays = decays
         self.model = (model or load_model()).eval()
         self.condition = Conditioner(self.model, transcriber)
         self.device = next(self.model.parameters()).device
@@ -224,18 +246,24 @@ class Redrummer:
         return y, first, len(starts)
 
     @torch.no_grad()
-    def transform_signal(self, s_y: np.ndarray, t_y: np.ndarray, sr: int, progress=None) -> TransformResult:
+    def transform_signal(self, s_y: np.ndarray, t_y: np.ndarray, sr: int, progress=None,
+                         decays: str | None = None) -> TransformResult:
         """Source and target, mono at `sr` -> the source's sounds on the target's rhythm, at `sr`,
-        the target's length."""
+        the target's length. `decays`: "source" (shaped to the source's decays) or "model" (as decoded);
+        default the redrummer's."""
+        decays = check_decays(decays or self.decays)
         msr = self.model.sr
         s, t = audio.resample(s_y, sr, msr), audio.resample(t_y, sr, msr)
-        mu_s, p_s, start = self.source_memory(s)
-        p_t = self.condition(t)
+        a_s, a_t = self.condition.transcriber.activations(s), self.condition.transcriber.activations(t)
+        mu_s, p_s, start = self.source_memory(s, self.condition(s, a_s))
+        p_t = self.condition(t, a_t)
         y, attention, windows = self.render(mu_s, p_s, p_t, len(t), progress=progress)
+        if decays == "source":
+            y = shape_decays(y, s, t, msr, self.condition.onsets(a_s), self.condition.onsets(a_t))
         out = audio.resample(y, msr, sr)
         out = np.clip(np.pad(out, (0, max(0, len(t_y) - len(out))))[:len(t_y)], -1, 1).astype(np.float32)
         return TransformResult(out, sr, start * self.comp / msr, WINDOW_FRAMES * self.comp / msr, windows,
-                               self.condition.pooled(p_t), attention, msr / self.comp)
+                               self.condition.pooled(p_t), attention, msr / self.comp, decays)
 
     @torch.no_grad()
     def interpolate_signals(self, a_y: np.ndarray, b_y: np.ndarray, sr: int, steps: int,
@@ -286,11 +314,11 @@ class Redrummer:
 
 
 def transform_files(source: Path, target: Path, redrummer: Redrummer | None = None,
-                    progress=None) -> TransformResult:
+                    progress=None, decays: str | None = None) -> TransformResult:
     """Load both recordings (any format and rate, up to MAX_SECONDS) -> the result at the target's rate."""
     t_y, t_sr = audio.load(target, max_seconds=MAX_SECONDS, require_sound=True, what="target")
     s_y, _ = audio.load(source, sr=t_sr, max_seconds=MAX_SECONDS, require_sound=True, what="source")
-    return (redrummer or Redrummer()).transform_signal(s_y, t_y, t_sr, progress)
+    return (redrummer or Redrummer()).transform_signal(s_y, t_y, t_sr, progress, decays)
 
 
 def interpolate_files(a: Path, b: Path, steps: int, space: str = "latent",

@@ -295,8 +295,15 @@ def test_cli_transform_keeps_the_target_rate_and_length_and_never_overwrites(ins
     assert sr == 48000 and len(y) == int(7.3 * 48000)
     assert np.isfinite(y).all() and np.abs(y).max() > 0
     info = json.loads(js.read_text())
-    assert info["method"] == "model" and info["path"] == str(out)
+    assert info["method"] == "model" and info["path"] == str(out) and info["decays"] == "source"
     assert png.read_bytes()[:4] == b"\x89PNG"
+    raw = tmp_path / "raw.wav"                                       # decay shaping only ever lowers
+    assert main(["transform", str(src), str(tgt), "-o", str(raw), "--decays", "model"]) == 0
+    y_raw, _ = sf.read(raw)
+    assert len(y_raw) == len(y) and np.sum(y ** 2) <= np.sum(y_raw ** 2) * 1.01
+    with pytest.raises(SystemExit):
+        main(["transform", str(src), str(tgt), "-o", str(tmp_path / "bad.wav"), "--decays", "long"])
+    assert "invalid choice" in capsys.readouterr().err and not (tmp_path / "bad.wav").exists()
     out2 = tmp_path / "again.wav"
     assert main(["transform", str(src), str(tgt), "-o", str(out2)]) == 0
     assert np.array_equal(sf.read(out2)[0], y)                      # the same inputs give the same output
@@ -373,7 +380,7 @@ def test_cli_eval_transform_and_interpolate_print_both_methods_and_spaces(traine
     assert main(["eval", "transform", "--data", cfg.data_dir, "--pairs", "1", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     group = result["groups"]["synth"]
-    for method in ("model", "replace", "ceiling"):          # ceiling: stage 1 rebuilding the true rendering
+    for method in ("model", "model-undamped", "replace", "ceiling"):   # ceiling: stage 1 rebuilding the truth
         assert 0.0 <= group[method]["rhythm_f"] <= 1.0 and group[method]["timbre_ratio"] >= 0.0
     assert result["per_source_kit"] == {}                  # no recorded kits in the tiny grid
     assert main(["eval", "interpolate", "--data", cfg.data_dir, "--pairs", "2"]) == 0
