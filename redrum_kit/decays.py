@@ -20,6 +20,7 @@ everything before the target's first onset.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,8 +37,9 @@ FLOOR_DB = -80.0
 
 
 def _stft(y: np.ndarray) -> torch.Tensor:
-    return torch.stft(torch.from_numpy(np.asarray(y, np.float32)), N_FFT, HOP_LENGTH,
-                      window=torch.hann_window(N_FFT), return_complex=True)
+    y = np.asarray(y, np.float32)
+    y = np.pad(y, (0, max(0, N_FFT - len(y))))            # a very short signal still makes whole frames
+    return torch.stft(torch.from_numpy(y), N_FFT, HOP_LENGTH, window=torch.hann_window(N_FFT), return_complex=True)
 
 
 def _band_index(sr: int) -> np.ndarray:
@@ -81,8 +83,8 @@ def decay_profiles(levels: np.ndarray, onsets: list[tuple[int, str]]) -> dict[st
     curves: dict[str, list[np.ndarray]] = {}
     peaks: dict[str, list[np.ndarray]] = {}
     for f, cls in onsets:
-        later = [g for g in starts if g > f + 1]
-        end = min(later[0] - 1 if later else frames, f + DECAY_FRAMES, frames)
+        k = bisect.bisect_right(starts, f + 1)                # the next onset more than a frame later
+        end = min(starts[k] - 1 if k < len(starts) else frames, f + DECAY_FRAMES, frames)
         if end - f < 3:
             continue
         peak = _peak(levels, f)
@@ -122,14 +124,15 @@ def allowed_levels(levels: np.ndarray, target_levels: np.ndarray, onsets: list[t
         return np.full((bands, frames), np.inf)
     allow = np.full((bands, frames), -np.inf)
     allow[:, :max(min(f for f, _ in onsets) - 1, 0)] = np.inf
-    hit_level = {c: np.median([_peak(target_levels, g).max() for g, d in onsets if d == c]) for _, c in onsets}
-    for f, cls in onsets:
+    loudness = [_peak(target_levels, f).max() for f, _ in onsets]      # how hard the target plays each hit
+    typical = {c: np.median([v for v, (_, d) in zip(loudness, onsets) if d == c]) for c in {c for _, c in onsets}}
+    for (f, cls), loud in zip(onsets, loudness):
         a, b = max(f - 1, 0), min(frames, f + reach)
         if cls not in profiles:            # a drum the source never plays: nothing to shape it by
             allow[:, a:b] = np.inf
             continue
         p = profiles[cls]
-        peak = np.minimum(_peak(levels, f), p.peak + (_peak(target_levels, f).max() - hit_level[cls]))
+        peak = np.minimum(_peak(levels, f), p.peak + (loud - typical[cls]))
         curve = np.concatenate([np.zeros((bands, f - a)), p.decay, p.decay[:, -1:].repeat(reach, 1)], 1)
         allow[:, a:b] = _power_sum(allow[:, a:b], peak[:, None] + curve[:, :b - a] + MARGIN_DB)
     return allow
@@ -143,8 +146,7 @@ def shape_decays(y: np.ndarray, source: np.ndarray, target: np.ndarray, sr: int,
     profiles = decay_profiles(band_levels_db(_stft(source), sr), onset_frames(source_onsets, sr))
     spec = _stft(y)
     levels = band_levels_db(spec, sr)
-    target_levels = band_levels_db(_stft(np.resize(target, len(y)) if len(target) < len(y) else target[:len(y)]),
-                                   sr)[:, :levels.shape[1]]
+    target_levels = band_levels_db(_stft(np.pad(target[:len(y)], (0, max(0, len(y) - len(target))))), sr)
     allow = allowed_levels(levels, target_levels, onset_frames(target_onsets, sr), profiles, sr)
     gain_db = np.clip(allow - levels, -MAX_CUT_DB, 0.0)
     gain = torch.from_numpy((10 ** (gain_db / 20))[_band_index(sr)]).float()

@@ -66,3 +66,8 @@ def test_without_source_hits_or_target_onsets_the_output_is_kept(onsets):
     output = hits(TIMES, 0.15, seed=2)
     shaped = shape_decays(output, np.zeros(SR, np.float32), output, SR, [], onsets)
     assert np.allclose(shaped, output, atol=1e-4)
+
+
+def test_signals_shorter_than_one_frame_keep_their_length():
+    y = np.random.default_rng(0).standard_normal(100).astype(np.float32)
+    assert len(shape_decays(y, y[:50], y[:10], SR, [(0.0, "kick")], [(0.0, "kick")])) == 100
