@@ -117,7 +117,8 @@ def allowed_levels(levels: np.ndarray, target_levels: np.ndarray, onsets: list[t
     the output's own level at the hit (at most the source's level for that class, moved by how much
     louder or softer the target plays this hit than its other hits of the class) plus the source's
     decay for the class and MARGIN_DB, for REACH_SECONDS; overlapping hits add as powers. +inf where
-    nothing is known (before the first onset; from a drum the source never plays on)."""
+    nothing is known (before the first onset; from a drum the source never plays on); -inf more than
+    REACH_SECONDS after every hit (the target is silent there: `shape_decays` lowers it by MAX_CUT_DB)."""
     bands, frames = levels.shape
     reach = max(DECAY_FRAMES, int(round(REACH_SECONDS * sr / HOP_LENGTH)))
     if not onsets:

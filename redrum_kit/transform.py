@@ -36,11 +36,6 @@ INTERPOLATION_SPACES = ("latent", "conditioning")
 DECAYS = ("source", "model")     # decay shaping on, or the model's output as decoded
 
 
-def check_decays(decays: str) -> str:
-    if decays not in DECAYS:
-        raise ValueError(f"decays must be one of {DECAYS}")
-    return decays
-
 
 def checkpoint_path() -> Path:
     """Where the shipped redrum (stage-2) checkpoint lives (it may not be installed)."""
@@ -197,9 +192,7 @@ class TransformResult:
 class Redrummer:
     """The model and its conditioner, loaded once; `transform` and `interpolate` on signals."""
 
-    def __init__(self, model: stage2_lib.Redrum | None = None, transcriber=None, decays: str = "source"):
-        check_decays(decays)
-        self.decays = decays
+    def __init__(self, model: stage2_lib.Redrum | None = None, transcriber=None):
         self.model = (model or load_model()).eval()
         self.condition = Conditioner(self.model, transcriber)
         self.device = next(self.model.parameters()).device
@@ -247,11 +240,11 @@ class Redrummer:
 
     @torch.no_grad()
     def transform_signal(self, s_y: np.ndarray, t_y: np.ndarray, sr: int, progress=None,
-                         decays: str | None = None) -> TransformResult:
+                         decays: str = "source") -> TransformResult:
         """Source and target, mono at `sr` -> the source's sounds on the target's rhythm, at `sr`,
-        the target's length. `decays`: "source" (shaped to the source's decays) or "model" (as decoded);
-        default the redrummer's."""
-        decays = check_decays(decays or self.decays)
+        the target's length. `decays`: "source" (shaped to the source's decays) or "model" (as decoded)."""
+        if decays not in DECAYS:
+            raise ValueError(f"decays must be one of {DECAYS}")
         msr = self.model.sr
         s, t = audio.resample(s_y, sr, msr), audio.resample(t_y, sr, msr)
         a_s, a_t = self.condition.transcriber.activations(s), self.condition.transcriber.activations(t)
@@ -314,7 +307,7 @@ class Redrummer:
 
 
 def transform_files(source: Path, target: Path, redrummer: Redrummer | None = None,
-                    progress=None, decays: str | None = None) -> TransformResult:
+                    progress=None, decays: str = "source") -> TransformResult:
     """Load both recordings (any format and rate, up to MAX_SECONDS) -> the result at the target's rate."""
     t_y, t_sr = audio.load(target, max_seconds=MAX_SECONDS, require_sound=True, what="target")
     s_y, _ = audio.load(source, sr=t_sr, max_seconds=MAX_SECONDS, require_sound=True, what="source")
