@@ -24,7 +24,7 @@ import torch
 
 from redrum_kit import audio, workspace
 from redrum_kit.decays import shape_decays
-from redrum_kit.errors import ModelError
+from redrum_kit.errors import AudioError, ModelError
 from redrum_kit.models import transcriber as crnn
 from redrum_kit.models import stage2 as stage2_lib
 from redrum_kit.models.stage1 import join_windows, window_starts
@@ -238,21 +238,31 @@ class Redrummer:
         y = join_windows(pieces, [s * self.comp for s in starts], FADE_FRAMES * self.comp, n)
         return y, first, len(starts)
 
+    def drums(self, y: np.ndarray, name: str) -> tuple[np.ndarray, list[tuple[float, str]]]:
+        """`y` at the model's rate -> the conditioning transcriber's activations and onsets (time s, class).
+        An `AudioError` when it hears no drum hit (a tone, a hum, a held pad: no sounds or rhythm to take)."""
+        activations = self.condition.transcriber.activations(y)
+        onsets = self.condition.onsets(activations)
+        if not onsets:
+            raise AudioError(f"{name}: no drum events found")
+        return activations, onsets
+
     @torch.no_grad()
     def transform_signal(self, s_y: np.ndarray, t_y: np.ndarray, sr: int, progress=None,
-                         decays: str = "source") -> TransformResult:
+                         decays: str = "source", names: tuple[str, str] = ("source", "target")) -> TransformResult:
         """Source and target, mono at `sr` -> the source's sounds on the target's rhythm, at `sr`,
-        the target's length. `decays`: "source" (shaped to the source's decays) or "model" (as decoded)."""
+        the target's length. `decays`: "source" (shaped to the source's decays) or "model" (as decoded).
+        Either without a drum hit is an `AudioError` naming it (`names`)."""
         if decays not in DECAYS:
             raise ValueError(f"decays must be one of {DECAYS}")
         msr = self.model.sr
         s, t = audio.resample(s_y, sr, msr), audio.resample(t_y, sr, msr)
-        a_s, a_t = self.condition.transcriber.activations(s), self.condition.transcriber.activations(t)
+        (a_s, on_s), (a_t, on_t) = self.drums(s, names[0]), self.drums(t, names[1])
         mu_s, p_s, start = self.source_memory(s, self.condition(s, a_s))
         p_t = self.condition(t, a_t)
         y, attention, windows = self.render(mu_s, p_s, p_t, len(t), progress=progress)
         if decays == "source":
-            y = shape_decays(y, s, t, msr, self.condition.onsets(a_s), self.condition.onsets(a_t))
+            y = shape_decays(y, s, t, msr, on_s, on_t)
         out = audio.resample(y, msr, sr)
         out = np.clip(np.pad(out, (0, max(0, len(t_y) - len(out))))[:len(t_y)], -1, 1).astype(np.float32)
         return TransformResult(out, sr, start * self.comp / msr, WINDOW_FRAMES * self.comp / msr, windows,
@@ -260,8 +270,9 @@ class Redrummer:
 
     @torch.no_grad()
     def interpolate_signals(self, a_y: np.ndarray, b_y: np.ndarray, sr: int, steps: int,
-                            space: str = "latent") -> list[np.ndarray]:
+                            space: str = "latent", names: tuple[str, str] = ("A", "B")) -> list[np.ndarray]:
         """`steps` signals at `sr`, A's length, from A's rhythm (first) to B's (last), in A's sounds.
+        Either without a drum hit is an `AudioError` naming it (`names`).
 
         latent: encode A, and A's sounds on B's rhythm (stage 2), interpolate the
         two latent sequences linearly and decode each step (the research's
@@ -274,7 +285,7 @@ class Redrummer:
         msr = self.model.sr
         a, b = audio.resample(a_y, sr, msr), audio.resample(b_y, sr, msr)
         b = np.resize(b, len(a)) if len(b) < len(a) else b[:len(a)]     # B looped or cut to A's length
-        p_a, p_b = self.condition(a), self.condition(b)
+        p_a, p_b = (self.condition(y, self.drums(y, name)[0]) for y, name in zip((a, b), names))
         mu_s, p_s, _ = self.source_memory(a, p_a)
         outs = []
         alphas = np.linspace(0.0, 1.0, steps)
@@ -311,14 +322,16 @@ def transform_files(source: Path, target: Path, redrummer: Redrummer | None = No
     """Load both recordings (any format and rate, up to MAX_SECONDS) -> the result at the target's rate."""
     t_y, t_sr = audio.load(target, max_seconds=MAX_SECONDS, require_sound=True, what="target")
     s_y, _ = audio.load(source, sr=t_sr, max_seconds=MAX_SECONDS, require_sound=True, what="source")
-    return (redrummer or Redrummer()).transform_signal(s_y, t_y, t_sr, progress, decays)
+    return (redrummer or Redrummer()).transform_signal(s_y, t_y, t_sr, progress, decays,
+                                                       (Path(source).name, Path(target).name))
 
 
 def interpolate_files(a: Path, b: Path, steps: int, space: str = "latent",
                       redrummer: Redrummer | None = None) -> tuple[list[np.ndarray], int]:
     a_y, sr = audio.load(a, max_seconds=MAX_SECONDS, require_sound=True, what="A")
     b_y, _ = audio.load(b, sr=sr, max_seconds=MAX_SECONDS, require_sound=True, what="B")
-    return (redrummer or Redrummer()).interpolate_signals(a_y, b_y, sr, steps, space), sr
+    return (redrummer or Redrummer()).interpolate_signals(a_y, b_y, sr, steps, space,
+                                                          (Path(a).name, Path(b).name)), sr
 
 
 def plot(result: TransformResult, source: np.ndarray, target: np.ndarray, path: Path) -> None:

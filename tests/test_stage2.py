@@ -333,6 +333,24 @@ def test_cli_transform_bad_input_is_one_line(installed, tmp_path, capsys, make, 
         assert not (tmp_path / "o.wav").exists()
 
 
+def test_shipped_redrum_refuses_a_recording_without_drums(tmp_path, capsys):
+    """A held tone has sound but no hit: neither sounds to take nor a rhythm to play, whichever side it is
+    on; one line naming the file, nothing written (the shipped model and its transcriber)."""
+    from redrum_kit.bench import drum_audio
+    t = np.arange(44100) / 22050
+    tone = write(tmp_path / "tone.wav", (0.3 * np.sin(2 * np.pi * 220 * t) * np.minimum(1, t / 0.5)).astype(np.float32),
+                 sr=22050)
+    good = write(tmp_path / "good.wav", drum_audio(2.0, 22050), sr=22050)
+    for args in ([str(tone), str(good)], [str(good), str(tone)]):
+        for command in (["transform", *args, "-o", str(tmp_path / "o.wav")],
+                        ["interpolate", *args, "--steps", "3", "-o", str(tmp_path / "m")]):
+            assert main(command) != 0
+            err = capsys.readouterr().err.strip()
+            assert err == "redrum: error: tone.wav: no drum events found"
+            assert not (tmp_path / "o.wav").exists() and not (tmp_path / "m").exists()
+    assert main(["transform", str(good), str(good), "-o", str(tmp_path / "o.wav")]) == 0
+
+
 def test_cli_transform_without_a_checkpoint_says_how_to_train(tmp_path, monkeypatch, capsys):
     from redrum_kit.bench import drum_audio
     monkeypatch.setenv("REDRUM_PRESETS", str(tmp_path / "empty"))
