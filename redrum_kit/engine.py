@@ -519,6 +519,8 @@ class Engine:
         from redrum_kit.transcription import BandBaseline, transcribe
         if method not in ("auto", "model", "baseline"):
             raise RedrumError(f"unknown method {method!r}; choose auto, model or baseline")
+        if threshold is not None:
+            threshold = self._fraction(threshold, "threshold")
         path = self.input_path(audio_path, "audio")
         out = self.output_path(out, safe_name(f"{path.stem}-drums"), suffixes=(".mid", ".midi"))
         self._side_outputs(json_path)

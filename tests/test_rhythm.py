@@ -44,11 +44,12 @@ def test_drum_notes_on_any_channel_by_default(tmp_path):
         read_midi(tmp_path / "d.mid", channel=5)
 
 
-@pytest.mark.parametrize("content", [b"", b"MThd garbage", b"\x00" * 100])
+@pytest.mark.parametrize("content", [b"", b"MThd garbage", b"\x00" * 100, b"nope"])
 def test_bad_midi_is_a_rhythm_error(tmp_path, content):
     (tmp_path / "bad.mid").write_bytes(content)
-    with pytest.raises(ev.RhythmError):
+    with pytest.raises(ev.RhythmError) as err:
         ev.load(tmp_path / "bad.mid")
+    assert str(err.value).startswith("bad.mid: not a readable MIDI file") and "()" not in str(err.value)
 
 
 def test_json_round_trip(tmp_path):

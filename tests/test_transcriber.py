@@ -163,6 +163,12 @@ def test_transcribe_bad_input(tmp_path, capsys, monkeypatch):
         assert main(["transcribe", str(tmp_path / name), "-o", str(tmp_path / f"{name}.mid"),
                      "--method", "baseline"]) == 1
         assert needle in capsys.readouterr().err
+    audio.save(tmp_path / "hits.wav", np.random.default_rng(0).standard_normal(22050).astype(np.float32) * 0.3, 22050)
+    for threshold in ("7", "-1"):                         # not "no drum events found", nor every frame a hit
+        assert main(["transcribe", str(tmp_path / "hits.wav"), "-o", str(tmp_path / "t.mid"),
+                     "--threshold", threshold]) == 1
+        assert "threshold must be a number from 0 to 1" in capsys.readouterr().err
+        assert not (tmp_path / "t.mid").exists()
     monkeypatch.setenv("REDRUM_PRESETS", str(tmp_path / "no-presets"))
     audio.save(tmp_path / "hit.wav", np.random.default_rng(0).standard_normal(22050).astype(np.float32) * 0.3, 22050)
     assert main(["transcribe", str(tmp_path / "hit.wav"), "-o", str(tmp_path / "x.mid"), "--method", "model"]) == 1

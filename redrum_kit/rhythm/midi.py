@@ -25,7 +25,8 @@ def read_midi(path: Path, channel: int | None = None) -> Pattern:
         mid = mido.MidiFile(str(path))
         messages = list(mid)  # times in seconds, tempo changes applied
     except Exception as exc:  # mido raises OSError, EOFError, ValueError, KeyError... on bad files
-        raise RhythmError(f"{Path(path).name}: not a readable MIDI file ({exc})") from None
+        why = f" ({exc})" if str(exc) else ""
+        raise RhythmError(f"{Path(path).name}: not a readable MIDI file{why}") from None
     tempo = None
     beats_per_bar = 4
     now = 0.0
