@@ -270,11 +270,14 @@ class Engine:
 
     def layerer(self, cls: str | None, y: np.ndarray, sr: int, name: str):
         """The layering model of `cls` (None: the class the classifier hears in `y`)."""
+        from redrum_kit.drums import ONESHOT_CLASSES
         from redrum_kit.layering import Layerer, checkpoint_path, installed_classes
         if cls is None:
             from redrum_kit.library import _classifier_path
             from redrum_kit.models import classifier
             cls = self._model("classifier", lambda: classifier.load(_classifier_path())).predict([y], sr)[0][0]
+        if cls not in ONESHOT_CLASSES:
+            raise RedrumError(f"unknown class {cls!r}; choose one of {', '.join(ONESHOT_CLASSES)}")
         if not checkpoint_path(cls).is_file():
             raise RedrumError(f"{name}: no layering model for {cls} (installed: {', '.join(installed_classes()) or 'none'}); "
                               f"give a class, or run `redrum train layering --class {cls}`")

@@ -178,6 +178,7 @@ def test_cli_layer_takes_the_first_hit_of_a_loop_and_says_so(installed, tmp_path
 
 @pytest.mark.parametrize("args, message", [
     (["--class", "kick"], "no layering model for kick"),
+    (["--class", "banana"], "unknown class 'banana'; choose one of kick, snare"),
     (["--class", "snare", "--pca", "9=1"], "sliders"),
     (["--class", "snare", "--pca", "one"], "SLIDER=VALUE"),
     (["--class", "snare", "--threshold", "2"], "threshold must be"),
