@@ -95,6 +95,11 @@ def test_transform_and_interpolate_endpoints(client, tmp_path, home):
     assert abs(sf.info(_path(out)).duration - 2.0) < 0.01 and _path(plot).suffix == ".png"
     first, *players = client.predict(handle_file(str(a)), handle_file(str(b)), 3, "latent", api_name="/interpolate")
     assert _path(first).is_file() and _path(first).name.endswith("-00.wav")
+    t = np.arange(88200) / 44100                                    # a held tone: sound, but no drum hit
+    tone = write(tmp_path / "tone.wav", (0.3 * np.sin(2 * np.pi * 220 * t) * np.minimum(1, t / 0.5)).astype(np.float32))
+    with pytest.raises(Exception) as err:
+        client.predict(handle_file(str(a)), handle_file(str(tone)), "model", "default", api_name="/transform")
+    assert "tone.wav: no drum events found" in str(err.value) and "Traceback" not in str(err.value)
 
 
 @pytest.mark.parametrize("make,needle", [

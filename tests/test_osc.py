@@ -222,6 +222,11 @@ def test_transform_round_trip_model_and_replace(jobs):
     assert abs(sf.info(out).duration - 2.0) < 0.01                   # the target's length
     _, status, body = c.call("/redrum/transform", "t2", str(source), str(target), "", "replace")
     assert status == "ok" and Path(json.loads(body)["path"]).is_file()
+    t = np.arange(88200) / 44100                                    # a held tone: sound, but no drum hit
+    tone = write(allowed / "tone.wav", (0.3 * np.sin(2 * np.pi * 220 * t) * np.minimum(1, t / 0.5)).astype(np.float32))
+    rid, status, text = c.call("/redrum/transform", "t3", str(source), str(tone), str(allowed / "none.wav"))
+    assert (rid, status, text) == ("t3", "error", "tone.wav: no drum events found")
+    assert not (allowed / "none.wav").exists() and c.call("/redrum/ping", "p")[1] == "ok"
 
 
 def test_transcribe_and_kit_render_round_trip(jobs):
