@@ -100,7 +100,10 @@ def test_similar_finds_the_same_sound_first(sample_folder, tmp_path):
     write(tmp_path / "x" / "snare-twin.wav", twin)
     added = lib.import_paths([tmp_path / "x"]).added[0]
     nearest, _ = lib.similar(added, n=3)[0]
-    assert nearest.name == "snare-01"
+    assert nearest.name == "snare-01" and len(lib.similar(added, n=3)) == 3
+    for n in (0, -5):                                     # -5 used to list all but the five farthest
+        with pytest.raises(LibraryError, match="at least 1"):
+            lib.similar(added, n=n)
 
 
 def test_set_class_by_hand_sticks(sample_folder):

@@ -258,6 +258,8 @@ class Library:
 
     def similar(self, oneshot_id: int, n: int = 10, same_class: bool = False) -> list[tuple[Oneshot, float]]:
         """Nearest neighbours by MFCC summary (each dimension standardised over the library)."""
+        if n < 1:
+            raise LibraryError("the number of similar oneshots must be at least 1")
         target = self.get(oneshot_id)
         pool = [o for o in self.list(cls=target.cls if same_class else None) if o.id != target.id]
         if not pool:
