@@ -44,6 +44,23 @@ def test_drum_notes_on_any_channel_by_default(tmp_path):
         read_midi(tmp_path / "d.mid", channel=5)
 
 
+@pytest.mark.parametrize("options, message", [
+    ({"bars": 0}, "bars must be from 1 to 1000"), ({"bars": 100_000}, "bars must be from 1 to 1000"),
+    ({"tempo": 0}, "tempo must be from 20"), ({"tempo": 10_000}, "tempo must be from 20"),
+    ({"swing": 5}, "swing is a fraction of a step"), ({"swing": -0.2}, "swing is a fraction of a step"),
+])
+def test_generate_refuses_settings_no_groove_has(options, message):
+    with pytest.raises(ev.RhythmError, match=message):
+        generate("rock", **options)
+
+
+def test_cli_generate_bad_tempo_is_one_line(tmp_path, capsys):
+    from redrum_kit.cli import main
+    assert main(["rhythm", "generate", "rock", "--tempo", "0", "-o", str(tmp_path / "x.mid")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "redrum: error: tempo must be from 20.0 to 999.0 bpm, got 0" and not (tmp_path / "x.mid").exists()
+
+
 @pytest.mark.parametrize("content", [b"", b"MThd garbage", b"\x00" * 100, b"nope"])
 def test_bad_midi_is_a_rhythm_error(tmp_path, content):
     (tmp_path / "bad.mid").write_bytes(content)

@@ -16,6 +16,8 @@ import numpy as np
 from redrum_kit.rhythm.events import Event, Pattern, RhythmError
 
 STYLES = ("rock", "funk", "hiphop", "house", "breakbeat", "shuffle", "jazz")
+MAX_BARS = 1000                 # about 33 minutes at 120 bpm
+TEMPO_RANGE = (20.0, 999.0)     # bpm, as DAWs allow
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,12 @@ def generate(style: str, bars: int = 4, seed: int = 0, tempo: float | None = Non
     """
     if style not in STYLE_DEFS:
         raise RhythmError(f"unknown style {style!r}; choose from {', '.join(STYLES)}")
-    if bars < 1:
-        raise RhythmError("a pattern needs at least one bar")
+    if not 1 <= bars <= MAX_BARS:
+        raise RhythmError(f"bars must be from 1 to {MAX_BARS}, got {bars}")
+    if tempo is not None and not TEMPO_RANGE[0] <= tempo <= TEMPO_RANGE[1]:
+        raise RhythmError(f"tempo must be from {TEMPO_RANGE[0]} to {TEMPO_RANGE[1]} bpm, got {tempo:g}")
+    if swing is not None and not 0.0 <= swing < 1.0:
+        raise RhythmError(f"swing is a fraction of a step, from 0 to below 1, got {swing:g}")
     st = STYLE_DEFS[style]
     rng = np.random.default_rng(seed)
     tempo = float(tempo if tempo is not None else rng.uniform(*st.tempo))
