@@ -301,7 +301,7 @@ def _eval_kits(names: str, split_kits: list[str], split: str) -> set[str]:
     """`--kits A,B` -> the split's kit ids they name (`GMRockKit` or `hydrogen:GMRockKit`); else a one-line error."""
     from redrum_kit.datasets.build import is_recorded
     chosen = set()
-    for name in (n.strip() for n in names.split(",") if n.strip()):
+    for name in _names(names):
         match = [k for k in split_kits if name in (k, k.partition(":")[2])]
         if not match:
             real = sorted(k.partition(":")[2] for k in split_kits if is_recorded(k))
@@ -310,6 +310,11 @@ def _eval_kits(names: str, split_kits: list[str], split: str) -> set[str]:
     if not chosen:
         raise RedrumError("--kits: name one kit or more, separated by commas")
     return chosen
+
+
+def _names(text: str) -> list[str]:
+    """`A,B` -> ["A", "B"] (spaces and empty entries dropped)."""
+    return [n.strip() for n in text.split(",") if n.strip()]
 
 
 def cmd_eval_transcriber(args) -> int:
@@ -381,13 +386,18 @@ def cmd_eval_transform(args) -> int:
         raise RedrumError("--pairs must be between 1 and 500")
     from tqdm import tqdm
     checkpoint = Path(args.checkpoint) if args.checkpoint else None
+    from training.evaluate_transform import METHODS, SOURCES
+    methods = _names(args.methods) if args.methods else METHODS
+    sources = _names(args.sources) if args.sources else SOURCES
     result = evaluate(Redrummer(load_model(checkpoint), load_conditioning(checkpoint)), Path(args.data), args.pairs,
-                      progress=lambda xs: tqdm(xs, desc="pairs", unit="pair", disable=None))
+                      progress=lambda xs: tqdm(xs, desc="pairs", unit="pair", disable=None),
+                      methods=methods, sources=sources)
     if args.json:
         _print_json(result)
         return 0
+    only = f", {' and '.join(sources)} source kits only" if set(sources) != set(SOURCES) else ""
     print(f"test split of {args.data}: {result['pairs']} pairs (source kit a on rhythm 1, target kit b on rhythm 2; "
-          "truth: kit a on rhythm 2)")
+          f"truth: kit a on rhythm 2{only})")
     print(table(result), end="")
     return 0
 
@@ -771,6 +781,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bass", type=float, metavar="DB",
                    help="transcriber: a synth bass line under each clip, DB to the drums' RMS (0: as loud)")
     s.add_argument("--checkpoint", metavar="FILE")
+    s.add_argument("--methods", metavar="A,B",
+                   help="transform: only these rows (model, model-undamped, replace, ceiling; default all)")
+    s.add_argument("--sources", metavar="A,B",
+                   help="transform: only these source-kit groups (real, synth; default both; the same pairs)")
     s.add_argument("--smoothness", action="store_true",
                    help="layering: how the sound moves along the PCA sliders and interpolations")
     s.add_argument("--plot", metavar="OUT.png", help="layering --smoothness: the distance curves")

@@ -407,6 +407,20 @@ def test_cli_eval_transform_and_interpolate_print_both_methods_and_spaces(traine
     assert main(["eval", "transform", "--data", cfg.data_dir, "--pairs", "0"]) != 0
     assert main(["eval", "transform"]) != 0
     assert "--data" in capsys.readouterr().err
+    # some rows of some groups only: the same pairs, the same figures, each with its interval
+    assert main(["eval", "transform", "--data", cfg.data_dir, "--pairs", "1", "--json",
+                 "--methods", "model-undamped, ceiling", "--sources", "synth"]) == 0
+    part = json.loads(capsys.readouterr().out)
+    assert part["pairs"] == 1 and part["methods"] == ["model-undamped", "ceiling"]
+    for method in ("model-undamped", "ceiling"):
+        row, whole = part["groups"]["synth"][method], group[method]
+        assert row["timbre_ratio"] == whole["timbre_ratio"] and row["timbre_ci95"] == whole["timbre_ci95"]
+        assert row["timbre_ci95"][0] <= row["timbre_ratio"] <= row["timbre_ci95"][1]
+    assert "model" not in part["groups"]["synth"] and "replace" not in part["groups"]["synth"]
+    for bad in (["--methods", "model,magic"], ["--sources", "tape"], ["--methods", ","]):
+        assert main(["eval", "transform", "--data", cfg.data_dir, "--pairs", "1", *bad]) != 0
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("redrum: error: methods are model, model-undamped") and len(err.splitlines()) == 1
 
 
 def test_sub_frames_tell_where_in_a_latent_frame_a_hit_falls():
@@ -517,3 +531,13 @@ def test_eval_transform_table_names_each_real_source_kit():
                              "hydrogen:VariBreaks": {"pairs": 1, "model": 0.834, "replace": 0.9, "ceiling": 0.4}}}
     text = table(ev)
     assert "| GMRockKit | 2 | 0.512 | 1.100 | 0.300 |" in text and "| VariBreaks | 1 | 0.834 |" in text
+    ev["groups"]["real"]["model"] = dict(figures, timbre_ci95=[0.61, 0.79])
+    assert "| model | 0.500 | 0.900 | 0.700 | 0.610-0.790 |" in table(ev)
+
+
+def test_bootstrap_interval_holds_the_mean_and_narrows_with_more_pairs():
+    from training.evaluate_transform import bootstrap_interval
+    values = np.random.default_rng(1).normal(0.6, 0.2, 500)
+    lo, hi = bootstrap_interval(values)
+    lo60, hi60 = bootstrap_interval(values[:60])
+    assert lo < values.mean() < hi and hi - lo < 0.05 < hi60 - lo60

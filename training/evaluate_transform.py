@@ -18,6 +18,10 @@ A third row, `ceiling`, is no method: the stage-1 autoencoder's reconstruction
 of the true rendering, the closest any stage-2 model decoding through it can
 come (its timbre ratio is the floor of the model's).
 
+Each timbre ratio comes with a 95% bootstrap interval of its mean over the pairs
+(`timbre_ci95`): one pair's ratio varies a lot (a standard deviation of about
+0.2), so 60 pairs know the mean to about +-0.05 and 500 to about +-0.02.
+
 Groups: by the source kit (real Hydrogen kits, synthesiser kits), the
 pairs whose target has layered hits (at least `LAYERED_SHARE` of its onsets
 within 30 ms of an onset of another class), and the real-kit pairs whose
@@ -66,9 +70,13 @@ def rhythm_counts(y: np.ndarray, ref: dict[str, np.ndarray], transcriber) -> dic
     return {c: match_counts(ref[c], np.array([t for t, cls, _ in found if cls == c])) for c in TRANSCRIPTION_CLASSES}
 
 
-def draw_pairs(ds: Dataset, n: int, seed: int) -> list[tuple[int, int, int]]:
+SOURCES = ("real", "synth")
+BOOTSTRAP = 2000
+
+
+def draw_pairs(ds: Dataset, n: int, seed: int, sources=SOURCES) -> list[tuple[int, int, int]]:
     """(source, target, true) item indices; `n` pairs with a real source kit and `n` with a synthesiser one
-    (as many as the grid has kits for)."""
+    (as many as the grid has kits for; `sources` keeps one group: the pairs drawn are the same)."""
     rhythms = int(ds.manifest["config"].get("grid_rhythms") or 0)
     if not rhythms:
         raise RedrumError(f"{ds.folder}: not a grid dataset (build one with grid_rhythms, e.g. "
@@ -77,30 +85,46 @@ def draw_pairs(ds: Dataset, n: int, seed: int) -> list[tuple[int, int, int]]:
     names = [ds[k * rhythms]["kit"] for k in range(kits)]
     rng = np.random.default_rng(seed)
     out = []
-    for group in ("real", "synth"):
-        sources = [k for k in range(kits) if kit_group(names[k]) == group]
-        for i in range(n if sources else 0):
-            a = sources[i % len(sources)]
+    for group in SOURCES:
+        kits_of_group = [k for k in range(kits) if kit_group(names[k]) == group]
+        for i in range(n if kits_of_group else 0):
+            a = kits_of_group[i % len(kits_of_group)]
             b = int(rng.choice([k for k in range(kits) if k != a]))
             r1, r2 = (int(x) for x in rng.choice(rhythms, 2, replace=False))
-            out.append((a * rhythms + r1, b * rhythms + r2, a * rhythms + r2))
+            if group in sources:
+                out.append((a * rhythms + r1, b * rhythms + r2, a * rhythms + r2))
     return out
 
 
-def evaluate(redrummer, data_dir: Path, pairs: int = 20, seed: int = 0, progress=None) -> dict:
-    """Figures per method and group (see the module's docstring)."""
+def bootstrap_interval(values, seed: int = 0) -> list[float]:
+    """95% bootstrap interval of the mean of `values`."""
+    v = np.asarray(values, np.float64)
+    means = v[np.random.default_rng(seed).integers(0, len(v), (BOOTSTRAP, len(v)))].mean(1)
+    return [round(float(x), 4) for x in np.percentile(means, [2.5, 97.5])]
+
+
+def evaluate(redrummer, data_dir: Path, pairs: int = 20, seed: int = 0, progress=None,
+             methods=METHODS, sources=SOURCES) -> dict:
+    """Figures per method and group (see the module's docstring); `methods` and `sources` (the source-kit
+    groups) keep some of them, to measure many pairs sooner."""
+    unknown = sorted(set(methods) - set(METHODS)) + sorted(set(sources) - set(SOURCES))
+    if unknown or not methods or not sources:
+        raise RedrumError(f"methods are {', '.join(METHODS)}; sources are {', '.join(SOURCES)}"
+                          + (f" (not {', '.join(unknown)})" if unknown else ""))
+    methods = [m for m in METHODS if m in methods]
     ds = Dataset(Path(data_dir), "test", in_memory=True)
     transcriber = redrummer.condition.transcriber
     sr = redrummer.model.sr
     rows = []
-    chosen = draw_pairs(ds, pairs, seed)
+    chosen = draw_pairs(ds, pairs, seed, sources)
     for s_i, t_i, true_i in (progress(chosen) if progress else chosen):
         s, t, true = ds[s_i], ds[t_i], ds[true_i]
         ref = reference_onsets(t, list(TRANSCRIPTION_CLASSES))
-        outputs = {"model": redrummer.transform_signal(s["audio"], t["audio"], sr, decays="source").y,
-                   "model-undamped": redrummer.transform_signal(s["audio"], t["audio"], sr, decays="model").y,
-                   "replace": replace_signal(t["audio"], sr, s["audio"], transcriber=transcriber).y,
-                   "ceiling": reconstruct_signal(true["audio"], sr, redrummer.model.autoencoder)}
+        run = {"model": lambda: redrummer.transform_signal(s["audio"], t["audio"], sr, decays="source").y,
+               "model-undamped": lambda: redrummer.transform_signal(s["audio"], t["audio"], sr, decays="model").y,
+               "replace": lambda: replace_signal(t["audio"], sr, s["audio"], transcriber=transcriber).y,
+               "ceiling": lambda: reconstruct_signal(true["audio"], sr, redrummer.model.autoencoder)}
+        outputs = {m: run[m]() for m in methods}
         x_true = torch.from_numpy(true["audio"])[None]
         d_target = float(features.log_mel_distance(torch.from_numpy(t["audio"])[None], x_true, sr)[0])
         row = {"source_kit": s["kit"], "target_kit": t["kit"], "group": kit_group(s["kit"]),
@@ -114,7 +138,7 @@ def evaluate(redrummer, data_dir: Path, pairs: int = 20, seed: int = 0, progress
     groups = {"real": [r for r in rows if r["group"] == "real"], "synth": [r for r in rows if r["group"] == "synth"],
               "layered": [r for r in rows if r["layered"]],
               "complete": [r for r in rows if r["complete"] and r["group"] == "real"]}
-    out = {"pairs": len(rows), "source": str(data_dir), "groups": {}}
+    out = {"pairs": len(rows), "source": str(data_dir), "methods": methods, "groups": {}}
 
     def timbre(members, m) -> float:
         return round(float(np.mean([r[m]["timbre_ratio"] for r in members])), 4)
@@ -123,27 +147,28 @@ def evaluate(redrummer, data_dir: Path, pairs: int = 20, seed: int = 0, progress
         if not members:
             continue
         def summed(key):
-            return {c: sum((r[key]["counts"][c] if key in METHODS else r[key][c]) for r in members)
+            return {c: sum((r[key]["counts"][c] if key in methods else r[key][c]) for r in members)
                     for c in TRANSCRIPTION_CLASSES}
         true_f = f_measures(summed("true"))["mean_f"]
         g = {"pairs": len(members), "true_rendering_f": true_f}
-        for m in METHODS:
+        for m in methods:
             f = f_measures(summed(m))
             g[m] = {"rhythm_f": f["mean_f"], "rhythm_relative": round(f["mean_f"] / true_f, 4) if true_f else 0.0,
                     "timbre_ratio": timbre(members, m),
+                    "timbre_ci95": bootstrap_interval([r[m]["timbre_ratio"] for r in members]),
                     "per_class_f": {c: v["f"] for c, v in f["per_class"].items()}}
         out["groups"][name] = g
     out["per_source_kit"] = {}                  # the timbre ratio of each method by real source kit
     for kit in sorted({r["source_kit"] for r in groups["real"]}):
         members = [r for r in groups["real"] if r["source_kit"] == kit]
-        out["per_source_kit"][kit] = {"pairs": len(members), **{m: timbre(members, m) for m in METHODS}}
+        out["per_source_kit"][kit] = {"pairs": len(members), **{m: timbre(members, m) for m in methods}}
     return out
 
 
 def table(ev: dict) -> str:
     """A Markdown table of `evaluate`'s figures."""
-    lines = ["| source kits | pairs | method | rhythm F | rhythm F / true rendering's | timbre ratio |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| source kits | pairs | method | rhythm F | rhythm F / true rendering's | timbre ratio | its 95% interval |",
+             "|---|---|---|---|---|---|---|"]
     labels = {"real": "unseen real (Hydrogen)", "synth": "unseen synthesiser", "layered": "layered-hit targets",
               "complete": "unseen real, source plays every class the target does"}
     for name, g in ev["groups"].items():
@@ -151,8 +176,9 @@ def table(ev: dict) -> str:
             if m not in g:              # figures from before the ceiling or the undamped row
                 continue
             r = g[m]
+            ci = "-".join(f"{x:.3f}" for x in r["timbre_ci95"]) if "timbre_ci95" in r else ""
             lines.append(f"| {labels.get(name, name)} | {g['pairs']} | {LABELS.get(m, m)} | {r['rhythm_f']:.3f} | "
-                         f"{r['rhythm_relative']:.3f} | {r['timbre_ratio']:.3f} |")
+                         f"{r['rhythm_relative']:.3f} | {r['timbre_ratio']:.3f} | {ci} |")
     if ev.get("per_source_kit"):
         kits = ev["per_source_kit"]
         methods = [m for m in METHODS if all(m in v for v in kits.values())]    # older figures lack some
