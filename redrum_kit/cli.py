@@ -342,16 +342,20 @@ def cmd_eval_transcriber(args) -> int:
     under = f", a bass line under each at {args.bass:+g} dB" if args.bass is not None else ""
     only = f" of {', '.join(sorted(k.partition(':')[2] for k in kits))}" if kits else ""
     print(f"{args.split} split of {args.data}: {results['baseline']['clips']} clips{only}{under}, onset F (50 ms)")
-    print(f"{'class':8s}" + "".join(f"{m:>10s}" for m in methods))
+    def row(label: str, cells) -> None:
+        print(f"{label:34s}" + "".join(f"{c:>13s}" for c in cells))
+
+    row("class", methods)
     for cls in results["baseline"]["per_class"]:
-        print(f"{cls:8s}" + "".join(f"{results[m]['per_class'][cls]['f']:10.3f}" for m in methods))
-    print(f"{'mean':8s}" + "".join(f"{results[m]['mean_f']:10.3f}" for m in methods))
+        row(cls, (f"{results[m]['per_class'][cls]['f']:.3f}" for m in methods))
+    row("mean", (f"{results[m]['mean_f']:.3f}" for m in methods))
     for group in ("real", "synth"):
         if group in results["baseline"]["groups"]:
-            print(f"{group + ' kits':12s} mean F " + "".join(f"{results[m]['groups'][group]['mean_f']:10.3f}"
-                                                          for m in methods))
+            figures = [results[m]["groups"][group] for m in methods]
+            row(f"{group} kits, mean F", (f"{g['mean_f']:.3f}" for g in figures))
+            row("  its 95% interval (clips)", ("{:.3f}-{:.3f}".format(*g["mean_f_ci95"]) for g in figures))
     for kit in results["baseline"]["per_kit"]:
-        print(f"  {kit:32s}" + "".join(f"{results[m]['per_kit'][kit]:10.3f}" for m in methods))
+        row(f"  {kit}", (f"{results[m]['per_kit'][kit]:.3f}" for m in methods))
     return 0
 
 

@@ -207,6 +207,10 @@ def test_eval_transcriber_cli(tmp_path, capsys):
     import json
     results = json.loads(capsys.readouterr().out)
     assert 0 < results["baseline"]["mean_f"] <= 1 and results["baseline"]["clips"] == 6
+    for method in ("baseline", "model"):               # each group's mean F with the interval over its clips
+        for group in results[method]["groups"].values():
+            lo, hi = group["mean_f_ci95"]
+            assert 0 <= lo <= hi <= 1
     # --checkpoint measures that model, not the shipped one
     from redrum_kit.models import transcriber
     from redrum_kit.transcription import checkpoint_path
@@ -318,3 +322,19 @@ def test_shipped_transcriber_hears_the_kicks_not_the_bass_line_under_a_groove():
     tp, n_ref, n_est = kicks
     assert n_ref > 100 and 2 * tp / (n_ref + n_est) > 0.85
     assert toms < 0.07 * n_ref
+
+
+def test_bootstrap_interval_of_pooled_f_holds_the_figure_and_narrows_with_more_clips():
+    """The interval of a statistic pooled over clips (counts summed, then F) brackets the figure itself,
+    and a tenth of the clips knows it less well."""
+    from training.transcriber import bootstrap_interval, f_measures
+    rng = np.random.default_rng(3)
+    refs = rng.integers(1, 6, (300, 2))
+    tps = rng.binomial(refs, 0.8)
+    clips = np.stack([tps, refs, tps + rng.integers(0, 2, (300, 2))], -1)    # (clips, classes, 3)
+
+    def mean_f(sample):
+        return f_measures(dict(zip(("kick", "snare"), sample.sum(0))))["mean_f"]
+    lo, hi = bootstrap_interval(clips, mean_f)
+    lo30, hi30 = bootstrap_interval(clips[:30], mean_f)
+    assert lo < mean_f(clips) < hi and hi - lo < hi30 - lo30

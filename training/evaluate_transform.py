@@ -43,7 +43,7 @@ from redrum_kit.models import transcriber as crnn
 from redrum_kit.reconstruct import reconstruct_signal
 from redrum_kit.replace import replace_signal
 from redrum_kit.rhythm.events import TRANSCRIPTION_CLASSES
-from training.transcriber import f_measures, kit_group, match_counts, reference_onsets
+from training.transcriber import bootstrap_interval, f_measures, kit_group, match_counts, reference_onsets
 
 LAYERED_SHARE = 0.3
 METHODS = ("model", "model-undamped", "replace", "ceiling")
@@ -71,7 +71,6 @@ def rhythm_counts(y: np.ndarray, ref: dict[str, np.ndarray], transcriber) -> dic
 
 
 SOURCES = ("real", "synth")
-BOOTSTRAP = 2000
 
 
 def draw_pairs(ds: Dataset, n: int, seed: int, sources=SOURCES) -> list[tuple[int, int, int]]:
@@ -94,13 +93,6 @@ def draw_pairs(ds: Dataset, n: int, seed: int, sources=SOURCES) -> list[tuple[in
             if group in sources:
                 out.append((a * rhythms + r1, b * rhythms + r2, a * rhythms + r2))
     return out
-
-
-def bootstrap_interval(values, seed: int = 0) -> list[float]:
-    """95% bootstrap interval of the mean of `values`."""
-    v = np.asarray(values, np.float64)
-    means = v[np.random.default_rng(seed).integers(0, len(v), (BOOTSTRAP, len(v)))].mean(1)
-    return [round(float(x), 4) for x in np.percentile(means, [2.5, 97.5])]
 
 
 def evaluate(redrummer, data_dir: Path, pairs: int = 20, seed: int = 0, progress=None,

@@ -122,6 +122,18 @@ def f_measures(counts: dict[str, np.ndarray]) -> dict:
     return {"mean_f": round(float(np.mean(present)), 4) if present else 0.0, "per_class": per_class}
 
 
+BOOTSTRAP = 2000
+
+
+def bootstrap_interval(items, statistic=np.mean, seed: int = 0) -> list[float]:
+    """95% bootstrap interval of `statistic` over `items` (an array whose first axis is the clips or
+    pairs, resampled with replacement)."""
+    items = np.asarray(items, np.float64)
+    rng = np.random.default_rng(seed)
+    stats = [statistic(items[rng.integers(0, len(items), len(items))]) for _ in range(BOOTSTRAP)]
+    return [round(float(x), 4) for x in np.percentile(stats, [2.5, 97.5])]
+
+
 def evaluate(source, ds: Dataset, threshold: float | None = None, limit: int | None = None,
              bass_db: float | None = None, kits: set[str] | None = None) -> dict:
     """Onset F-measure per class (mir_eval, 50 ms window), counts summed over clips before dividing.
@@ -132,10 +144,12 @@ def evaluate(source, ds: Dataset, threshold: float | None = None, limit: int | N
     seeded by the clip's index, so every model hears the same lines).
     `kits`: only the clips of these kits (ids as in the manifest, `hydrogen:GMRockKit`), among the first
     `limit`; each clip keeps its bass line.
+    Each group's mean F comes with a 95% bootstrap interval over its clips (`mean_f_ci95`).
     """
     threshold = threshold if threshold is not None else getattr(source, "threshold", 0.5)
     classes = source.cfg.classes
     counts: dict[str, dict[str, np.ndarray]] = {}  # kit -> class -> (true positives, references, estimates)
+    per_clip: dict[str, list[np.ndarray]] = {}     # group -> each clip's (classes, 3) counts
     n = len(ds) if limit is None else min(limit, len(ds))
     clips = 0
     for i in range(n):
@@ -150,15 +164,21 @@ def evaluate(source, ds: Dataset, threshold: float | None = None, limit: int | N
         found = model_lib.peak_pick(probs, source.cfg.frame_rate, classes, threshold)
         ref = reference_onsets(item, classes)
         kit = counts.setdefault(item["kit"], {c: np.zeros(3) for c in classes})
-        for c in classes:
-            kit[c] += match_counts(ref[c], np.array([t for t, cls, _ in found if cls == c]))
+        clip = np.stack([match_counts(ref[c], np.array([t for t, cls, _ in found if cls == c])) for c in classes])
+        for c, row in zip(classes, clip):
+            kit[c] += row
+        per_clip.setdefault(kit_group(item["kit"]), []).append(clip)
 
     def total(kits) -> dict[str, np.ndarray]:
         return {c: sum((counts[k][c] for k in kits), np.zeros(3)) for c in classes}
 
+    def mean_f(sample: np.ndarray) -> float:
+        return f_measures(dict(zip(classes, sample.sum(0))))["mean_f"]
+
     groups = {g: [k for k in counts if kit_group(k) == g] for g in ("real", "synth")}
     return {**f_measures(total(counts)), "clips": clips,
-            "groups": {g: f_measures(total(kits)) for g, kits in groups.items() if kits},
+            "groups": {g: dict(f_measures(total(kits)), mean_f_ci95=bootstrap_interval(per_clip[g], mean_f))
+                       for g, kits in groups.items() if kits},
             "per_kit": {k: f_measures(counts[k])["mean_f"] for k in sorted(counts) if kit_group(k) == "real"},
             "per_kit_class": {k: {c: v["f"] for c, v in f_measures(counts[k])["per_class"].items() if v["n"]}
                               for k in sorted(counts) if kit_group(k) == "real"}}
