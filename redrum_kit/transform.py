@@ -36,7 +36,6 @@ INTERPOLATION_SPACES = ("latent", "conditioning")
 DECAYS = ("source", "model")     # decay shaping on, or the model's output as decoded
 
 
-
 def checkpoint_path() -> Path:
     """Where the shipped redrum (stage-2) checkpoint lives (it may not be installed)."""
     return workspace.model_file("stage2.safetensors")

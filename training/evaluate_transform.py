@@ -75,7 +75,7 @@ SOURCES = ("real", "synth")
 
 def draw_pairs(ds: Dataset, n: int, seed: int, sources=SOURCES) -> list[tuple[int, int, int]]:
     """(source, target, true) item indices; `n` pairs with a real source kit and `n` with a synthesiser one
-    (as many as the grid has kits for; `sources` keeps one group: the pairs drawn are the same)."""
+    (as many as the grid has kits for); `sources` keeps only those groups, each with the pairs it has in all."""
     rhythms = int(ds.manifest["config"].get("grid_rhythms") or 0)
     if not rhythms:
         raise RedrumError(f"{ds.folder}: not a grid dataset (build one with grid_rhythms, e.g. "
