@@ -15,7 +15,9 @@ after the target's onsets. A chain of small steps:
         (`shape_decays`)
 
 Classes the source never plays are left as the model made them, and so is
-everything before the target's first onset.
+everything before the target's first onset. An interpolation step plays two
+rhythms at once (A's fading out, B's in): `shape_to_rhythms` allows after
+the hits of both.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ def decay_profiles(levels: np.ndarray, onsets: list[tuple[int, str]]) -> dict[st
 
 
 def _power_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", divide="ignore"):        # -inf and -inf: -inf
         return 10 * np.log10(10 ** (a / 10) + 10 ** (b / 10))
 
 
@@ -144,11 +146,22 @@ def shape_decays(y: np.ndarray, source: np.ndarray, target: np.ndarray, sr: int,
     """The output `y` with each band lowered where it rings longer than the source's drums of the
     class the target plays there (at most MAX_CUT_DB, never raised). Signals mono at `sr`; onsets
     (time s, class) from one transcriber. -> `y`'s length, float32."""
+    return shape_to_rhythms(y, source, sr, source_onsets, [(target, target_onsets)])
+
+
+def shape_to_rhythms(y: np.ndarray, source: np.ndarray, sr: int, source_onsets: list[tuple[float, str]],
+                     rhythms: list[tuple[np.ndarray, list[tuple[float, str]]]]) -> np.ndarray:
+    """`shape_decays` after the hits of several rhythms at once, each `(signal, its onsets)`: what an
+    interpolation step between two rhythms plays. Each rhythm's allowance is measured on its own
+    signal (how hard it plays each hit) and the allowances add as powers, so a hit of either rhythm
+    may ring as the source's drum of its class does."""
     profiles = decay_profiles(band_levels_db(_stft(source), sr), onset_frames(source_onsets, sr))
     spec = _stft(y)
     levels = band_levels_db(spec, sr)
-    target_levels = band_levels_db(_stft(np.pad(target[:len(y)], (0, max(0, len(y) - len(target))))), sr)
-    allow = allowed_levels(levels, target_levels, onset_frames(target_onsets, sr), profiles, sr)
+    allow = np.full(levels.shape, -np.inf)
+    for target, onsets in rhythms:
+        target_levels = band_levels_db(_stft(np.pad(target[:len(y)], (0, max(0, len(y) - len(target))))), sr)
+        allow = _power_sum(allow, allowed_levels(levels, target_levels, onset_frames(onsets, sr), profiles, sr))
     gain_db = np.clip(allow - levels, -MAX_CUT_DB, 0.0)
     gain = torch.from_numpy((10 ** (gain_db / 20))[_band_index(sr)]).float()
     out = torch.istft(spec * gain, N_FFT, HOP_LENGTH, window=torch.hann_window(N_FFT), length=len(y))

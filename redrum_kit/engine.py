@@ -356,12 +356,10 @@ class Engine:
         library kit by replacement; `decays`, model only: "source", each drum dying away as the
         source's do, or "model", as decoded). -> {"path", "method", ...}."""
         from redrum_kit import audio, files
-        from redrum_kit.transform import DECAYS
         method = method or ("replace" if kit else "model")
         if method not in ("model", "replace"):
             raise RedrumError(f"unknown method {method!r}; choose model or replace")
-        if decays not in DECAYS:
-            raise RedrumError(f"unknown decays {decays!r}; choose {' or '.join(DECAYS)}")
+        self._check_decays(decays)
         if kit and method == "model":
             raise RedrumError("a kit is played by drum replacement: use method replace")
         if plot and method != "model":
@@ -403,19 +401,27 @@ class Engine:
         return data
 
     def interpolate(self, a: str | Path, b: str | Path, steps: int = 8, out_dir: str | Path | None = None,
-                    space: str = "latent", progress=_no_progress) -> dict:
-        """`steps` files from A's rhythm to B's, in A's sounds. -> {"paths", "space"}."""
+                    space: str = "latent", progress=_no_progress, decays: str = "source") -> dict:
+        """`steps` files from A's rhythm to B's, in A's sounds (`decays` as in `transform`).
+        -> {"paths", "space", "decays"}."""
         from redrum_kit import transform
         if space not in transform.INTERPOLATION_SPACES:
             raise RedrumError(f"unknown space {space!r}; choose {' or '.join(transform.INTERPOLATION_SPACES)}")
+        self._check_decays(decays)
         a, b = self.input_path(a, "A"), self.input_path(b, "B")
         folder = self.output_folder(out_dir, safe_name(f"{a.stem}-to-{b.stem}"))
         paths = morph_paths(a, b, self._steps(steps), folder)
         progress(0.05)
-        ys, sr = transform.interpolate_files(a, b, len(paths), space, self.redrummer())
+        ys, sr = transform.interpolate_files(a, b, len(paths), space, self.redrummer(), decays)
         progress(0.9)
         self._write_set(folder, [(p, y, sr) for p, y in zip(paths, ys)])
-        return {"paths": [str(p) for p in paths], "space": space, "sample_rate": sr}
+        return {"paths": [str(p) for p in paths], "space": space, "sample_rate": sr, "decays": decays}
+
+    @staticmethod
+    def _check_decays(decays: str) -> None:
+        from redrum_kit.transform import DECAYS
+        if decays not in DECAYS:
+            raise RedrumError(f"unknown decays {decays!r}; choose {' or '.join(DECAYS)}")
 
     def layer(self, target: str | Path, threshold: float = 0.04, out: str | Path | None = None,
               cls: str | None = None, sliders: dict[int, float] | None = None, stems: str | Path | None = None,

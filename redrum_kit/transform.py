@@ -11,7 +11,8 @@ A chain of small steps, each inspectable:
       --decay shaping (`decays.shape_decays`)--> no drum rings longer than the source's do
       --resample--> the target's rate
 
-and gradual rhythm morphs between two recordings (`interpolate_signals`).
+and gradual rhythm morphs between two recordings (`interpolate_signals`), each
+step decay-shaped after the hits of both rhythms (`decays.shape_to_rhythms`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from redrum_kit import audio, workspace
-from redrum_kit.decays import shape_decays
+from redrum_kit.decays import shape_decays, shape_to_rhythms
 from redrum_kit.errors import AudioError, ModelError
 from redrum_kit.models import transcriber as crnn
 from redrum_kit.models import stage2 as stage2_lib
@@ -246,30 +247,40 @@ class Redrummer:
             raise AudioError(f"{name}: no drum events found")
         return activations, onsets
 
-    @torch.no_grad()
     def transform_signal(self, s_y: np.ndarray, t_y: np.ndarray, sr: int, progress=None,
                          decays: str = "source", names: tuple[str, str] = ("source", "target")) -> TransformResult:
         """Source and target, mono at `sr` -> the source's sounds on the target's rhythm, at `sr`,
         the target's length. `decays`: "source" (shaped to the source's decays) or "model" (as decoded).
         Either without a drum hit is an `AudioError` naming it (`names`)."""
-        if decays not in DECAYS:
-            raise ValueError(f"decays must be one of {DECAYS}")
+        return self.transform_signals(s_y, t_y, sr, progress, (decays,), names)[decays]
+
+    @torch.no_grad()
+    def transform_signals(self, s_y: np.ndarray, t_y: np.ndarray, sr: int, progress=None,
+                          decays: tuple[str, ...] = DECAYS,
+                          names: tuple[str, str] = ("source", "target")) -> dict[str, TransformResult]:
+        """`transform_signal`'s result for each of `decays`, from one run of the model (the shaping
+        comes last): {decays: result}."""
+        if not decays or set(decays) - set(DECAYS):
+            raise ValueError(f"decays must be some of {DECAYS}")
         msr = self.model.sr
         s, t = audio.resample(s_y, sr, msr), audio.resample(t_y, sr, msr)
         (a_s, on_s), (a_t, on_t) = self.drums(s, names[0]), self.drums(t, names[1])
         mu_s, p_s, start = self.source_memory(s, self.condition(s, a_s))
         p_t = self.condition(t, a_t)
-        y, attention, windows = self.render(mu_s, p_s, p_t, len(t), progress=progress)
-        if decays == "source":
-            y = shape_decays(y, s, t, msr, on_s, on_t)
-        out = audio.resample(y, msr, sr)
-        out = np.clip(np.pad(out, (0, max(0, len(t_y) - len(out))))[:len(t_y)], -1, 1).astype(np.float32)
-        return TransformResult(out, sr, start * self.comp / msr, WINDOW_FRAMES * self.comp / msr, windows,
-                               self.condition.pooled(p_t), attention, msr / self.comp, decays)
+        decoded, attention, windows = self.render(mu_s, p_s, p_t, len(t), progress=progress)
+        results = {}
+        for how in decays:
+            y = shape_decays(decoded, s, t, msr, on_s, on_t) if how == "source" else decoded
+            out = audio.resample(y, msr, sr)
+            out = np.clip(np.pad(out, (0, max(0, len(t_y) - len(out))))[:len(t_y)], -1, 1).astype(np.float32)
+            results[how] = TransformResult(out, sr, start * self.comp / msr, WINDOW_FRAMES * self.comp / msr,
+                                           windows, self.condition.pooled(p_t), attention, msr / self.comp, how)
+        return results
 
     @torch.no_grad()
     def interpolate_signals(self, a_y: np.ndarray, b_y: np.ndarray, sr: int, steps: int,
-                            space: str = "latent", names: tuple[str, str] = ("A", "B")) -> list[np.ndarray]:
+                            space: str = "latent", names: tuple[str, str] = ("A", "B"),
+                            decays: str = "source") -> list[np.ndarray]:
         """`steps` signals at `sr`, A's length, from A's rhythm (first) to B's (last), in A's sounds.
         Either without a drum hit is an `AudioError` naming it (`names`).
 
@@ -278,13 +289,19 @@ class Redrummer:
         latent interpolation, with the timbre held to A's).
         conditioning: interpolate the transcription probabilities of A and B and
         let stage 2 play each mixture with A's sounds.
+        decays: "source" shapes each step as `transform` shapes its output, after the hits of A's
+        rhythm (every step but the last) and of B's (every step but the first), so that the last
+        step sounds as `transform`'s output does; "model" leaves the steps as decoded.
         """
         if space not in INTERPOLATION_SPACES:
             raise ValueError(f"space must be one of {INTERPOLATION_SPACES}")
+        if decays not in DECAYS:
+            raise ValueError(f"decays must be one of {DECAYS}")
         msr = self.model.sr
         a, b = audio.resample(a_y, sr, msr), audio.resample(b_y, sr, msr)
         b = np.resize(b, len(a)) if len(b) < len(a) else b[:len(a)]     # B looped or cut to A's length
-        p_a, p_b = (self.condition(y, self.drums(y, name)[0]) for y, name in zip((a, b), names))
+        (act_a, on_a), (act_b, on_b) = (self.drums(y, name) for y, name in zip((a, b), names))
+        p_a, p_b = self.condition(a, act_a), self.condition(b, act_b)
         mu_s, p_s, _ = self.source_memory(a, p_a)
         outs = []
         alphas = np.linspace(0.0, 1.0, steps)
@@ -299,6 +316,10 @@ class Redrummer:
                 noise = torch.Generator(self.device).manual_seed(0)    # the same noise at every step
                 y = self.model.autoencoder.decode(z, noise)[0, 0].cpu().numpy()
                 outs.append(np.pad(y, (0, max(0, len(a) - len(y))))[:len(a)])
+        if decays == "source":
+            for k, alpha in enumerate(alphas):    # after A's hits (every step but the last), B's (all but the first)
+                rhythms = ([(a, on_a)] if alpha < 1 else []) + ([(b, on_b)] if alpha > 0 else [])
+                outs[k] = shape_to_rhythms(outs[k], a, msr, on_a, rhythms)
         return [np.clip(audio.resample(y, msr, sr)[:len(a_y)], -1, 1).astype(np.float32) for y in outs]
 
     def _latents(self, y: np.ndarray) -> torch.Tensor:
@@ -326,11 +347,11 @@ def transform_files(source: Path, target: Path, redrummer: Redrummer | None = No
 
 
 def interpolate_files(a: Path, b: Path, steps: int, space: str = "latent",
-                      redrummer: Redrummer | None = None) -> tuple[list[np.ndarray], int]:
+                      redrummer: Redrummer | None = None, decays: str = "source") -> tuple[list[np.ndarray], int]:
     a_y, sr = audio.load(a, max_seconds=MAX_SECONDS, require_sound=True, what="A")
     b_y, _ = audio.load(b, sr=sr, max_seconds=MAX_SECONDS, require_sound=True, what="B")
     return (redrummer or Redrummer()).interpolate_signals(a_y, b_y, sr, steps, space,
-                                                          (Path(a).name, Path(b).name)), sr
+                                                          (Path(a).name, Path(b).name), decays), sr
 
 
 def plot(result: TransformResult, source: np.ndarray, target: np.ndarray, path: Path) -> None:

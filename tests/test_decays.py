@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from redrum_kit.decays import shape_decays
+from redrum_kit.decays import shape_decays, shape_to_rhythms
 
 SR = 22050
 TIMES = [0.25, 0.75, 1.25, 1.75, 2.25]
@@ -71,3 +71,27 @@ def test_without_source_hits_or_target_onsets_the_output_is_kept(onsets):
 def test_signals_shorter_than_one_frame_keep_their_length():
     y = np.random.default_rng(0).standard_normal(100).astype(np.float32)
     assert len(shape_decays(y, y[:50], y[:10], SR, [(0.0, "kick")], [(0.0, "kick")])) == 100
+
+
+def test_an_interpolation_step_keeps_the_hits_of_both_rhythms_and_shortens_their_tails():
+    """A step between two rhythms plays A's hits fading out and B's fading in: shaped after A's hits
+    alone, B's would be cut to silence; after both, each keeps its attack and loses its long tail."""
+    source = hits([0.1, 0.6, 1.1, 1.6, 2.1, 2.6], 0.01, seed=1)
+    src_onsets = [(t, "hat") for t in (0.1, 0.6, 1.1, 1.6, 2.1, 2.6)]
+    a_times, b_times = TIMES, [t + 0.25 for t in TIMES[:-1]]
+    step = hits(a_times + b_times, 0.15, seed=2)
+    rhythm_a = (hits(a_times, 0.15, seed=3), [(t, "hat") for t in a_times])
+    rhythm_b = (hits(b_times, 0.15, seed=4), [(t, "hat") for t in b_times])
+    alone = shape_to_rhythms(step, source, SR, src_onsets, [rhythm_a])
+    both = shape_to_rhythms(step, source, SR, src_onsets, [rhythm_a, rhythm_b])
+    assert np.allclose(alone, shape_decays(step, source, rhythm_a[0], SR, src_onsets, rhythm_a[1]))
+
+    def attacks(y, times):
+        return np.mean([level_db(y, t, t + 0.01) for t in times])
+
+    b_alone = shape_decays(hits(b_times, 0.15, seed=2), source, rhythm_b[0], SR, src_onsets, rhythm_b[1])
+    assert attacks(alone, b_times) < attacks(both, b_times) - 10                   # B's hits lost
+    assert abs(attacks(both, b_times) - attacks(b_alone, b_times)) < 1            # kept as in B's rhythm
+    assert abs(attacks(both, a_times) - attacks(alone, a_times)) < 1              # and A's as in A's
+    assert np.mean([level_db(both, t + 0.12, t + 0.24) for t in a_times[:-1]]) < \
+        np.mean([level_db(step, t + 0.12, t + 0.24) for t in a_times[:-1]]) - 6   # the tails still go

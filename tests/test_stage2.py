@@ -378,6 +378,23 @@ def test_cli_interpolate_writes_the_steps_at_a_rate_and_length(installed, tmp_pa
     assert "exists" in capsys.readouterr().err
 
 
+def test_cli_interpolate_shapes_each_step_as_transform_does(installed, tmp_path, capsys):
+    """Decay shaping only ever lowers a step, as in transform; --decays model gives the steps as decoded."""
+    from redrum_kit.bench import drum_audio
+    a = write(tmp_path / "a.wav", drum_audio(3.0, 22050), sr=22050)
+    b = write(tmp_path / "b.wav", drum_audio(3.0, 22050)[::-1].copy(), sr=22050)
+    assert main(["interpolate", str(a), str(b), "--steps", "3", "-o", str(tmp_path / "shaped")]) == 0
+    assert main(["interpolate", str(a), str(b), "--steps", "3", "--decays", "model", "-o", str(tmp_path / "raw")]) == 0
+    shaped, raw = ([sf.read(f)[0] for f in sorted((tmp_path / d).glob("*.wav"))] for d in ("shaped", "raw"))
+    assert len(shaped) == len(raw) == 3
+    assert all(np.sum(y ** 2) <= np.sum(r ** 2) * 1.01 for y, r in zip(shaped, raw))
+    assert not all(np.allclose(y, r, atol=1e-4) for y, r in zip(shaped, raw))
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["interpolate", str(a), str(b), "--decays", "long", "-o", str(tmp_path / "bad")])
+    assert "invalid choice" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def test_cli_interpolate_rejects_bad_steps(installed, tmp_path, capsys):
     from redrum_kit.bench import drum_audio
     a = write(tmp_path / "a.wav", drum_audio(1.0, 22050), sr=22050)
@@ -403,7 +420,7 @@ def test_cli_eval_transform_and_interpolate_print_both_methods_and_spaces(traine
     assert result["per_source_kit"] == {}                  # no recorded kits in the tiny grid
     assert main(["eval", "interpolate", "--data", cfg.data_dir, "--pairs", "2"]) == 0
     out = capsys.readouterr().out
-    assert "latent" in out and "conditioning" in out
+    assert "latent" in out and "conditioning" in out and "dB to A" in out and "decays source" in out
     assert main(["eval", "transform", "--data", cfg.data_dir, "--pairs", "0"]) != 0
     assert main(["eval", "transform"]) != 0
     assert "--data" in capsys.readouterr().err

@@ -47,6 +47,7 @@ from training.transcriber import bootstrap_interval, f_measures, kit_group, matc
 
 LAYERED_SHARE = 0.3
 METHODS = ("model", "model-undamped", "replace", "ceiling")
+DAMPING = {"model": "source", "model-undamped": "model"}      # the model's rows: their `decays`
 LABELS = {"ceiling": "stage-1 reconstruction of the true rendering",
           "model-undamped": "model, decays as decoded (no decay shaping)"}
 
@@ -112,8 +113,10 @@ def evaluate(redrummer, data_dir: Path, pairs: int = 20, seed: int = 0, progress
     for s_i, t_i, true_i in (progress(chosen) if progress else chosen):
         s, t, true = ds[s_i], ds[t_i], ds[true_i]
         ref = reference_onsets(t, list(TRANSCRIPTION_CLASSES))
-        run = {"model": lambda: redrummer.transform_signal(s["audio"], t["audio"], sr, decays="source").y,
-               "model-undamped": lambda: redrummer.transform_signal(s["audio"], t["audio"], sr, decays="model").y,
+        shapings = tuple(DAMPING[m] for m in methods if m in DAMPING)     # one run of the model serves both
+        rendered = redrummer.transform_signals(s["audio"], t["audio"], sr, decays=shapings) if shapings else {}
+        run = {"model": lambda: rendered["source"].y,
+               "model-undamped": lambda: rendered["model"].y,
                "replace": lambda: replace_signal(t["audio"], sr, s["audio"], transcriber=transcriber).y,
                "ceiling": lambda: reconstruct_signal(true["audio"], sr, redrummer.model.autoencoder)}
         outputs = {m: run[m]() for m in methods}
@@ -181,29 +184,40 @@ def table(ev: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def interpolation_curves(redrummer, data_dir: Path, pairs: int = 10, steps: int = 5, seed: int = 0) -> dict:
+def interpolation_curves(redrummer, data_dir: Path, pairs: int = 10, steps: int = 5, seed: int = 0,
+                         decays: str = "source") -> dict:
     """How each interpolation space moves the rhythm: per step, the onset F of the output against
     A's events and against B's (A and B: one kit instance playing two rhythms of the test grid, so that
-    only the rhythm changes). Gradual: F against B rises step by step while F against A falls."""
+    only the rhythm changes). Gradual: F against B rises step by step while F against A falls. Also
+    each step's mean log-mel distance (dB) to A's recording and to B's: the last step is A's sounds on
+    B's rhythm, which is B itself here."""
     from redrum_kit.transform import INTERPOLATION_SPACES
     ds = Dataset(Path(data_dir), "test", in_memory=True)
     transcriber = redrummer.condition.transcriber
     sr = redrummer.model.sr
     chosen = draw_pairs(ds, max(1, pairs // 2), seed)
     out = {}
+
+    def distance(y, x):
+        return float(features.log_mel_distance(torch.from_numpy(y)[None], torch.from_numpy(x)[None], sr)[0])
+
     for space in INTERPOLATION_SPACES:
         to_a = np.zeros((steps, len(TRANSCRIPTION_CLASSES), 3))
         to_b = np.zeros_like(to_a)
+        dist = np.zeros((steps, 2))
         for s_i, _, true_i in chosen:                       # A = source, B = the same kit on the target's rhythm
             a, b = ds[s_i], ds[true_i]
             ref_a, ref_b = (reference_onsets(x, list(TRANSCRIPTION_CLASSES)) for x in (a, b))
-            for k, y in enumerate(redrummer.interpolate_signals(a["audio"], b["audio"], sr, steps, space)):
+            ys = redrummer.interpolate_signals(a["audio"], b["audio"], sr, steps, space, decays=decays)
+            for k, y in enumerate(ys):
                 for ref, acc in ((ref_a, to_a), (ref_b, to_b)):
                     acc[k] += np.stack(list(rhythm_counts(y, ref, transcriber).values()))
+                dist[k] += [distance(y, a["audio"]), distance(y, b["audio"])]
         def curve(acc):
             return [f_measures(dict(zip(TRANSCRIPTION_CLASSES, acc[k])))["mean_f"] for k in range(steps)]
         fa, fb = curve(to_a), curve(to_b)
         out[space] = {"f_to_a": fa, "f_to_b": fb,
                       "monotone": bool(all(x <= y + 0.02 for x, y in zip(fb, fb[1:]))
-                                       and all(x >= y - 0.02 for x, y in zip(fa, fa[1:])))}
-    return {"pairs": len(chosen), "steps": steps, "spaces": out}
+                                       and all(x >= y - 0.02 for x, y in zip(fa, fa[1:]))),
+                      "db_to_a": list(dist[:, 0] / len(chosen)), "db_to_b": list(dist[:, 1] / len(chosen))}
+    return {"pairs": len(chosen), "steps": steps, "decays": decays, "spaces": out}
