@@ -110,7 +110,8 @@ class OscServer:
                 "out": _optional(_str_arg(a, 2, "out_path", "")), "cls": _optional(_str_arg(a, 3, "class", "")),
                 "refine": bool(_num_arg(a, 4, "refine", 0))}),
             "/redrum/transcribe": lambda a: ("transcribe", {
-                "audio_path": _str_arg(a, 0, "audio_path"), "out": _optional(_str_arg(a, 1, "out_path", ""))}),
+                "audio_path": _str_arg(a, 0, "audio_path"), "out": _optional(_str_arg(a, 1, "out_path", "")),
+                "tempo": _num_arg(a, 2, "tempo", 0) or None}),          # 0: estimated from the recording
             "/redrum/kit/render": lambda a: ("render", {
                 "pattern": _str_arg(a, 0, "midi_path"), "kit": _str_arg(a, 1, "kit_name", "default"),
                 "out": _optional(_str_arg(a, 2, "out_path", ""))}),

@@ -317,6 +317,22 @@ def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
+def cmd_eval_tempo(args) -> int:
+    from redrum_kit.workspace import HELD_OUT_KITS
+    from training.evaluate_tempo import evaluate, table
+    if not 1 <= args.grooves <= 100:
+        raise RedrumError("--grooves must be between 1 and 100")
+    kits = tuple(_names(args.kits)) if args.kits else HELD_OUT_KITS
+    if not kits:
+        raise RedrumError("--kits names no kit")
+    result = evaluate(kits, args.grooves)
+    if args.json:
+        _print_json(result)
+    else:
+        print(table(result), end="")
+    return 0
+
+
 def cmd_eval_transcriber(args) -> int:
     from redrum_kit.datasets.build import Dataset
     from redrum_kit.transcription import checkpoint_path, load_model
@@ -470,6 +486,8 @@ def cmd_eval(args) -> int:
         return cmd_eval_transform(args)
     if args.what == "interpolate":
         return cmd_eval_interpolate(args)
+    if args.what == "tempo":
+        return cmd_eval_tempo(args)
     if args.what == "transcriber":
         return cmd_eval_transcriber(args)
     if args.what == "stage1":
@@ -561,13 +579,14 @@ def cmd_transcribe(args) -> int:
     refuse_existing(out, args.json)
     if out.suffix.lower() not in (".mid", ".midi"):
         raise RedrumError(f"{out.name}: the output is a MIDI file (.mid)")
-    result = _engine().transcribe(args.audio, out, args.json, args.method, args.threshold)
+    result = _engine().transcribe(args.audio, out, args.json, args.method, args.threshold, tempo=args.tempo)
     counts = {}
     for e in result["events"]:
         counts[e["class"]] = counts.get(e["class"], 0) + 1
     method = "DSP baseline" if result["method"] == "baseline" else "CRNN"
+    tempo = {"given": "as given", "estimate": "estimated", "default": "default: too short to estimate"}
     print(f"{out}: {len(result['events'])} events ({', '.join(f'{n} {c}' for c, n in counts.items())}) "
-          f"by the {method}")
+          f"by the {method}, at {result['tempo']:g} bpm ({tempo[result['tempo_from']]})")
     return 0
 
 
@@ -775,7 +794,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("eval", help="measure a model on held-out kits")
-    s.add_argument("what", choices=("classifier", "transcriber", "stage1", "transform", "interpolate", "layering"))
+    s.add_argument("what", choices=("classifier", "transcriber", "tempo", "stage1", "transform", "interpolate",
+                                    "layering"))
     s.add_argument("--class", dest="cls", metavar="C", help="layering: the class (default snare)")
     s.add_argument("--config", metavar="FILE")
     s.add_argument("--patterns", type=int, default=8, help="stage1: generated parts per held-out kit")
@@ -784,7 +804,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", choices=("train", "val", "test"), default="test")
     s.add_argument("--limit", type=int, help="transcriber: at most this many clips; layering: hits")
     s.add_argument("--kits", metavar="A,B",
-                   help="transcriber: only the clips of these kits of the split (e.g. the ones a model never heard)")
+                   help="transcriber: only the clips of these kits of the split (e.g. the ones a model never heard); "
+                        "tempo: these Hydrogen kits (default the held-out ones)")
+    s.add_argument("--grooves", type=int, default=2, help="tempo: grooves per style and kit (default 2)")
     s.add_argument("--bass", type=float, metavar="DB",
                    help="transcriber: a synth bass line under each clip, DB to the drums' RMS (0: as loud)")
     s.add_argument("--checkpoint", metavar="FILE")
@@ -837,6 +859,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--method", choices=("auto", "model", "baseline"), default="auto",
                    help="model: the CRNN; baseline: band-wise spectral flux; auto: the model when installed")
     s.add_argument("--threshold", type=float, help="onset threshold (default: the method's own)")
+    s.add_argument("--tempo", type=float, metavar="BPM",
+                   help="the MIDI file's tempo (default: estimated from the hits). The notes keep their times "
+                        "either way; give your project's tempo so that they sit on its grid in a DAW that "
+                        "places a file's notes by beats (Ableton Live, Bitwig)")
     s.set_defaults(func=cmd_transcribe)
 
     s = sub.add_parser("midi", help="play a kit live from a MIDI input (layered pads per velocity)")

@@ -521,22 +521,27 @@ class Engine:
         return {"paths": [str(p) for p in paths], "layers": [len(r.layers) for r in results]}
 
     def transcribe(self, audio_path: str | Path, out: str | Path | None = None, json_path: str | Path | None = None,
-                   method: str = "auto", threshold: float | None = None, progress=_no_progress) -> dict:
-        """Drum events of a recording, written as MIDI. -> {"path", "events", "method"}."""
+                   method: str = "auto", threshold: float | None = None, progress=_no_progress,
+                   tempo: float | None = None) -> dict:
+        """Drum events of a recording, written as MIDI at `tempo` bpm (None: estimated from the
+        recording). -> {"path", "events", "method", "tempo", ...}."""
         from redrum_kit import files
+        from redrum_kit.rhythm.generator import check_tempo
         from redrum_kit.rhythm.midi import write_midi
         from redrum_kit.transcription import BandBaseline, transcribe
         if method not in ("auto", "model", "baseline"):
             raise RedrumError(f"unknown method {method!r}; choose auto, model or baseline")
         if threshold is not None:
             threshold = self._fraction(threshold, "threshold")
+        if tempo is not None:
+            tempo = check_tempo(tempo)
         path = self.input_path(audio_path, "audio")
         out = self.output_path(out, safe_name(f"{path.stem}-drums"), suffixes=(".mid", ".midi"))
         self._side_outputs(json_path)
         self._check_length(path, "audio")
         source = self.transcriber(method)
         progress(0.1)
-        result = transcribe(path, threshold=threshold, source=source)
+        result = transcribe(path, threshold=threshold, source=source, tempo=tempo)
         write_midi(result.pattern(), out)
         data = dict(result.to_json(), path=str(out),
                     method="baseline" if isinstance(source, BandBaseline) else "model")

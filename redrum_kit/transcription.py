@@ -22,6 +22,9 @@ from redrum_kit.models import transcriber as crnn
 from redrum_kit.rhythm.events import TRANSCRIPTION_CLASSES, Event, Pattern
 
 MAX_SECONDS = 600.0
+TEMPO_SEARCH = (50.0, 220.0)      # bpm: the beats `estimate_tempo` considers
+DEFAULT_TEMPO = 120.0             # bpm, when a recording is too short to say (under MIN_TEMPO_SECONDS)
+MIN_TEMPO_SECONDS = 2.0
 # transcription class -> the library class its events are written as (GM notes follow)
 EVENT_CLASS = {"kick": "kick", "snare": "snare", "hat": "hat_closed", "tom": "tom", "cymbal": "cymbal"}
 
@@ -79,32 +82,86 @@ def load_model(method: str = "auto"):
     raise ModelError(f"unknown transcription method {method!r}; choose model, baseline or auto")
 
 
+def estimate_tempo(activations: np.ndarray, frame_rate: float) -> float | None:
+    """The beat's tempo in bpm from onset activations `(classes, frames)`, or None under
+    MIN_TEMPO_SECONDS. A chain of small steps:
+
+        activations --sum over classes--> onset envelope --autocorrelation--> for each beat
+        period in TEMPO_SEARCH: its score plus half its double's and a quarter of its quadruple's
+        (beats group into half bars and bars), times a log-normal preference for 120 bpm (one
+        octave wide) --best--> period, refined on the autocorrelation's peaks at its multiples
+        (parabolic), so that a 4-bar loop gives the tempo to about 0.1 bpm.
+
+    The classic errors remain possible: half or double the tempo (a fast jazz ride heard in half
+    time), and a dotted-eighth figure heard as the beat (4/3 of it).
+    """
+    env = activations.sum(0).astype(np.float64)
+    n = len(env)
+    if n < MIN_TEMPO_SECONDS * frame_rate:
+        return None
+    env -= env.mean()
+    acf = np.fft.irfft(np.abs(np.fft.rfft(env, 2 * n)) ** 2)[:n]
+    if acf[0] <= 0:
+        return None
+    acf /= acf[0]
+
+    def at(lag):
+        return np.interp(lag, np.arange(n), acf, right=0.0)
+
+    lags = np.arange(1, n)
+    bpm = 60.0 * frame_rate / lags
+    score = at(lags) + 0.5 * at(2 * lags) + 0.25 * at(4 * lags)
+    score *= np.exp(-0.5 * np.log2(bpm / 120.0) ** 2)
+    score[(bpm < TEMPO_SEARCH[0]) | (bpm > TEMPO_SEARCH[1])] = -np.inf
+    lag = lags[int(np.argmax(score))]
+    periods, weights = [float(lag)], [1e-9]
+    reach = max(2, int(0.1 * lag))
+    for k in range(1, 17):                      # the peak near each multiple within the first half, between frames
+        a, b = k * lag - reach, k * lag + reach
+        if b >= n // 2:
+            break
+        i = a + int(np.argmax(acf[a:b + 1]))
+        if i in (a, b):                         # the window's edge: no peak here
+            continue
+        curve = acf[i - 1] - 2 * acf[i] + acf[i + 1]
+        shift = 0.5 * (acf[i - 1] - acf[i + 1]) / curve if curve < 0 else 0.0
+        periods.append((i + shift) / k)
+        weights.append(max(acf[i], 0.0) * k)
+    return float(60.0 * frame_rate / np.average(periods, weights=weights))
+
+
 @dataclass
 class Transcription:
     events: list[crnn.Onset]
     activations: np.ndarray       # (5, frames)
     frame_rate: float
     duration: float               # seconds
+    tempo: float = DEFAULT_TEMPO  # bpm: given, or estimated from the activations
+    tempo_from: str = "default"   # "given", "estimate" or "default" (too short to estimate)
 
     def to_json(self) -> dict:
         return {"events": [{"time": round(e.time, 4), "class": e.cls, "velocity": e.velocity,
                             "confidence": round(e.confidence, 3)} for e in self.events],
-                "classes": list(TRANSCRIPTION_CLASSES), "frame_rate": self.frame_rate, "duration": self.duration}
+                "classes": list(TRANSCRIPTION_CLASSES), "frame_rate": self.frame_rate, "duration": self.duration,
+                "tempo": round(self.tempo, 2), "tempo_from": self.tempo_from}
 
-    def pattern(self, tempo: float = 120.0) -> Pattern:
-        return Pattern([Event(e.time, EVENT_CLASS[e.cls], e.velocity) for e in self.events], tempo,
+    def pattern(self) -> Pattern:
+        """The events at their times, in a pattern of the transcription's tempo (the MIDI file's)."""
+        return Pattern([Event(e.time, EVENT_CLASS[e.cls], e.velocity) for e in self.events], self.tempo,
                        self.duration)
 
 
-def transcribe(path: Path, method: str = "auto", threshold: float | None = None, source=None) -> Transcription:
+def transcribe(path: Path, method: str = "auto", threshold: float | None = None, source=None,
+               tempo: float | None = None) -> Transcription:
     """Transcribe an audio file (any format, rate, length up to MAX_SECONDS)."""
     y, sr = audio.load(path, max_seconds=MAX_SECONDS, require_sound=True, what="recording")
-    return transcribe_signal(y, sr, Path(path).name, method, threshold, source)
+    return transcribe_signal(y, sr, Path(path).name, method, threshold, source, tempo)
 
 
 def transcribe_signal(y: np.ndarray, sr: int, name: str = "audio", method: str = "auto",
-                      threshold: float | None = None, source=None) -> Transcription:
-    """Transcribe a mono signal at any rate `sr` (`name` is for messages)."""
+                      threshold: float | None = None, source=None, tempo: float | None = None) -> Transcription:
+    """Transcribe a mono signal at any rate `sr` (`name` is for messages); `tempo` (bpm) is the
+    pattern's, else estimated from the activations (`estimate_tempo`)."""
     source = source or load_model(method)
     threshold = threshold if threshold is not None else getattr(source, "threshold", 0.5)
     y = audio.resample(y, sr, source.cfg.sr)
@@ -114,4 +171,10 @@ def transcribe_signal(y: np.ndarray, sr: int, name: str = "audio", method: str =
     events = [crnn.Onset(t, c, v, p) for (t, c, p), v in zip(found, vels)]
     if not events:
         raise AudioError(f"{name}: no drum events found")
-    return Transcription(events, probs, source.cfg.frame_rate, len(y) / source.cfg.sr)
+    if tempo is None:
+        tempo = estimate_tempo(probs, source.cfg.frame_rate)
+        tempo_from = "default" if tempo is None else "estimate"
+    else:
+        tempo_from = "given"
+    return Transcription(events, probs, source.cfg.frame_rate, len(y) / source.cfg.sr,
+                         tempo or DEFAULT_TEMPO, tempo_from)

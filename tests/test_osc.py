@@ -240,6 +240,15 @@ def test_transcribe_and_kit_render_round_trip(jobs):
     _, status, body = c.call("/redrum/kit/render", 2, result["path"], "default")
     assert status == "ok", body
     assert sf.info(json.loads(body)["path"]).duration > 1.0
+    assert 50 <= result["tempo"] <= 220 and result["tempo_from"] == "estimate"
+    _, status, body = c.call("/redrum/transcribe", 3, str(target), str(allowed / "at-project.mid"), 93.5)
+    assert status == "ok", body                                  # the DAW's project tempo for the MIDI file
+    assert (json.loads(body)["tempo"], json.loads(body)["tempo_from"]) == (93.5, "given")
+    for bad, needle in ((5.0, "tempo must be from 20 to 999 bpm"), ("fast", "tempo must be a number")):
+        _, status, text = c.call("/redrum/transcribe", 4, str(target), str(allowed / "bad.mid"), bad)
+        assert status == "error" and needle in text and len(text.splitlines()) == 1
+        assert not (allowed / "bad.mid").exists()
+    assert c.call("/redrum/ping", "p")[1] == "ok"
 
 
 @pytest.mark.parametrize("args,needle", [

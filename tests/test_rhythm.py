@@ -58,7 +58,7 @@ def test_cli_generate_bad_tempo_is_one_line(tmp_path, capsys):
     from redrum_kit.cli import main
     assert main(["rhythm", "generate", "rock", "--tempo", "0", "-o", str(tmp_path / "x.mid")]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == "redrum: error: tempo must be from 20.0 to 999.0 bpm, got 0" and not (tmp_path / "x.mid").exists()
+    assert err == "redrum: error: tempo must be from 20 to 999 bpm, got 0" and not (tmp_path / "x.mid").exists()
 
 
 @pytest.mark.parametrize("content", [b"", b"MThd garbage", b"\x00" * 100, b"nope"])

@@ -197,6 +197,73 @@ def test_shipped_transcriber_hears_a_groove_on_an_unseen_kit():
     assert min(f) > 0.8, f
 
 
+@pytest.mark.parametrize("bpm", [88.0, 97.5, 128.0, 174.0])
+def test_tempo_estimate_from_activations(bpm):
+    """Kick on 1 and 3, snare on 2 and 4, hats on eighths, 4 bars: the beat, to 0.5%, not its half or double."""
+    from redrum_kit.transcription import estimate_tempo
+    fr = 22050 / 256
+    beat = 60.0 / bpm
+    act = np.zeros((5, int(16 * beat * fr) + 10), np.float32)
+    for k in range(32):
+        act[2, int(round(k * beat / 2 * fr))] = 0.9                      # hats
+    for k in range(16):
+        act[0 if k % 2 == 0 else 1, int(round(k * beat * fr))] = 1.0     # kick, snare
+    assert estimate_tempo(act, fr) == pytest.approx(bpm, rel=0.005)
+    assert estimate_tempo(act[:, :int(1.5 * fr)], fr) is None           # too short to say
+
+
+def test_transcribe_writes_the_midi_at_the_grooves_tempo_and_the_notes_at_their_times(tmp_path, capsys):
+    """A 4-bar rock groove at 97 bpm on an unseen synthesiser kit: the MIDI file's tempo is the groove's
+    (estimated, or as given), and its notes play at the times of the JSON's events either way."""
+    import json
+
+    import mido
+
+    from redrum_kit import audio
+    from redrum_kit.cli import main
+    from redrum_kit.datasets.kits import from_synth
+    from redrum_kit.render import render
+    from redrum_kit.rhythm.generator import generate
+    kit = from_synth(987_654, 44100)
+    y, _ = render(generate("rock", bars=4, seed=3, tempo=97.0), kit.kit, kit.samples, 44100)
+    audio.save(tmp_path / "loop.wav", y, 44100)
+    for name, extra, tempo in (("est", [], None), ("given", ["--tempo", "120"], 120.0)):
+        out, js = tmp_path / f"{name}.mid", tmp_path / f"{name}.json"
+        assert main(["transcribe", str(tmp_path / "loop.wav"), "-o", str(out), "--json", str(js), *extra]) == 0
+        data = json.loads(js.read_text())
+        assert data["tempo_from"] == ("given" if tempo else "estimate")
+        assert data["tempo"] == pytest.approx(tempo or 97.0, rel=0.01)
+        assert f"at {data['tempo']:g} bpm" in capsys.readouterr().out
+        midi = mido.MidiFile(out)
+        assert mido.tempo2bpm(next(m.tempo for m in midi if m.type == "set_tempo")) == pytest.approx(data["tempo"], rel=1e-4)
+        now, onsets = 0.0, []
+        for m in midi:                                          # iterating a file gives times in seconds
+            now += m.time
+            if m.type == "note_on" and m.velocity:
+                onsets.append(now)
+        assert np.allclose(sorted(onsets), sorted(e["time"] for e in data["events"]), atol=0.003)
+    for bad in ("0", "5000", "nan", "fast"):
+        code = 1 if bad != "fast" else 2
+        try:
+            assert main(["transcribe", str(tmp_path / "loop.wav"), "-o", str(tmp_path / "bad.mid"), "--tempo", bad]) == code
+        except SystemExit as e:                                 # argparse: not a number
+            assert e.code == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and ("tempo must be from 20 to 999 bpm" in err or "invalid float" in err)
+        assert not (tmp_path / "bad.mid").exists()
+
+
+def test_eval_tempo_cli(capsys):
+    from redrum_kit.cli import main
+    assert main(["eval", "tempo", "--kits", "VariBreaks", "--grooves", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "7 generated 4-bar grooves" in out and "| all | 7 |" in out
+    for bad in (["--grooves", "0"], ["--kits", "NoSuchKit"], ["--kits", ","]):
+        assert main(["eval", "tempo", *bad]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("redrum: error:") and len(err.splitlines()) == 1
+
+
 def test_eval_transcriber_cli(tmp_path, capsys):
     from redrum_kit.cli import main
     from redrum_kit.config import load_config

@@ -82,6 +82,15 @@ def _fill(rng: np.random.Generator, steps: int, start_step: int) -> list[tuple[i
     return out
 
 
+def check_tempo(tempo) -> float:
+    """`tempo` as a float, or a RhythmError unless it is a number of bpm within TEMPO_RANGE."""
+    number = isinstance(tempo, (int, float)) and not isinstance(tempo, bool)
+    if not number or not TEMPO_RANGE[0] <= tempo <= TEMPO_RANGE[1]:
+        raise RhythmError(f"tempo must be from {TEMPO_RANGE[0]:g} to {TEMPO_RANGE[1]:g} bpm, "
+                          f"got {f'{tempo:g}' if number else repr(tempo)}")
+    return float(tempo)
+
+
 def generate(style: str, bars: int = 4, seed: int = 0, tempo: float | None = None,
              swing: float | None = None, microtiming: float = 0.008, fill_every: int = 4) -> Pattern:
     """A drum part of `bars` 4/4 bars.
@@ -97,8 +106,8 @@ def generate(style: str, bars: int = 4, seed: int = 0, tempo: float | None = Non
         raise RhythmError(f"unknown style {style!r}; choose from {', '.join(STYLES)}")
     if not 1 <= bars <= MAX_BARS:
         raise RhythmError(f"bars must be from 1 to {MAX_BARS}, got {bars}")
-    if tempo is not None and not TEMPO_RANGE[0] <= tempo <= TEMPO_RANGE[1]:
-        raise RhythmError(f"tempo must be from {TEMPO_RANGE[0]} to {TEMPO_RANGE[1]} bpm, got {tempo:g}")
+    if tempo is not None:
+        check_tempo(tempo)
     if swing is not None and not 0.0 <= swing < 1.0:
         raise RhythmError(f"swing is a fraction of a step, from 0 to below 1, got {swing:g}")
     st = STYLE_DEFS[style]
