@@ -35,6 +35,7 @@ reaper = {
     return 1
   end,
   UpdateArrange = function() end,
+  TimeMap_GetDividedBpmAtTime = function() return tonumber(os.getenv("REDRUM_TEST_BPM") or "120") end,
   time_precise = function() return os.clock() + os.time() end,
   defer = function(fn) deferred[#deferred + 1] = fn end,
 }

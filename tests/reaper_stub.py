@@ -3,11 +3,15 @@ recorded. Items are dicts {"path", "position", "length"}; `selected` lists them.
 
 import soundfile as sf
 
-STATE = {"selected": [], "tracks": [], "inserted": [], "deferred": [], "console": [], "cursor": 0.0}
+STATE = {"selected": [], "tracks": [], "inserted": [], "deferred": [], "console": [], "cursor": 0.0, "bpm": 120.0}
 
 
-def reset(selected):
-    STATE.update(selected=list(selected), tracks=[], inserted=[], deferred=[], console=[], cursor=0.0)
+def reset(selected, bpm=120.0):
+    STATE.update(selected=list(selected), tracks=[], inserted=[], deferred=[], console=[], cursor=0.0, bpm=bpm)
+
+
+def RPR_TimeMap_GetDividedBpmAtTime(time):
+    return STATE["bpm"]
 
 
 def RPR_ShowConsoleMsg(text):
@@ -65,8 +69,12 @@ def RPR_SetEditCurPos(position, move_view, seek_play):
 
 
 def RPR_InsertMedia(path, mode):
-    """Like Reaper: the file must be readable audio; it lands on the selected track at the cursor."""
-    length = sf.info(path).duration
+    """Like Reaper: the file must be readable audio or MIDI; it lands on the selected track at the cursor."""
+    if path.lower().endswith((".mid", ".midi")):
+        import mido
+        length = mido.MidiFile(path).length
+    else:
+        length = sf.info(path).duration
     item = {"path": path, "position": STATE["cursor"], "length": length}
     STATE["track"]["items"].append(item)
     STATE["inserted"].append(item)

@@ -46,9 +46,9 @@ def reaper(monkeypatch, server):
     sys.modules.pop("redrum_reaper", None)
 
 
-def run_action(stub, name, selected, limit=120.0):
-    """Run a ReaScript as Reaper does, then its deferred calls until none is left."""
-    stub.reset(selected)
+def run_action(stub, name, selected, limit=120.0, bpm=120.0):
+    """Run a ReaScript as Reaper does (the project at `bpm`), then its deferred calls until none is left."""
+    stub.reset(selected, bpm)
     script = next((DAW / "reaper").glob(f"Redrum - {name}*.py"))
     scope = runpy.run_path(str(script), run_name="__main__")
     deadline = time.time() + limit
@@ -80,6 +80,21 @@ def test_reaper_transform_and_interpolate(reaper, tmp_path):
     state = run_action(reaper, "interpolate", [item(a), item(b)])
     positions = [i["position"] for i in state["inserted"]]
     assert len(positions) == 8 and positions == sorted(positions) and positions[1] > 1.9   # one after another
+
+
+def midi_tempo(path):
+    import mido
+    return mido.tempo2bpm(next(m.tempo for m in mido.MidiFile(path) if m.type == "set_tempo"))
+
+
+def test_reaper_transcribe_inserts_midi_at_the_projects_tempo(reaper, tmp_path, home):
+    loop = groove(tmp_path / "loop.wav", seed=2)
+    state = run_action(reaper, "transcribe", [item(loop, 6.0)], bpm=93.5)
+    assert len(state["inserted"]) == 1, state["console"]
+    midi = Path(state["inserted"][0]["path"])
+    assert midi.suffix == ".mid" and midi.parent == home / "renders"
+    assert state["inserted"][0]["position"] == 6.0 and state["tracks"][-1]["P_NAME"] == "Redrum MIDI"
+    assert midi_tempo(midi) == pytest.approx(93.5, abs=0.01)      # the notes sit on the project's grid
 
 
 @pytest.mark.parametrize("selected,needle", [
@@ -135,9 +150,10 @@ def lua_has_socket() -> bool:
     return LUA is not None and subprocess.run([LUA, "-e", "require('socket')"], capture_output=True).returncode == 0
 
 
-def run_lua_action(server, name, items, env_port=None, timeout="120"):
+def run_lua_action(server, name, items, env_port=None, timeout="120", bpm=120.0):
     script = next((DAW / "reaper-lua").glob(f"Redrum - {name}*.lua"))
-    env = dict(os.environ, REDRUM_OSC_PORT=str(env_port or server.address[1]), REDRUM_TIMEOUT=timeout)
+    env = dict(os.environ, REDRUM_OSC_PORT=str(env_port or server.address[1]), REDRUM_TIMEOUT=timeout,
+               REDRUM_TEST_BPM=str(bpm))
     proc = subprocess.run([LUA, str(Path(__file__).parent / "reaper_stub.lua"), str(script),
                            *[f"{p}@{pos}" for p, pos in items]], capture_output=True, text=True, timeout=180, env=env)
     assert proc.returncode == 0, proc.stderr
@@ -158,6 +174,9 @@ def test_reaper_lua_scripts_insert_the_servers_files(server, tmp_path, home):
     assert len(positions) == 8 and positions == sorted(positions), state["console"]
     state = run_lua_action(server, "redrum", [(a, 0.0), (b, 8.0)])
     assert len(state["inserted"]) == 1 and state["inserted"][0]["position"] == 8.0
+    state = run_lua_action(server, "transcribe", [(a, 2.0)], bpm=101.0)
+    assert len(state["inserted"]) == 1 and state["inserted"][0]["position"] == 2.0, state["console"]
+    assert state["tracks"][-1] == "Redrum MIDI" and midi_tempo(state["inserted"][0]["path"]) == pytest.approx(101.0)
 
 
 @pytest.mark.skipif(not lua_has_socket(), reason="needs lua5.4 and lua-socket (.ci/run installs them)")

@@ -204,7 +204,7 @@ function M.send(address, args, on_reply)
   reaper.defer(poll)
 end
 
--- the three actions ---------------------------------------------------------------------------
+-- the actions ---------------------------------------------------------------------------
 
 function M.transform()
   local items = M.selected_items(2)
@@ -227,6 +227,15 @@ function M.interpolate(steps)
   if not items then return end
   M.send("/redrum/interpolate", {items[1].path, items[2].path, steps or 8}, function(result)
     M.insert_on_new_track(result.paths, items[1].position, "Redrum morph")
+  end)
+end
+
+function M.transcribe()
+  local items = M.selected_items(1)
+  if not items then return end
+  local tempo = reaper.TimeMap_GetDividedBpmAtTime(items[1].position)     -- the project's, so notes sit on its grid
+  M.send("/redrum/transcribe", {items[1].path, "", tempo + 0.0}, function(result)
+    M.insert_on_new_track({result.path}, items[1].position, "Redrum MIDI")
   end)
 end
 

@@ -114,7 +114,7 @@ def poll():
     RPR_defer("redrum_reaper.poll()")
 
 
-# -- the three actions ------------------------------------------------------------
+# -- the actions ------------------------------------------------------------
 
 def transform():
     """The first selected item's drum sounds on the rhythm of the second, on a new track."""
@@ -141,3 +141,13 @@ def interpolate(steps=8):
         (_, a, position), (_, b, _) = items
         send("/redrum/interpolate", [a, b, steps],
              lambda r: insert_on_new_track(r["paths"], position, "Redrum morph"))
+
+
+def transcribe():
+    """The selected item's drums as a MIDI item on a new track under it, written at the project's tempo
+    there so that its notes sit on the grid."""
+    items = selected_items(1)
+    if items:
+        _, path, position = items[0]
+        send("/redrum/transcribe", [path, "", float(RPR_TimeMap_GetDividedBpmAtTime(position))],
+             lambda r: insert_on_new_track([r["path"]], position, "Redrum MIDI"))
