@@ -134,6 +134,19 @@ def test_bitwig_script_inserts_the_servers_file(server, tmp_path, home, command)
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js for the Bitwig stub")
+def test_bitwig_transcribe_inserts_midi_at_the_projects_tempo(server, tmp_path, home):
+    loop = groove(tmp_path / "loop.wav", seed=2)
+    proc = subprocess.run(["node", str(DAW / "bitwig" / "test" / "host_stub.js"),
+                           str(DAW / "bitwig" / "Redrum.control.js"), str(server.address[1]), "transcribe", str(loop)],
+                          capture_output=True, text=True, timeout=180, env=dict(os.environ, REDRUM_TEST_BPM="87"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(result["inserted"]) == 1, result["notifications"]
+    midi = Path(result["inserted"][0])
+    assert midi.suffix == ".mid" and midi.parent == home / "renders" and midi_tempo(midi) == pytest.approx(87.0)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js for the Bitwig stub")
 def test_bitwig_script_shows_errors(server, tmp_path):
     proc = subprocess.run(["node", str(DAW / "bitwig" / "test" / "host_stub.js"),
                            str(DAW / "bitwig" / "Redrum.control.js"), str(server.address[1]), "layer",

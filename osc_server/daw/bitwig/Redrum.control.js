@@ -1,7 +1,7 @@
 // redrum-kit for Bitwig Studio: a controller script (Settings > Controllers > Add > redrum-kit > Redrum).
 // Sends the redrum-kit server (`redrum serve`, OSC on 127.0.0.1:9000) the files named in the
 // script's panel (Studio I/O panel > Redrum), waits for the reply and inserts the result into the
-// first empty clip-launcher slot of the selected track.
+// first empty clip-launcher slot of the selected track (Transcribe: a MIDI clip of the target's hits).
 // Bitwig controller scripts cannot read an audio clip's file path, so the files are typed or pasted
 // into the "Source file" and "Target file" fields (drag from the browser into a text field works).
 
@@ -19,7 +19,7 @@ var connection = null;
 var pending = {};              // request id -> what to do with the result
 var nextId = 1;
 var sourceSetting, targetSetting, stepsSetting, thresholdSetting, statusSetting;
-var cursorTrack, slotBank;
+var cursorTrack, slotBank, transport;
 
 function init() {
     var osc = host.getOscModule();
@@ -43,6 +43,9 @@ function init() {
     doc.getSignalSetting("Redrum", "Redrum", "Source's sounds on the target's rhythm").addSignalObserver(transform);
     doc.getSignalSetting("Layer", "Redrum", "Layer the target oneshot").addSignalObserver(layer);
     doc.getSignalSetting("Interpolate", "Redrum", "Source rhythm to target rhythm").addSignalObserver(interpolate);
+    doc.getSignalSetting("Transcribe", "Redrum", "Target's drums as MIDI at the project's tempo").addSignalObserver(transcribe);
+    transport = host.createTransport();
+    transport.tempo().value().markInterested();
 
     cursorTrack = host.createCursorTrack("redrum-cursor", "Redrum", 0, SLOTS, true);
     slotBank = cursorTrack.clipLauncherSlotBank();
@@ -127,5 +130,15 @@ function interpolate() {
         setStatus("interpolating...");
         send("/redrum/interpolate", [source, target, Math.round(stepsSetting.getRaw())],
              function (r) { insert(r.paths); });
+    }
+}
+
+function transcribe() {
+    var target = needFile(targetSetting, "target");
+    if (target) {
+        setStatus("transcribing...");
+        // written at the project's tempo, so that Bitwig, which places a MIDI file's notes by beats, keeps their times
+        send("/redrum/transcribe", [target, "", transport.tempo().value().getRaw()],
+             function (r) { insert([r.path]); });
     }
 }

@@ -2,7 +2,8 @@
 // parts of the API it uses (OSC module over real UDP, document settings, clip slots), runs one
 // command and prints {"inserted": [...], "notifications": [...]} as the last line of stdout.
 //
-//   node host_stub.js Redrum.control.js SERVER_PORT layer|transform|interpolate FILE [FILE]
+//   node host_stub.js Redrum.control.js SERVER_PORT layer|transform|interpolate|transcribe FILE [FILE]
+// (the project's tempo: REDRUM_TEST_BPM, default 120)
 "use strict";
 const dgram = require("dgram");
 const fs = require("fs");
@@ -93,6 +94,10 @@ const host = {
             },
         };
     },
+    createTransport() {
+        const tempo = Number(process.env.REDRUM_TEST_BPM || 120);
+        return { tempo: () => ({ value: () => ({ markInterested() {}, getRaw: () => tempo }) }) };
+    },
     createCursorTrack(id, name, sends, scenes) {
         return {
             clipLauncherSlotBank() {
@@ -154,9 +159,9 @@ function check() {
     const last = notifications[notifications.length - 1] || "";
     if (!started && last.includes("connected")) {
         started = true;
-        if (command === "layer") {
+        if (command === "layer" || command === "transcribe") {
             settings["Target file"].set(files[0]);
-            signals["Layer"]();
+            signals[command === "layer" ? "Layer" : "Transcribe"]();
         } else {
             settings["Source file"].set(files[0]);
             settings["Target file"].set(files[1]);
