@@ -1,12 +1,12 @@
-"""The browser app: tabs Transform, Layer, Interpolate and Library on the shared engine.
+"""The browser app: tabs Transform, Layer, Interpolate, Transcribe and Library on the shared engine.
 
 Every button calls the engine through its job queue (`engine.run`), so the browser and
 OSC clients share one worker per device. A `RedrumError` becomes a readable message in
 the page (`gr.Error`), never a traceback. Uploads land in the workspace (`uploads/`), which
 the engine may always read; results are written to `renders/`, which the app serves.
 
-Named API endpoints for `gradio_client`: /transform, /layer, /interpolate (first input the
-main audio file, first output the audio file's path).
+Named API endpoints for `gradio_client`: /transform, /layer, /interpolate, /transcribe (first
+input the main audio file, first output the result file's path: audio, or MIDI for /transcribe).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from redrum_kit.drums import ONESHOT_CLASSES
 from redrum_kit.engine import Engine
 from redrum_kit.errors import RedrumError
 from redrum_kit.layering import installed_classes
+from redrum_kit.transcription import describe
 
 log = logging.getLogger("redrum.gradio")
 
@@ -162,6 +163,14 @@ def build(engine: Engine) -> gr.Blocks:
                    else gr.update(value=None, visible=False) for k in range(MAX_STEPS)]
         return (paths[0], *players)
 
+    # -- Transcribe -----------------------------------------------------------------------
+    @friendly
+    def transcribe(audio_file, tempo, method):
+        audio_file = _need(audio_file, "drum recording")
+        result = engine.run("transcribe", audio_path=audio_file, method=method,
+                            tempo=float(tempo) if tempo else None)      # 0 or empty: estimated
+        return result["path"], describe(result), {"tempo": result["tempo"], "events": result["events"]}
+
     # -- Library -------------------------------------------------------------------------
     def _rows(cls, kit):
         items = engine.library.list(cls=None if cls == "all" else cls, kit=None if kit == "all" else kit)
@@ -290,6 +299,24 @@ def build(engine: Engine) -> gr.Blocks:
                 i_players = [gr.Audio(type="filepath", visible=False, interactive=False, min_width=160)
                              for _ in range(MAX_STEPS)]
             i_go.click(interpolate, [i_a, i_b, i_steps, i_space], [i_first, *i_players], api_name="interpolate")
+
+        with gr.Tab("Transcribe"):
+            gr.Markdown("Drum audio to MIDI: kick, snare, hat, tom and cymbal hits (General MIDI drum notes).")
+            with gr.Row():
+                r_audio = gr.Audio(type="filepath", sources=["upload"], label="drum recording",
+                                   elem_id="transcribe-audio")
+                with gr.Column():
+                    r_tempo = gr.Number(value=0, label="tempo of the MIDI file (bpm; 0: estimated)",
+                                        info="the notes keep their times either way; give your project's tempo "
+                                             "so that a DAW placing notes by beats keeps them on its grid",
+                                        elem_id="transcribe-tempo")
+                    r_method = gr.Radio(["auto", "model", "baseline"], value="auto", label="method",
+                                        info="model: the CRNN; baseline: the DSP method")
+            r_go = gr.Button("Transcribe", variant="primary", elem_id="transcribe-run")
+            r_midi = gr.File(label="MIDI", interactive=False, elem_id="transcribe-midi")
+            r_summary = gr.Textbox(label="found", interactive=False, elem_id="transcribe-summary")
+            r_events = gr.JSON(label="events (time s, class, velocity, confidence)")
+            r_go.click(transcribe, [r_audio, r_tempo, r_method], [r_midi, r_summary, r_events], api_name="transcribe")
 
         with gr.Tab("Library"):
             with gr.Row():

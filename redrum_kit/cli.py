@@ -579,14 +579,10 @@ def cmd_transcribe(args) -> int:
     refuse_existing(out, args.json)
     if out.suffix.lower() not in (".mid", ".midi"):
         raise RedrumError(f"{out.name}: the output is a MIDI file (.mid)")
+    from redrum_kit.transcription import describe
     result = _engine().transcribe(args.audio, out, args.json, args.method, args.threshold, tempo=args.tempo)
-    counts = {}
-    for e in result["events"]:
-        counts[e["class"]] = counts.get(e["class"], 0) + 1
     method = "DSP baseline" if result["method"] == "baseline" else "CRNN"
-    tempo = {"given": "as given", "estimate": "estimated", "default": "default: too short to estimate"}
-    print(f"{out}: {len(result['events'])} events ({', '.join(f'{n} {c}' for c, n in counts.items())}) "
-          f"by the {method}, at {result['tempo']:g} bpm ({tempo[result['tempo_from']]})")
+    print(f"{out}: {describe(result)}, by the {method}")
     return 0
 
 

@@ -151,6 +151,16 @@ class Transcription:
                        self.duration)
 
 
+def describe(result: dict) -> str:
+    """A transcription's JSON -> "12 events (6 kick, 6 snare) at 96 bpm (estimated)"."""
+    counts: dict[str, int] = {}
+    for e in result["events"]:
+        counts[e["class"]] = counts.get(e["class"], 0) + 1
+    how = {"given": "as given", "estimate": "estimated", "default": "default: too short to estimate"}
+    return (f"{len(result['events'])} events ({', '.join(f'{n} {c}' for c, n in counts.items())}) "
+            f"at {result['tempo']:g} bpm ({how[result['tempo_from']]})")
+
+
 def transcribe(path: Path, method: str = "auto", threshold: float | None = None, source=None,
                tempo: float | None = None) -> Transcription:
     """Transcribe an audio file (any format, rate, length up to MAX_SECONDS)."""

@@ -50,7 +50,8 @@ def client(app):
 
 
 def test_named_endpoints_exist(client):
-    assert {"/transform", "/layer", "/interpolate"} <= set(client.view_api(return_format="dict")["named_endpoints"])
+    assert {"/transform", "/layer", "/interpolate", "/transcribe"} <= set(
+        client.view_api(return_format="dict")["named_endpoints"])
 
 
 def test_the_app_never_phones_home(app):
@@ -100,6 +101,26 @@ def test_transform_and_interpolate_endpoints(client, tmp_path, home):
     with pytest.raises(Exception) as err:
         client.predict(handle_file(str(a)), handle_file(str(tone)), "model", "default", api_name="/transform")
     assert "tone.wav: no drum events found" in str(err.value) and "Traceback" not in str(err.value)
+
+
+def test_transcribe_endpoint_writes_midi_at_the_tempo_asked(client, tmp_path, home):
+    import mido
+    from gradio_client import handle_file
+    loop = groove(tmp_path / "loop.wav", seed=2)
+    for tempo, source in ((0, "estimate"), (104, "given")):
+        midi, summary, events = client.predict(handle_file(str(loop)), tempo, "auto", api_name="/transcribe")
+        path = _path(midi)
+        assert path.suffix == ".mid" and (home / "renders" / path.name).is_file()
+        assert len(mido.MidiFile(path).tracks[0]) > 4 and events["events"]
+        assert ("estimated" if source == "estimate" else "as given") in summary
+        if tempo:
+            assert events["tempo"] == tempo
+    for bad, needle in ((5, "tempo must be from 20 to 999 bpm"),):
+        with pytest.raises(Exception) as err:
+            client.predict(handle_file(str(loop)), bad, "auto", api_name="/transcribe")
+        assert needle in str(err.value) and "Traceback" not in str(err.value)
+    with pytest.raises(Exception, match="upload the drum recording"):
+        client.predict(None, 0, "auto", api_name="/transcribe")
 
 
 @pytest.mark.parametrize("make,needle", [
@@ -159,6 +180,13 @@ def test_browser_layer_and_transform(app, tmp_path, sample_folder):
         page.locator("#transform-run").click()
         page.wait_for_selector("#transform-output audio[src]", state="attached", timeout=120000)
         page.screenshot(path=str(shots / "transform.png"), full_page=True)
+        page.get_by_role("tab", name="Transcribe").click()                  # drum audio to MIDI
+        page.locator("#transcribe-audio input[type=file]").set_input_files(str(a))
+        page.locator("#transcribe-tempo input").fill("96")
+        page.locator("#transcribe-run").click()
+        expect(page.locator("#transcribe-summary textarea")).to_have_value(
+            re.compile(r"events .* at 96 bpm \(as given\)"), timeout=60000)
+        page.screenshot(path=str(shots / "transcribe.png"), full_page=True)
         # a bad upload: a message on the page, no traceback
         page.get_by_role("tab", name="Layer").click()
         page.locator("#layer-target button[aria-label='Clear']").first.click()     # the X on the loaded oneshot
