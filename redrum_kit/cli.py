@@ -851,7 +851,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("transcribe", help="drum audio to MIDI (kick, snare, hat, tom, cymbal)")
     s.add_argument("audio", metavar="AUDIO")
     s.add_argument("-o", "--output", required=True, metavar="OUT.mid")
-    s.add_argument("--json", metavar="OUT.json", help='also write {"events": [{"time", "class", "velocity", "confidence"}]}')
+    s.add_argument("--json", metavar="OUT.json", help='also write {"events": [{"time", "class", "velocity", "confidence"}], "tempo", ...}')
     s.add_argument("--method", choices=("auto", "model", "baseline"), default="auto",
                    help="model: the CRNN; baseline: band-wise spectral flux; auto: the model when installed")
     s.add_argument("--threshold", type=float, help="onset threshold (default: the method's own)")

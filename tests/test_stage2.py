@@ -241,7 +241,7 @@ def test_decoder_adaptation_changes_the_decoder_only_and_brings_the_output_close
     from dataclasses import replace
     from training import stage2 as recipe
     cfg, _ = trained
-    dec = replace(cfg, init=cfg.out, train_only="decoder", reconstruction=1.0, transients=0.5, onsets=1.0,
+    dec = replace(cfg, init=cfg.out, train_only="decoder", reconstruction=1.0, transients=0.5, onsets=1.0, mel=0.1,
                   cycle=0.0, steps=12, adversarial_after=100, lr=3e-3, val_every=4, save_every=12, eval_pairs=0,
                   run_dir=str(tmp_path / "run"), out=str(tmp_path / "decoder.safetensors"))
     recipe.train(dec)
@@ -251,11 +251,12 @@ def test_decoder_adaptation_changes_the_decoder_only_and_brings_the_output_close
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     recon = [r["val_reconstruction"] for r in rows if "val_reconstruction" in r]   # fixed validation pairs
     assert len(recon) == 3 and recon[-1] < recon[0]
-    assert all("transients" in r and "onsets" in r for r in rows if "reconstruction" in r)   # attacks heard too
+    assert all("transients" in r and "onsets" in r and "mel" in r for r in rows if "reconstruction" in r)
     card = (tmp_path / "decoder.md").read_text()     # says what learned, and from what
-    assert "the decoder alone" in card and "transients 0.5" in card and "onsets 1.0" in card
+    assert "the decoder alone" in card and "transients 0.5" in card and "onsets 1.0" in card and "mel 0.1" in card
     with pytest.raises(RedrumError, match="reconstruction"):
-        recipe.train(replace(dec, reconstruction=0.0, transients=0.0, onsets=0.0, run_dir=str(tmp_path / "run2")))
+        recipe.train(replace(dec, reconstruction=0.0, transients=0.0, onsets=0.0, mel=0.0,
+                             run_dir=str(tmp_path / "run2")))
     with pytest.raises(RedrumError, match="decode"):
         recipe.train(replace(dec, decode="median", run_dir=str(tmp_path / "run3")))
 

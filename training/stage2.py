@@ -89,6 +89,8 @@ class TrainConfig:
     reconstruction: float = 0.1
     transients: float = 0.0            # weight of the decoded crop's spectral-flux distance (attacks kept sharp)
     onsets: float = 0.0                # weight of the decoded crop's onset-probability cross-entropy
+    mel: float = 0.0                   # weight of the evaluation's own measure on the decoded crop: multi-resolution
+                                       # log-mel distance (dB), floored at -80 dB as in `features.log_mel_distance`
     onset_transcriber: str = "presets/models/transcriber.safetensors"
     decode: str = "sample"             # what the audio terms decode: "sample" (z = mu_hat + sigma_hat * eps, as
                                        # in the research) or "mean" (mu_hat, as in use; always so for "decoder")
@@ -229,7 +231,7 @@ class Stage2Recipe:
             raise RedrumError(f"train_only = {cfg.train_only!r}: use \"pointer\", \"decoder\" or leave it empty")
         if cfg.decode not in ("sample", "mean"):
             raise RedrumError(f"decode = {cfg.decode!r}: use \"sample\" or \"mean\"")
-        if cfg.train_only == "decoder" and not (cfg.reconstruction or cfg.transients or cfg.onsets):
+        if cfg.train_only == "decoder" and not (cfg.reconstruction or cfg.transients or cfg.onsets or cfg.mel):
             raise RedrumError('train_only = "decoder" learns from the decoded audio: give reconstruction a weight')
         if cfg.init:
             self.init = model_lib.load(Path(cfg.init))
@@ -334,7 +336,7 @@ class Stage2Recipe:
             terms["pointer"], terms["pointer_match"] = pointer_loss(out["pointer"], b["mu_s"], b["mu_st"],
                                                                     cfg.pointer_temperature)
         y_hat = x = None
-        if cfg.reconstruction or cfg.transients or cfg.onsets or cfg.adversarial_after < cfg.steps:
+        if cfg.reconstruction or cfg.transients or cfg.onsets or cfg.mel or cfg.adversarial_after < cfg.steps:
             n = min(len(pairs), cfg.audio_items)
             crop = [int(rng.integers(0, cfg.frames - cfg.audio_frames + 1)) for _ in range(n)]
             mean = cfg.decode == "mean" or cfg.train_only == "decoder"   # the decoder adapts to what it gets in use
@@ -348,6 +350,8 @@ class Stage2Recipe:
                 terms["transients"] = features.transient_distance(x, y_hat, self.model.sr)
             if cfg.onsets:
                 terms["onsets"] = self.onset_loss(x, y_hat)
+            if cfg.mel:
+                terms["mel"] = features.log_mel_distance(x.reshape(n, -1), y_hat.reshape(n, -1), self.model.sr).mean()
         return terms, {"y_hat": y_hat, "x": x, "mu_hat": mu_hat, "b": b}
 
     def step(self, step: int) -> dict:
@@ -360,7 +364,7 @@ class Stage2Recipe:
         terms, parts = self.losses(self.train_grid, pairs, self._offsets(len(pairs)), self.rng, train=True)
         beta = cfg.beta * min(1.0, step / max(1, cfg.warmup))
         weights = {"latent": cfg.latent, "reconstruction": cfg.reconstruction, "transients": cfg.transients,
-                   "onsets": cfg.onsets, "cycle": cfg.cycle, "entropy": cfg.entropy, "kl": beta,
+                   "onsets": cfg.onsets, "mel": cfg.mel, "cycle": cfg.cycle, "entropy": cfg.entropy, "kl": beta,
                    "pointer": cfg.pointer, "spread": cfg.spread}
         loss = sum(w * terms[k] for k, w in weights.items() if w and k in terms)
         out = {k: v.item() for k, v in terms.items()}
@@ -458,7 +462,7 @@ def model_card(model: model_lib.Redrum, m: dict) -> str:
     decoded = (" (the audio terms decoding mu_hat, as in use)"     # a decoder run always does: said above
                if cfg.get("decode") == "mean" and cfg.get("train_only") != "decoder" else "")
     heard = "".join(f", {k} {cfg[k]}" + (f" (by `{cfg['onset_transcriber']}`)" if k == "onsets" else "")
-                    for k in ("transients", "onsets") if cfg.get(k))
+                    for k in ("transients", "onsets", "mel") if cfg.get(k))
     return f"""# Redrum model (`stage2.safetensors`): rhythm transformer + its stage-1 autoencoder
 
 Stage 2 of the learned redrum: {c.layers} layers x {c.heads} heads, d_model {c.d_model}, conditioning by
