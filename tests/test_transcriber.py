@@ -257,7 +257,8 @@ def test_eval_tempo_cli(capsys):
     from redrum_kit.cli import main
     assert main(["eval", "tempo", "--kits", "VariBreaks", "--grooves", "1"]) == 0
     out = capsys.readouterr().out
-    assert "7 generated 4-bar grooves" in out and "| all | 7 |" in out
+    assert "7 generated 4-bar grooves and 7 renderings of Hydrogen's demo songs" in out
+    assert "| all | 7 |" in out and "| demo songs | 7 |" in out
     for bad in (["--grooves", "0"], ["--kits", "NoSuchKit"], ["--kits", ","]):
         assert main(["eval", "tempo", *bad]) == 1
         err = capsys.readouterr().err.strip()

@@ -1,9 +1,10 @@
 """How well `redrum transcribe` finds a groove's tempo (the MIDI file's), on kits never heard in training.
 
 Each of the generator's styles plays `grooves` 4-bar parts (tempo, swing and
-fills drawn as the style draws them) on each held-out Hydrogen kit; the
-transcriber hears the rendering and `transcription.estimate_tempo` names the
-tempo. Scored as in tempo-estimation research: accuracy 1, the share within
+fills drawn as the style draws them) on each held-out Hydrogen kit, and so
+does each of Hydrogen's demo songs (patterns people wrote; their first
+minute); the transcriber hears the rendering and
+`transcription.estimate_tempo` names the tempo. Scored as in tempo-estimation research: accuracy 1, the share within
 4% of the true tempo; accuracy 2, within 4% of it or of its half, double,
 third or triple (the metrical level missed, the pulse found).
 """
@@ -17,6 +18,8 @@ from redrum_kit.errors import RedrumError
 
 OCTAVES = (1.0, 2.0, 0.5, 3.0, 1.0 / 3.0)
 TOLERANCE = 0.04
+DEMO_SONGS = "demo songs"
+SONG_SECONDS = 60.0
 
 
 def evaluate(kits: tuple[str, ...] = workspace.HELD_OUT_KITS, grooves: int = 2, seed: int = 0,
@@ -28,19 +31,23 @@ def evaluate(kits: tuple[str, ...] = workspace.HELD_OUT_KITS, grooves: int = 2, 
     missing = [k for k in kits if not (workspace.HYDROGEN_DRUMKITS / k).is_dir()]
     if missing:
         raise RedrumError(f"Hydrogen kits not installed: {', '.join(missing)} (`make data` installs them)")
+    from redrum_kit.rhythm.h2song import read_song
     source = load_model(method)
     rng = np.random.default_rng(seed)
+    songs = sorted(workspace.HYDROGEN_SONGS.glob("*.h2song"))
     rows = []
     for name in kits:
         kit = from_hydrogen(workspace.HYDROGEN_DRUMKITS / name, 22050)
-        for style in STYLES:
-            for _ in range(grooves):
-                part = generate(style, bars=4, seed=int(rng.integers(1 << 30)))
-                y, _ = render(part, kit.kit, kit.samples, 22050)
-                found = transcribe_signal(y, 22050, name, source=source).tempo
-                rows.append({"kit": name, "style": style, "tempo": part.tempo, "estimate": found})
-    return {"grooves": len(rows), "overall": _scores(rows),
-            "styles": {s: _scores([r for r in rows if r["style"] == s]) for s in STYLES}, "rows": rows}
+        parts = [(style, generate(style, bars=4, seed=int(rng.integers(1 << 30))))
+                 for style in STYLES for _ in range(grooves)]
+        for style, part in parts + [(DEMO_SONGS, read_song(song)) for song in songs]:
+            y, _ = render(part, kit.kit, kit.samples, 22050)
+            found = transcribe_signal(y[:int(SONG_SECONDS * 22050)], 22050, name, source=source).tempo
+            rows.append({"kit": name, "style": style, "tempo": part.tempo, "estimate": found})
+    generated = [r for r in rows if r["style"] != DEMO_SONGS]
+    groups = [*STYLES, DEMO_SONGS] if songs else list(STYLES)
+    return {"grooves": len(generated), "songs": len(rows) - len(generated), "overall": _scores(generated),
+            "styles": {s: _scores([r for r in rows if r["style"] == s]) for s in groups}, "rows": rows}
 
 
 def _scores(rows: list[dict]) -> dict:
@@ -54,8 +61,10 @@ def _scores(rows: list[dict]) -> dict:
 
 
 def table(result: dict) -> str:
-    lines = [f"{result['grooves']} generated 4-bar grooves on kits never heard in training; tempo of the MIDI file "
-             f"against the groove's (accuracy 1: within {TOLERANCE:.0%}; accuracy 2: or its half, double, third, triple)",
+    lines = [f"{result['grooves']} generated 4-bar grooves and {result['songs']} renderings of Hydrogen's demo songs "
+             f"(their first minute) on kits never heard in training; tempo of the MIDI file against the part's "
+             f"(accuracy 1: within {TOLERANCE:.0%}; accuracy 2: or its half, double, third, triple; 'all': the "
+             f"generated grooves)",
              "| style | grooves | accuracy 1 | accuracy 2 | median error (bpm), when right | the wrong ones, estimate / truth |",
              "|---|---|---|---|---|---|"]
     for name, s in [*result["styles"].items(), ("all", result["overall"])]:
