@@ -6,7 +6,8 @@ local selected, tracks, inserted, deferred, console = {}, {}, {}, {}, {}
 local cursor, current = 0.0, nil
 for i = 2, #arg do
   local path, pos = arg[i]:match("^(.*)@([%d.]+)$")
-  selected[#selected + 1] = {path = path, position = tonumber(pos), length = 2.0}
+  selected[#selected + 1] = {path = path, position = tonumber(pos), length = 2.0,
+                            offset = tonumber(os.getenv("REDRUM_TEST_OFFSET") or "0")}
 end
 
 local function file_exists(p) local f = io.open(p, "rb"); if f then f:close() end; return f ~= nil end
@@ -20,6 +21,9 @@ reaper = {
   GetMediaItemTake_Source = function(take) return take end,
   GetMediaSourceFileName = function(src, buf) return src.path end,
   GetMediaItemInfo_Value = function(item, key) return key == "D_POSITION" and item.position or item.length end,
+  SetMediaItemInfo_Value = function(item, key, value) if key == "D_LENGTH" then item.length = value end; return true end,
+  GetMediaItemTakeInfo_Value = function(take, key) return take.offset or 0 end,
+  SetMediaItemTakeInfo_Value = function(take, key, value) take.offset = value; return true end,
   CountTracks = function() return #tracks end,
   InsertTrackAtIndex = function(i) table.insert(tracks, i + 1, {items = {}}) end,
   GetTrack = function(_, i) return tracks[i + 1] end,
@@ -50,7 +54,10 @@ end
 
 local function q(s) return '"' .. tostring(s):gsub('[%c"\\]', function(c) return string.format("\\u%04x", c:byte()) end) .. '"' end
 local parts = {}
-for _, it in ipairs(inserted) do parts[#parts + 1] = string.format('{"path": %s, "position": %s}', q(it.path), it.position) end
+for _, it in ipairs(inserted) do
+  parts[#parts + 1] = string.format('{"path": %s, "position": %s, "offset": %s, "length": %s}', q(it.path), it.position,
+                                    it.offset or 0, it.length)
+end
 local lines = {}
 for _, l in ipairs(console) do lines[#lines + 1] = q(l) end
 local names = {}

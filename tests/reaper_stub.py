@@ -42,6 +42,20 @@ def RPR_GetMediaItemInfo_Value(item, key):
     return {"D_POSITION": item["position"], "D_LENGTH": item["length"]}[key]
 
 
+def RPR_SetMediaItemInfo_Value(item, key, value):
+    item[{"D_POSITION": "position", "D_LENGTH": "length"}[key]] = value
+    return True
+
+
+def RPR_GetMediaItemTakeInfo_Value(take, key):
+    return {"D_STARTOFFS": take.get("offset", 0.0)}[key]
+
+
+def RPR_SetMediaItemTakeInfo_Value(take, key, value):
+    take[{"D_STARTOFFS": "offset"}[key]] = value
+    return True
+
+
 def RPR_CountTracks(project):
     return len(STATE["tracks"])
 

@@ -74,9 +74,10 @@ def test_reaper_layer_inserts_the_servers_file_on_a_new_track(reaper, tmp_path, 
 
 def test_reaper_transform_and_interpolate(reaper, tmp_path):
     a, b = groove(tmp_path / "a.wav", seed=2), groove(tmp_path / "b.wav", seed=7)
-    state = run_action(reaper, "redrum", [item(a), item(b, 8.0)])
+    state = run_action(reaper, "redrum", [item(a), dict(item(b, 8.0), offset=0.25, length=1.5)])
     assert len(state["inserted"]) == 1 and Path(state["inserted"][0]["path"]).is_file(), state["console"]
-    assert state["inserted"][0]["position"] == 8.0              # under the target item
+    assert state["inserted"][0]["position"] == 8.0              # under the target item, trimmed as it is
+    assert (state["inserted"][0]["offset"], state["inserted"][0]["length"]) == (0.25, 1.5)
     state = run_action(reaper, "interpolate", [item(a), item(b)])
     positions = [i["position"] for i in state["inserted"]]
     assert len(positions) == 8 and positions == sorted(positions) and positions[1] > 1.9   # one after another
@@ -89,12 +90,14 @@ def midi_tempo(path):
 
 def test_reaper_transcribe_inserts_midi_at_the_projects_tempo(reaper, tmp_path, home):
     loop = groove(tmp_path / "loop.wav", seed=2)
-    state = run_action(reaper, "transcribe", [item(loop, 6.0)], bpm=93.5)
+    trimmed = dict(item(loop, 6.0), offset=0.5, length=1.2)          # the item plays 0.5-1.7 s of its file
+    state = run_action(reaper, "transcribe", [trimmed], bpm=93.5)
     assert len(state["inserted"]) == 1, state["console"]
     midi = Path(state["inserted"][0]["path"])
     assert midi.suffix == ".mid" and midi.parent == home / "renders"
     assert state["inserted"][0]["position"] == 6.0 and state["tracks"][-1]["P_NAME"] == "Redrum MIDI"
     assert midi_tempo(midi) == pytest.approx(93.5, abs=0.01)      # the notes sit on the project's grid
+    assert (state["inserted"][0]["offset"], state["inserted"][0]["length"]) == (0.5, 1.2)   # and under their hits
 
 
 @pytest.mark.parametrize("selected,needle", [
@@ -163,10 +166,11 @@ def lua_has_socket() -> bool:
     return LUA is not None and subprocess.run([LUA, "-e", "require('socket')"], capture_output=True).returncode == 0
 
 
-def run_lua_action(server, name, items, env_port=None, timeout="120", bpm=120.0):
+def run_lua_action(server, name, items, env_port=None, timeout="120", bpm=120.0, offset=0.0):
+    """`offset`: each selected item plays its file from there (a trimmed item)."""
     script = next((DAW / "reaper-lua").glob(f"Redrum - {name}*.lua"))
     env = dict(os.environ, REDRUM_OSC_PORT=str(env_port or server.address[1]), REDRUM_TIMEOUT=timeout,
-               REDRUM_TEST_BPM=str(bpm))
+               REDRUM_TEST_BPM=str(bpm), REDRUM_TEST_OFFSET=str(offset))
     proc = subprocess.run([LUA, str(Path(__file__).parent / "reaper_stub.lua"), str(script),
                            *[f"{p}@{pos}" for p, pos in items]], capture_output=True, text=True, timeout=180, env=env)
     assert proc.returncode == 0, proc.stderr
@@ -187,8 +191,9 @@ def test_reaper_lua_scripts_insert_the_servers_files(server, tmp_path, home):
     assert len(positions) == 8 and positions == sorted(positions), state["console"]
     state = run_lua_action(server, "redrum", [(a, 0.0), (b, 8.0)])
     assert len(state["inserted"]) == 1 and state["inserted"][0]["position"] == 8.0
-    state = run_lua_action(server, "transcribe", [(a, 2.0)], bpm=101.0)
+    state = run_lua_action(server, "transcribe", [(a, 2.0)], bpm=101.0, offset=0.5)
     assert len(state["inserted"]) == 1 and state["inserted"][0]["position"] == 2.0, state["console"]
+    assert state["inserted"][0]["offset"] == 0.5
     assert state["tracks"][-1] == "Redrum MIDI" and midi_tempo(state["inserted"][0]["path"]) == pytest.approx(101.0)
 
 

@@ -144,12 +144,16 @@ function M.selected_items(n)
       M.message(string.format("selected item %d is not an audio file (MIDI or a generated item?)", i + 1))
       return nil
     end
-    out[#out + 1] = {item = item, path = path, position = reaper.GetMediaItemInfo_Value(item, "D_POSITION")}
+    out[#out + 1] = {item = item, path = path, position = reaper.GetMediaItemInfo_Value(item, "D_POSITION"),
+                     trim = {reaper.GetMediaItemTakeInfo_Value(take, "D_STARTOFFS"),    -- the part of the file
+                             reaper.GetMediaItemInfo_Value(item, "D_LENGTH")}}           -- the item plays
   end
   return out
 end
 
-function M.insert_on_new_track(paths, position, name)
+-- `trim` {offset, length}: show the same part of the result as a trimmed item shows of its file,
+-- for a result that keeps that file's timing (a redrummed target, a transcription).
+function M.insert_on_new_track(paths, position, name, trim)
   local index = reaper.CountTracks(0)
   reaper.InsertTrackAtIndex(index, true)
   local track = reaper.GetTrack(0, index)
@@ -159,6 +163,10 @@ function M.insert_on_new_track(paths, position, name)
     reaper.SetEditCurPos(position, false, false)
     reaper.InsertMedia(path, 0)
     local item = reaper.GetSelectedMediaItem(0, 0)
+    if item and trim then
+      reaper.SetMediaItemTakeInfo_Value(reaper.GetActiveTake(item), "D_STARTOFFS", trim[1])
+      reaper.SetMediaItemInfo_Value(item, "D_LENGTH", trim[2])
+    end
     if item then position = position + reaper.GetMediaItemInfo_Value(item, "D_LENGTH") end
   end
   reaper.UpdateArrange()
@@ -210,7 +218,7 @@ function M.transform()
   local items = M.selected_items(2)
   if not items then return end
   M.send("/redrum/transform", {items[1].path, items[2].path}, function(result)
-    M.insert_on_new_track({result.path}, items[2].position, "Redrum")
+    M.insert_on_new_track({result.path}, items[2].position, "Redrum", items[2].trim)
   end)
 end
 
@@ -235,7 +243,7 @@ function M.transcribe()
   if not items then return end
   local tempo = reaper.TimeMap_GetDividedBpmAtTime(items[1].position)     -- the project's, so notes sit on its grid
   M.send("/redrum/transcribe", {items[1].path, "", tempo + 0.0}, function(result)
-    M.insert_on_new_track({result.path}, items[1].position, "Redrum MIDI")
+    M.insert_on_new_track({result.path}, items[1].position, "Redrum MIDI", items[1].trim)
   end)
 end
 

@@ -46,8 +46,16 @@ def selected_items(n):
     return out
 
 
-def insert_on_new_track(paths, position, name):
-    """Each file on one new track named `name`, one after another from `position`."""
+def trim_of(item):
+    """(start offset in its file, length) of an item, in seconds: the part of the file it plays."""
+    return (RPR_GetMediaItemTakeInfo_Value(RPR_GetActiveTake(item), "D_STARTOFFS"),
+            RPR_GetMediaItemInfo_Value(item, "D_LENGTH"))
+
+
+def insert_on_new_track(paths, position, name, trim=None):
+    """Each file on one new track named `name`, one after another from `position`. `trim` (offset,
+    length): show the same part of the result as a trimmed item shows of its file, for a result
+    that keeps that file's timing (a redrummed target, a transcription)."""
     index = RPR_CountTracks(0)
     RPR_InsertTrackAtIndex(index, True)
     track = RPR_GetTrack(0, index)
@@ -57,6 +65,9 @@ def insert_on_new_track(paths, position, name):
         RPR_SetEditCurPos(position, False, False)
         RPR_InsertMedia(path, 0)      # 0: onto the selected track at the edit cursor
         item = RPR_GetSelectedMediaItem(0, 0)
+        if item and trim:
+            RPR_SetMediaItemTakeInfo_Value(RPR_GetActiveTake(item), "D_STARTOFFS", trim[0])
+            RPR_SetMediaItemInfo_Value(item, "D_LENGTH", trim[1])
         if item:
             position += RPR_GetMediaItemInfo_Value(item, "D_LENGTH")
     RPR_UpdateArrange()
@@ -120,9 +131,9 @@ def transform():
     """The first selected item's drum sounds on the rhythm of the second, on a new track."""
     items = selected_items(2)
     if items:
-        (_, source, _), (_, target, position) = items
+        (_, source, _), (target_item, target, position) = items
         send("/redrum/transform", [source, target],
-             lambda r: insert_on_new_track([r["path"]], position, "Redrum"))
+             lambda r: insert_on_new_track([r["path"]], position, "Redrum", trim_of(target_item)))
 
 
 def layer():
@@ -148,6 +159,6 @@ def transcribe():
     there so that its notes sit on the grid."""
     items = selected_items(1)
     if items:
-        _, path, position = items[0]
+        item, path, position = items[0]
         send("/redrum/transcribe", [path, "", float(RPR_TimeMap_GetDividedBpmAtTime(position))],
-             lambda r: insert_on_new_track([r["path"]], position, "Redrum MIDI"))
+             lambda r: insert_on_new_track([r["path"]], position, "Redrum MIDI", trim_of(item)))
