@@ -123,9 +123,7 @@ def estimate_tempo(activations: np.ndarray, frame_rate: float) -> float | None:
         i = a + int(np.argmax(acf[a:b + 1]))
         if i in (a, b):                         # the window's edge: no peak here
             continue
-        curve = acf[i - 1] - 2 * acf[i] + acf[i + 1]
-        shift = 0.5 * (acf[i - 1] - acf[i + 1]) / curve if curve < 0 else 0.0
-        periods.append((i + shift) / k)
+        periods.append((i + crnn.parabolic_offset(acf[i - 1], acf[i], acf[i + 1])) / k)
         weights.append(max(acf[i], 0.0) * k)
     return float(60.0 * frame_rate / np.average(periods, weights=weights))
 

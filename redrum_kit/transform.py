@@ -268,13 +268,15 @@ class Redrummer:
         mu_s, p_s, start = self.source_memory(s, self.condition(s, a_s))
         p_t = self.condition(t, a_t)
         decoded, attention, windows = self.render(mu_s, p_s, p_t, len(t), progress=progress)
+        shared = dict(sr=sr, source_start=start * self.comp / msr, source_seconds=WINDOW_FRAMES * self.comp / msr,
+                      windows=windows, target_probs=self.condition.pooled(p_t), attention=attention,
+                      frame_rate=msr / self.comp)
         results = {}
         for how in decays:
             y = shape_decays(decoded, s, t, msr, on_s, on_t) if how == "source" else decoded
             out = audio.resample(y, msr, sr)
             out = np.clip(np.pad(out, (0, max(0, len(t_y) - len(out))))[:len(t_y)], -1, 1).astype(np.float32)
-            results[how] = TransformResult(out, sr, start * self.comp / msr, WINDOW_FRAMES * self.comp / msr,
-                                           windows, self.condition.pooled(p_t), attention, msr / self.comp, how)
+            results[how] = TransformResult(out, decays=how, **shared)
         return results
 
     @torch.no_grad()

@@ -27,11 +27,11 @@ def evaluate(kits: tuple[str, ...] = workspace.HELD_OUT_KITS, grooves: int = 2, 
     from redrum_kit.datasets.kits import from_hydrogen
     from redrum_kit.render import render
     from redrum_kit.rhythm.generator import STYLES, generate
+    from redrum_kit.rhythm.h2song import read_song
     from redrum_kit.transcription import load_model, transcribe_signal
     missing = [k for k in kits if not (workspace.HYDROGEN_DRUMKITS / k).is_dir()]
     if missing:
         raise RedrumError(f"Hydrogen kits not installed: {', '.join(missing)} (`make data` installs them)")
-    from redrum_kit.rhythm.h2song import read_song
     source = load_model(method)
     rng = np.random.default_rng(seed)
     songs = sorted(workspace.HYDROGEN_SONGS.glob("*.h2song"))

@@ -52,6 +52,11 @@ LABELS = {"ceiling": "stage-1 reconstruction of the true rendering",
           "model-undamped": "model, decays as decoded (no decay shaping)"}
 
 
+def _distance(y: np.ndarray, x: np.ndarray, sr: int) -> float:
+    """Multi-resolution log-mel distance (dB) between two mono signals at `sr`: the timbre measure."""
+    return float(features.log_mel_distance(torch.from_numpy(y)[None], torch.from_numpy(x)[None], sr)[0])
+
+
 def layered_share(ref: dict[str, np.ndarray], window: float = 0.03) -> float:
     """The share of onsets within `window` s of an onset of another class."""
     onsets = [(t, c) for c, times in ref.items() for t in times]
@@ -120,14 +125,13 @@ def evaluate(redrummer, data_dir: Path, pairs: int = 20, seed: int = 0, progress
                "replace": lambda: replace_signal(t["audio"], sr, s["audio"], transcriber=transcriber).y,
                "ceiling": lambda: reconstruct_signal(true["audio"], sr, redrummer.model.autoencoder)}
         outputs = {m: run[m]() for m in methods}
-        x_true = torch.from_numpy(true["audio"])[None]
-        d_target = float(features.log_mel_distance(torch.from_numpy(t["audio"])[None], x_true, sr)[0])
+        d_target = _distance(t["audio"], true["audio"], sr)
         row = {"source_kit": s["kit"], "target_kit": t["kit"], "group": kit_group(s["kit"]),
                "layered": layered_share(ref) >= LAYERED_SHARE,
                "complete": classes_played(ref) <= classes_played(reference_onsets(s, list(TRANSCRIPTION_CLASSES))),
                "true": rhythm_counts(true["audio"], ref, transcriber)}
         for m, y in outputs.items():
-            d = float(features.log_mel_distance(torch.from_numpy(y)[None], x_true, sr)[0])
+            d = _distance(y, true["audio"], sr)
             row[m] = {"counts": rhythm_counts(y, ref, transcriber), "timbre_ratio": d / max(d_target, 1e-3)}
         rows.append(row)
     groups = {"real": [r for r in rows if r["group"] == "real"], "synth": [r for r in rows if r["group"] == "synth"],
@@ -198,9 +202,6 @@ def interpolation_curves(redrummer, data_dir: Path, pairs: int = 10, steps: int 
     chosen = draw_pairs(ds, max(1, pairs // 2), seed)
     out = {}
 
-    def distance(y, x):
-        return float(features.log_mel_distance(torch.from_numpy(y)[None], torch.from_numpy(x)[None], sr)[0])
-
     for space in INTERPOLATION_SPACES:
         to_a = np.zeros((steps, len(TRANSCRIPTION_CLASSES), 3))
         to_b = np.zeros_like(to_a)
@@ -212,7 +213,7 @@ def interpolation_curves(redrummer, data_dir: Path, pairs: int = 10, steps: int 
             for k, y in enumerate(ys):
                 for ref, acc in ((ref_a, to_a), (ref_b, to_b)):
                     acc[k] += np.stack(list(rhythm_counts(y, ref, transcriber).values()))
-                dist[k] += [distance(y, a["audio"]), distance(y, b["audio"])]
+                dist[k] += [_distance(y, a["audio"], sr), _distance(y, b["audio"], sr)]
         def curve(acc):
             return [f_measures(dict(zip(TRANSCRIPTION_CLASSES, acc[k])))["mean_f"] for k in range(steps)]
         fa, fb = curve(to_a), curve(to_b)

@@ -141,6 +141,13 @@ class Onset:
     confidence: float  # peak probability
 
 
+def parabolic_offset(left: float, centre: float, right: float) -> float:
+    """Where between samples a peak lies (-0.5 to 0.5 from the centre sample), by the parabola through
+    three samples; 0 where they do not curve down."""
+    curve = left - 2 * centre + right
+    return 0.5 * (left - right) / curve if curve < 0 else 0.0
+
+
 def peak_pick(probs: np.ndarray, frame_rate: float, classes: list[str], threshold=0.5,
               min_gap: float = 0.03) -> list[tuple[float, str, float]]:
     """Local maxima above the threshold, at least `min_gap` seconds apart per class.
@@ -159,11 +166,7 @@ def peak_pick(probs: np.ndarray, frame_rate: float, classes: list[str], threshol
         for i in np.flatnonzero((p >= thresholds[k]) & (p >= left) & (p > right)):
             if i - last < gap:
                 continue
-            # refine the time between frames with a parabola through the peak
-            shift = 0.0
-            if 0 < i < len(p) - 1:
-                denom = left[i] - 2 * p[i] + right[i]
-                shift = 0.5 * (left[i] - right[i]) / denom if denom < 0 else 0.0
+            shift = parabolic_offset(left[i], p[i], right[i]) if 0 < i < len(p) - 1 else 0.0
             found.append((float((i + shift) / frame_rate), cls, float(p[i])))
             last = i
     return sorted(found)
