@@ -114,6 +114,30 @@ def test_grid_blocks_give_each_block_its_own_rhythms(tmp_path):
               tmp_path / "bad")
 
 
+def test_a_kit_level_grid_plays_every_rhythm_of_a_kit_instance_at_one_gain(tmp_path):
+    """grid_level = "kit": a pair's source and its true rendering (one kit instance, two rhythms) keep the level
+    relation of the kit played at one fader; per-clip levelling turned only the loud clips down."""
+    kw = dict(grid_rhythms=6, items={"train": 12, "val": 6, "test": 6}, augment={"mix_chain": 0.0, "gain_db": 12.0})
+    build(tiny(tmp_path, **kw), tmp_path / "clip")
+    build(tiny(tmp_path, grid_level="kit", **kw), tmp_path / "kit")
+    by_clip, by_kit = Dataset(tmp_path / "clip", "train"), Dataset(tmp_path / "kit", "train")
+    turned_down = 0
+    for k in range(2):
+        cells = range(k * 6, k * 6 + 6)
+        peaks = np.array([np.abs(by_clip[i]["audio"]).max() for i in cells])
+        ratio = np.array([np.sqrt(np.mean(by_kit[i]["audio"] ** 2) / np.mean(by_clip[i]["audio"] ** 2)) for i in cells])
+        assert max(np.abs(by_kit[i]["audio"]).max() for i in cells) == pytest.approx(0.99, abs=1e-3)
+        untouched = peaks < 0.98                        # clips that per-clip levelling left as rendered
+        assert untouched.any()
+        assert np.allclose(ratio[untouched], ratio[untouched][0], rtol=1e-3)    # one gain for the instance
+        assert (ratio >= ratio[untouched][0] * (1 - 1e-3)).all()
+        turned_down += int((ratio > ratio[untouched][0] * 1.05).sum())
+        assert [by_kit[i]["events"] for i in cells] == [by_clip[i]["events"] for i in cells]
+    assert turned_down                                  # the per-clip grid had turned some clips down alone
+    with pytest.raises(RedrumError, match="grid_level"):
+        build(tiny(tmp_path, grid_level="track", **kw), tmp_path / "bad")
+
+
 def test_items_hold_audio_targets_and_kit(tmp_path):
     cfg = tiny(tmp_path)
     build(cfg, tmp_path / "d")
