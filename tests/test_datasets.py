@@ -115,11 +115,11 @@ def test_grid_blocks_give_each_block_its_own_rhythms(tmp_path):
 
 
 def test_a_kit_level_grid_plays_every_rhythm_of_a_kit_instance_at_one_gain(tmp_path):
-    """grid_level = "kit": a pair's source and its true rendering (one kit instance, two rhythms) keep the level
+    """level = "kit": a pair's source and its true rendering (one kit instance, two rhythms) keep the level
     relation of the kit played at one fader; per-clip levelling turned only the loud clips down."""
     kw = dict(grid_rhythms=6, items={"train": 12, "val": 6, "test": 6}, augment={"mix_chain": 0.0, "gain_db": 12.0})
     build(tiny(tmp_path, **kw), tmp_path / "clip")
-    build(tiny(tmp_path, grid_level="kit", **kw), tmp_path / "kit")
+    build(tiny(tmp_path, level="kit", **kw), tmp_path / "kit")
     by_clip, by_kit = Dataset(tmp_path / "clip", "train"), Dataset(tmp_path / "kit", "train")
     turned_down = 0
     for k in range(2):
@@ -134,8 +134,28 @@ def test_a_kit_level_grid_plays_every_rhythm_of_a_kit_instance_at_one_gain(tmp_p
         turned_down += int((ratio > ratio[untouched][0] * 1.05).sum())
         assert [by_kit[i]["events"] for i in cells] == [by_clip[i]["events"] for i in cells]
     assert turned_down                                  # the per-clip grid had turned some clips down alone
-    with pytest.raises(RedrumError, match="grid_level"):
-        build(tiny(tmp_path, grid_level="track", **kw), tmp_path / "bad")
+    with pytest.raises(RedrumError, match="level must"):
+        build(tiny(tmp_path, level="track", **kw), tmp_path / "bad")
+
+
+def test_kit_level_pairs_put_the_pseudo_target_at_the_sources_level(tmp_path):
+    """level = "kit" with pairs: x_s and x_{s->t} share one gain; per-clip levelling turned the louder alone."""
+    def rms(y):
+        return float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
+    kw = dict(pairs=True, items={"train": 16, "val": 2, "test": 2}, augment={"mix_chain": 0.0, "gain_db": 12.0})
+    build(tiny(tmp_path, **kw), tmp_path / "clip")
+    build(tiny(tmp_path, level="kit", **kw), tmp_path / "kit")
+    by_clip, by_kit = Dataset(tmp_path / "clip", "train"), Dataset(tmp_path / "kit", "train")
+    moved = 0
+    for a, b in zip(by_clip, by_kit):
+        assert np.array_equal(a["target"], b["target"]) and a["pseudo_events"] == b["pseudo_events"]
+        assert max(np.abs(b["source"]).max(), np.abs(b["pseudo"]).max()) <= 0.991
+        as_kit = rms(b["pseudo"]) / rms(b["source"])
+        if max(np.abs(a["source"]).max(), np.abs(a["pseudo"]).max()) < 0.98:      # neither was turned down
+            assert as_kit == pytest.approx(rms(a["pseudo"]) / rms(a["source"]), rel=1e-3)
+        else:
+            moved += abs(20 * np.log10(as_kit * rms(a["source"]) / rms(a["pseudo"]))) > 0.5
+    assert moved                             # per-clip levelling had moved x_{s->t} against x_s in some pairs
 
 
 def test_items_hold_audio_targets_and_kit(tmp_path):

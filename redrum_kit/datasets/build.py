@@ -22,8 +22,9 @@ oneshot augmentation and mix chain) playing rhythm `i % R`. Any two cells
 then make a stage-2 pair with its pseudo-target in the grid: source
 (kit a, rhythm 1), target (kit b, rhythm 2), x_{s->t} = (kit a, rhythm 2),
 so the trainer draws fresh pairings every step from one render per cell.
-With `grid_level = "kit"` every clip of a kit instance has one gain (the
-loudest peaking at 0.99), so x_{s->t} sits at the source's level; the
+With `level = "kit"` every clip of a grid's kit instance, and a pair's
+source and x_{s->t}, have one gain (the loudest peaking at 0.99), so
+x_{s->t} sits at the source's level; the
 default, "clip", turns each clip down alone when its peak passes 0.99, which
 put a pair's source and x_{s->t} 2.5 dB apart on average in the test grid of
 dataset-grid.toml (up to 19 dB).
@@ -81,10 +82,10 @@ class DatasetConfig:
     grid_rhythms: int = 0            # > 0: items are a kit-instance x rhythm grid (stage-2 pairs)
     grid_blocks: int = 1             # training kit instances in this many blocks, each playing rhythms of its
                                      # own (blocks x grid_rhythms rhythms; pairs come from within a block)
-    grid_level: str = "clip"         # "kit": every rhythm of a kit instance at one gain (one fader: the
-                                     # loudest clip of the instance peaks at 0.99), so a pair's source and its
-                                     # x_{s->t} sit at the same level; "clip": each clip turned down alone when
-                                     # its peak passes 0.99 (as every grid before session 24 was built)
+    level: str = "clip"              # "kit": every rhythm of a grid's kit instance, and a pair's source and
+                                     # x_{s->t}, at one gain (one fader: the loudest clip peaks at 0.99), so
+                                     # x_{s->t} sits at the source's level; "clip": each clip turned down alone
+                                     # when its peak passes 0.99 (as every dataset before session 24 was built)
     train_real_share: float = 0.0    # of training items played by recorded (Hydrogen, library) kits; 0: uniform
     hybrid_share: float = 0.0        # of those, played by a hybrid kit (each class from a random recorded kit)
     augment: dict = field(default_factory=dict)  # AugmentConfig overrides
@@ -217,7 +218,7 @@ class Builder:
         self.held_out_acfg = dataclasses.replace(self.acfg, decay=0.0, pad_eq_db=0.0, pad_tilt_db=0.0, bleed=0.0)
         self.splits = kit_splits(cfg)
         self._kits: dict[str, SampleKit] = {}
-        self._instance: tuple | None = None      # (split, kit instance) and its clips, for grid_level = "kit"
+        self._instance: tuple | None = None      # (split, kit instance) and its clips, for level = "kit"
         self.song_patterns = self._song_patterns()
 
     def _song_patterns(self) -> list[Pattern]:
@@ -325,7 +326,7 @@ class Builder:
             key = [cfg.seed, SPLITS.index(split), 2, r] + ([block] if block else [])   # block 0: as before blocks
             return self.rhythm(np.random.default_rng(key))
 
-        if cfg.grid_level == "kit":
+        if cfg.level == "kit":
             y, played = self._instance_clips(split, k, kit, chain, rhythm)[r]
         else:
             y, played = self._render(rhythm(r), kit, chain)
@@ -333,15 +334,20 @@ class Builder:
                 "kit_instance": k, "rhythm": r, "block": block}
 
     def _instance_clips(self, split: str, k: int, kit: SampleKit, chain, rhythm) -> list[tuple[np.ndarray, list]]:
-        """Every rhythm of kit instance `k` at one gain before its mix chain and one after it, the loudest clip
-        peaking at 0.99 at each point (`grid_level = "kit"`). The last instance is kept: a shard asks for its
-        rhythms one by one."""
+        """Every rhythm of kit instance `k`, rendered at one level (`_render_together`). The last instance is
+        kept: a shard asks for its rhythms one by one."""
         if self._instance and self._instance[0] == (split, k):
             return self._instance[1]
+        clips = self._render_together([rhythm(r) for r in range(self.cfg.grid_rhythms)], kit, chain)
+        self._instance = ((split, k), clips)
+        return clips
+
+    def _render_together(self, patterns: list[Pattern], kit: SampleKit, chain) -> list[tuple[np.ndarray, list]]:
+        """`patterns` played by one kit through one mix chain at one gain before the chain and one after it,
+        the loudest clip peaking at 0.99 at each point (`level = "kit"`), as one fader would."""
         n = int(self.cfg.clip_seconds * self.cfg.sr)
         raw = []
-        for r in range(self.cfg.grid_rhythms):
-            pattern = rhythm(r)
+        for pattern in patterns:
             if not pattern.events:
                 raw.append((np.zeros(n, np.float32), []))
                 continue
@@ -351,9 +357,7 @@ class Builder:
         mixed = [(chain((y * before)[None, :].astype(np.float32), self.cfg.sr)[0] if len(chain) else y * before, played)
                  for y, played in raw]
         after = 0.99 / max(0.99, max(float(np.max(np.abs(y))) for y, _ in mixed))
-        clips = [((y * after).astype(np.float32), played) for y, played in mixed]
-        self._instance = ((split, k), clips)
-        return clips
+        return [((y * after).astype(np.float32), played) for y, played in mixed]
 
     def item(self, split: str, index: int) -> dict:
         rng = np.random.default_rng([self.cfg.seed, SPLITS.index(split), index])
@@ -374,9 +378,12 @@ class Builder:
         target = self.augmented(target_id, split, rng)
         chain_t = aug.mix_chain(rng, self.acfg.mix_chain)
         r_s, r_t = self.rhythm(rng), self.rhythm(rng)
-        x_s, _ = self._render(r_s, source, chain_s)
         x_t, played_t = self._render(r_t, target, chain_t)
-        x_st, played_st = self._render(r_t, source, chain_s)  # the source's sounds, the target's timing
+        if self.cfg.level == "kit":              # the source's sounds on the target's timing, at the source's level
+            (x_s, _), (x_st, played_st) = self._render_together([r_s, r_t], source, chain_s)
+        else:
+            x_s, _ = self._render(r_s, source, chain_s)
+            x_st, played_st = self._render(r_t, source, chain_s)
         return {"source": x_s, "target": x_t, "pseudo": x_st, "targets": self.targets(played_t),
                 "kit": source_id, "target_kit": target_id, "events": played_t, "pseudo_events": played_st}
 
@@ -433,8 +440,8 @@ def build(cfg: DatasetConfig, out: Path, progress=None, workers: int = 1) -> dic
             raise RedrumError(f"items of {', '.join(uneven)} must be a multiple of grid_rhythms ({cfg.grid_rhythms})")
         if not 1 <= cfg.grid_blocks <= max(1, int(cfg.items.get("train", 0)) // cfg.grid_rhythms // 2):
             raise RedrumError("grid_blocks must be at least 1 and leave two kit instances in every block")
-    if cfg.grid_level not in ("clip", "kit"):
-        raise RedrumError(f"grid_level must be \"clip\" or \"kit\" (not {cfg.grid_level!r})")
+    if cfg.level not in ("clip", "kit"):
+        raise RedrumError(f"level must be \"clip\" or \"kit\" (not {cfg.level!r})")
     if not isinstance(cfg.dark_metals, (int, float)) or not 0 <= cfg.dark_metals <= 1:
         raise RedrumError(f"dark_metals must be a share from 0 to 1 (not {cfg.dark_metals!r})")
     bleed = cfg.augment.get("bleed", 0.0)
