@@ -3,7 +3,9 @@
 Pairs come from the test split of a grid dataset (kits never in training):
 source = kit a playing rhythm 1, target = kit b playing rhythm 2, and the
 true answer x_{s->t} = kit a playing rhythm 2 (rendered with the same
-oneshots and mix chain). For each method (`model`; `model-undamped`, the
+oneshots and mix chain; at the source's level only in a grid built with
+`level = "kit"`, such as dataset-grid-kit.toml: elsewhere each clip was
+levelled alone). For each method (`model`; `model-undamped`, the
 model without decay shaping; `replace`):
 
 - rhythm: onset F-measure (mir_eval, 50 ms) of the output's transcribed
