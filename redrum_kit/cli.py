@@ -416,8 +416,9 @@ def cmd_eval_transform(args) -> int:
         _print_json(result)
         return 0
     only = f", {' and '.join(sources)} source kits only" if set(sources) != set(SOURCES) else ""
+    level = "at the source's level" if result["levels"] == "kit" else "each clip levelled alone"
     print(f"test split of {args.data}: {result['pairs']} pairs (source kit a on rhythm 1, target kit b on rhythm 2; "
-          f"truth: kit a on rhythm 2{only})")
+          f"truth: kit a on rhythm 2, {level}{only})")
     print(table(result), end="")
     return 0
 

@@ -419,6 +419,9 @@ def test_cli_eval_transform_and_interpolate_print_both_methods_and_spaces(traine
     for method in ("model", "model-undamped", "replace", "ceiling"):   # ceiling: stage 1 rebuilding the truth
         assert 0.0 <= group[method]["rhythm_f"] <= 1.0 and group[method]["timbre_ratio"] >= 0.0
     assert result["per_source_kit"] == {}                  # no recorded kits in the tiny grid
+    assert result["levels"] == "clip"                      # the tiny grid levels each clip alone: said so
+    assert main(["eval", "transform", "--data", cfg.data_dir, "--pairs", "1", "--methods", "model"]) == 0
+    assert "each clip levelled alone" in capsys.readouterr().out
     assert main(["eval", "interpolate", "--data", cfg.data_dir, "--pairs", "2"]) == 0
     out = capsys.readouterr().out
     assert "latent" in out and "conditioning" in out and "dB to A" in out and "decays source" in out
