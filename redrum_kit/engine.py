@@ -376,9 +376,7 @@ class Engine:
             redrummer = self.redrummer()
             progress(0.2)
             result = transform.transform_files(src, target, redrummer, lambda f: progress(0.2 + 0.7 * f), decays)
-            data = dict(result.to_json(), message=(
-                f"sounds from the source's {result.source_start:.2f}-"
-                f"{result.source_start + result.source_seconds:.2f} s"))
+            data = dict(result.to_json(), message=result.describe())
             if plot:
                 s_y, _ = audio.load(src, sr=result.sr, max_seconds=transform.MAX_SECONDS)
                 t_y, _ = audio.load(target, sr=result.sr, max_seconds=transform.MAX_SECONDS)

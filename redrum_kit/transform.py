@@ -29,6 +29,7 @@ from redrum_kit.errors import AudioError, ModelError
 from redrum_kit.models import transcriber as crnn
 from redrum_kit.models import stage2 as stage2_lib
 from redrum_kit.models.stage1 import join_windows, window_starts
+from redrum_kit.rhythm.events import TRANSCRIPTION_CLASSES
 
 MAX_SECONDS = 600.0
 WINDOW_FRAMES = 128     # latent frames per window (2.97 s at 22,050 Hz), the training clips' length
@@ -182,11 +183,20 @@ class TransformResult:
     attention: np.ndarray = field(repr=False)           # (layers, heads, T_t, T_s) of the first window
     frame_rate: float = 0.0
     decays: str = "source"
+    guessed: tuple[str, ...] = ()       # classes the target plays and the source's window does not: the model's guess
 
     def to_json(self) -> dict:
         return {"method": "model", "sample_rate": self.sr, "source_window": [round(self.source_start, 3),
                 round(self.source_start + self.source_seconds, 3)], "windows": self.windows,
-                "decays": self.decays}
+                "decays": self.decays, "guessed": list(self.guessed)}
+
+    def describe(self) -> str:
+        """Where the sounds came from, and which drums the model had to guess, in a line."""
+        window = f"sounds from the source's {self.source_start:.2f}-{self.source_start + self.source_seconds:.2f} s"
+        if not self.guessed:
+            return window
+        return (f"{window}; no {' or '.join(self.guessed)} there, so the output's {' and '.join(self.guessed)} hits "
+                "are the model's guess")
 
 
 class Redrummer:
@@ -271,6 +281,8 @@ class Redrummer:
         shared = dict(sr=sr, source_start=start * self.comp / msr, source_seconds=WINDOW_FRAMES * self.comp / msr,
                       windows=windows, target_probs=self.condition.pooled(p_t), attention=attention,
                       frame_rate=msr / self.comp)
+        heard = {c for t, c in on_s if shared["source_start"] <= t < shared["source_start"] + shared["source_seconds"]}
+        shared["guessed"] = tuple(c for c in TRANSCRIPTION_CLASSES if c in {c for _, c in on_t} - heard)
         results = {}
         for how in decays:
             y = shape_decays(decoded, s, t, msr, on_s, on_t) if how == "source" else decoded
@@ -365,7 +377,6 @@ def plot(result: TransformResult, source: np.ndarray, target: np.ndarray, path: 
     import matplotlib.pyplot as plt
 
     from redrum_kit import files
-    from redrum_kit.rhythm.events import TRANSCRIPTION_CLASSES
     heads = result.attention[-1]                                     # last layer: (heads, T_t, T_s)
     fig = plt.figure(figsize=(11, 8))
     grid = fig.add_gridspec(5, max(1, len(heads)))

@@ -219,6 +219,7 @@ def test_transform_round_trip_model_and_replace(jobs):
     rid, status, body = c.call("/redrum/transform", "t1", str(source), str(target), str(out))
     assert status == "ok", body
     assert json.loads(body)["path"] == str(out) and out.is_file()
+    assert isinstance(json.loads(body)["guessed"], list)             # the drums the model made up, if any
     assert abs(sf.info(out).duration - 2.0) < 0.01                   # the target's length
     _, status, body = c.call("/redrum/transform", "t2", str(source), str(target), "", "replace")
     assert status == "ok" and Path(json.loads(body)["path"]).is_file()

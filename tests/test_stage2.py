@@ -313,6 +313,27 @@ def test_cli_transform_keeps_the_target_rate_and_length_and_never_overwrites(ins
     assert out.read_bytes() == before and "exists" in capsys.readouterr().err
 
 
+def test_cli_transform_says_which_drums_the_source_does_not_play(tmp_path, capsys):
+    """Drums the target plays and the source's sound window does not are the model's guess: the result says so
+    (the shipped model and its transcriber)."""
+    from redrum_kit import synth
+    from redrum_kit.bench import drum_audio
+    sr = 22050
+    kicks = np.zeros(4 * sr, np.float32)
+    kick = synth.oneshot("kick", 7)
+    for start in range(0, 4 * sr - len(kick[:sr // 2]), sr // 2):       # a kick every half second, nothing else
+        kicks[start:start + sr // 2] += kick[:sr // 2]
+    src, tgt = write(tmp_path / "kicks.wav", kicks, sr=sr), write(tmp_path / "groove.wav", drum_audio(4.0, sr), sr=sr)
+    js = tmp_path / "out.json"
+    assert main(["transform", str(src), str(tgt), "-o", str(tmp_path / "out.wav"), "--json", str(js)]) == 0
+    guessed = json.loads(js.read_text())["guessed"]
+    assert "kick" not in guessed and {"snare", "hat"} & set(guessed)
+    assert "model's guess" in capsys.readouterr().out
+    js2 = tmp_path / "same.json"                     # a source that plays what the target plays: nothing guessed
+    assert main(["transform", str(tgt), str(tgt), "-o", str(tmp_path / "same.wav"), "--json", str(js2)]) == 0
+    assert json.loads(js2.read_text())["guessed"] == [] and "guess" not in capsys.readouterr().out
+
+
 def silent(d):
     return write(d / "silent.wav", np.zeros(22050, np.float32))
 
