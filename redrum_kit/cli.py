@@ -370,6 +370,7 @@ def cmd_eval_transcriber(args) -> int:
             figures = [results[m]["groups"][group] for m in methods]
             row(f"{group} kits, mean F", (f"{g['mean_f']:.3f}" for g in figures))
             row("  its 95% interval (clips)", ("{:.3f}-{:.3f}".format(*g["mean_f_ci95"]) for g in figures))
+            row("  its 95% interval (kits)", ("{:.3f}-{:.3f}".format(*g["mean_f_ci95_kits"]) for g in figures))
     for kit in results["baseline"]["per_kit"]:
         row(f"  {kit}", (f"{results[m]['per_kit'][kit]:.3f}" for m in methods))
     return 0

@@ -458,6 +458,7 @@ def test_cli_eval_transform_and_interpolate_print_both_methods_and_spaces(traine
         row, whole = part["groups"]["synth"][method], group[method]
         assert row["timbre_ratio"] == whole["timbre_ratio"] and row["timbre_ci95"] == whole["timbre_ci95"]
         assert row["timbre_ci95"][0] <= row["timbre_ratio"] <= row["timbre_ci95"][1]
+        assert row["timbre_ci95_kits"] == whole["timbre_ci95_kits"]
     assert "model" not in part["groups"]["synth"] and "replace" not in part["groups"]["synth"]
     for bad in (["--methods", "model,magic"], ["--sources", "tape"], ["--methods", ","]):
         assert main(["eval", "transform", "--data", cfg.data_dir, "--pairs", "1", *bad]) != 0
@@ -573,8 +574,8 @@ def test_eval_transform_table_names_each_real_source_kit():
                              "hydrogen:VariBreaks": {"pairs": 1, "model": 0.834, "replace": 0.9, "ceiling": 0.4}}}
     text = table(ev)
     assert "| GMRockKit | 2 | 0.512 | 1.100 | 0.300 |" in text and "| VariBreaks | 1 | 0.834 |" in text
-    ev["groups"]["real"]["model"] = dict(figures, timbre_ci95=[0.61, 0.79])
-    assert "| model | 0.500 | 0.900 | 0.700 | 0.610-0.790 |" in table(ev)
+    ev["groups"]["real"]["model"] = dict(figures, timbre_ci95=[0.61, 0.79], timbre_ci95_kits=[0.52, 0.88])
+    assert "| model | 0.500 | 0.900 | 0.700 | 0.610-0.790 | 0.520-0.880 |" in table(ev)
 
 
 def test_bootstrap_interval_holds_the_mean_and_narrows_with_more_pairs():
@@ -583,3 +584,9 @@ def test_bootstrap_interval_holds_the_mean_and_narrows_with_more_pairs():
     lo, hi = bootstrap_interval(values)
     lo60, hi60 = bootstrap_interval(values[:60])
     assert lo < values.mean() < hi and hi - lo < 0.05 < hi60 - lo60
+    # five kits, 100 pairs each, whose own means differ: over kits the interval is far wider than over pairs
+    kits = np.repeat(np.arange(5), 100)
+    spread = values + np.array([-0.1, -0.05, 0.0, 0.05, 0.1])[kits]
+    lo_p, hi_p = bootstrap_interval(spread)
+    lo_k, hi_k = bootstrap_interval(spread, kits=kits)
+    assert lo_k < spread.mean() < hi_k and hi_k - lo_k > 2 * (hi_p - lo_p)

@@ -279,6 +279,7 @@ def test_eval_transcriber_cli(tmp_path, capsys):
         for group in results[method]["groups"].values():
             lo, hi = group["mean_f_ci95"]
             assert 0 <= lo <= hi <= 1
+            assert 0 <= group["mean_f_ci95_kits"][0] <= group["mean_f_ci95_kits"][1] <= 1
     # --checkpoint measures that model, not the shipped one
     from redrum_kit.models import transcriber
     from redrum_kit.transcription import checkpoint_path

@@ -23,6 +23,9 @@ come (its timbre ratio is the floor of the model's).
 Each timbre ratio comes with a 95% bootstrap interval of its mean over the pairs
 (`timbre_ci95`): one pair's ratio varies a lot (a standard deviation of about
 0.2), so 60 pairs know the mean to about +-0.05 and 500 to about +-0.02.
+A second interval resamples whole source kits (`timbre_ci95_kits`): how far
+the mean could move on other kits like these. Five real test kits whose
+ratios differ by 0.2 make it far wider than the first.
 
 Groups: by the source kit (real Hydrogen kits, synthesiser kits), the
 pairs whose target has layered hits (at least `LAYERED_SHARE` of its onsets
@@ -158,6 +161,8 @@ def evaluate(redrummer, data_dir: Path, pairs: int = 20, seed: int = 0, progress
             g[m] = {"rhythm_f": f["mean_f"], "rhythm_relative": round(f["mean_f"] / true_f, 4) if true_f else 0.0,
                     "timbre_ratio": timbre(members, m),
                     "timbre_ci95": bootstrap_interval([r[m]["timbre_ratio"] for r in members]),
+                    "timbre_ci95_kits": bootstrap_interval([r[m]["timbre_ratio"] for r in members],
+                                                           kits=[r["source_kit"] for r in members]),
                     "per_class_f": {c: v["f"] for c, v in f["per_class"].items()}}
         out["groups"][name] = g
     out["per_source_kit"] = {}                  # the timbre ratio of each method by real source kit
@@ -169,8 +174,8 @@ def evaluate(redrummer, data_dir: Path, pairs: int = 20, seed: int = 0, progress
 
 def table(ev: dict) -> str:
     """A Markdown table of `evaluate`'s figures."""
-    lines = ["| source kits | pairs | method | rhythm F | rhythm F / true rendering's | timbre ratio | its 95% interval |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| source kits | pairs | method | rhythm F | rhythm F / true rendering's | timbre ratio | its 95% interval "
+             "| over source kits |", "|---|---|---|---|---|---|---|---|"]
     labels = {"real": "unseen real (Hydrogen)", "synth": "unseen synthesiser", "layered": "layered-hit targets",
               "complete": "unseen real, source plays every class the target does"}
     for name, g in ev["groups"].items():
@@ -178,9 +183,10 @@ def table(ev: dict) -> str:
             if m not in g:              # figures from before the ceiling or the undamped row
                 continue
             r = g[m]
-            ci = "-".join(f"{x:.3f}" for x in r["timbre_ci95"]) if "timbre_ci95" in r else ""
+            ci, ci_kits = ("-".join(f"{x:.3f}" for x in r[key]) if key in r else ""
+                           for key in ("timbre_ci95", "timbre_ci95_kits"))
             lines.append(f"| {labels.get(name, name)} | {g['pairs']} | {LABELS.get(m, m)} | {r['rhythm_f']:.3f} | "
-                         f"{r['rhythm_relative']:.3f} | {r['timbre_ratio']:.3f} | {ci} |")
+                         f"{r['rhythm_relative']:.3f} | {r['timbre_ratio']:.3f} | {ci} | {ci_kits} |")
     if ev.get("per_source_kit"):
         kits = ev["per_source_kit"]
         methods = [m for m in METHODS if all(m in v for v in kits.values())]    # older figures lack some

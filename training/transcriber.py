@@ -125,12 +125,21 @@ def f_measures(counts: dict[str, np.ndarray]) -> dict:
 BOOTSTRAP = 2000
 
 
-def bootstrap_interval(items, statistic=np.mean, seed: int = 0) -> list[float]:
+def bootstrap_interval(items, statistic=np.mean, seed: int = 0, kits=None) -> list[float]:
     """95% bootstrap interval of `statistic` over `items` (an array whose first axis is the clips or
-    pairs, resampled with replacement)."""
+    pairs, resampled with replacement). With `kits` (each item's kit), whole kits are resampled
+    instead, each drawn kit bringing all its items: how far the figure could move on other kits like
+    these, which for five test kits is far wider than over their clips."""
     items = np.asarray(items, np.float64)
     rng = np.random.default_rng(seed)
-    stats = [statistic(items[rng.integers(0, len(items), len(items))]) for _ in range(BOOTSTRAP)]
+    if kits is None:
+        draws = (rng.integers(0, len(items), len(items)) for _ in range(BOOTSTRAP))
+    else:
+        kits = np.asarray(kits)
+        members = [np.flatnonzero(kits == k) for k in np.unique(kits)]
+        draws = (np.concatenate([members[j] for j in rng.integers(0, len(members), len(members))])
+                 for _ in range(BOOTSTRAP))
+    stats = [statistic(items[draw]) for draw in draws]
     return [round(float(x), 4) for x in np.percentile(stats, [2.5, 97.5])]
 
 
@@ -144,12 +153,14 @@ def evaluate(source, ds: Dataset, threshold: float | None = None, limit: int | N
     seeded by the clip's index, so every model hears the same lines).
     `kits`: only the clips of these kits (ids as in the manifest, `hydrogen:GMRockKit`), among the first
     `limit`; each clip keeps its bass line.
-    Each group's mean F comes with a 95% bootstrap interval over its clips (`mean_f_ci95`).
+    Each group's mean F comes with a 95% bootstrap interval over its clips (`mean_f_ci95`) and one over
+    its kits (`mean_f_ci95_kits`: other kits like these).
     """
     threshold = threshold if threshold is not None else getattr(source, "threshold", 0.5)
     classes = source.cfg.classes
     counts: dict[str, dict[str, np.ndarray]] = {}  # kit -> class -> (true positives, references, estimates)
     per_clip: dict[str, list[np.ndarray]] = {}     # group -> each clip's (classes, 3) counts
+    clip_kits: dict[str, list[str]] = {}           # group -> each clip's kit
     n = len(ds) if limit is None else min(limit, len(ds))
     clips = 0
     for i in range(n):
@@ -168,6 +179,7 @@ def evaluate(source, ds: Dataset, threshold: float | None = None, limit: int | N
         for c, row in zip(classes, clip):
             kit[c] += row
         per_clip.setdefault(kit_group(item["kit"]), []).append(clip)
+        clip_kits.setdefault(kit_group(item["kit"]), []).append(item["kit"])
 
     def total(kits) -> dict[str, np.ndarray]:
         return {c: sum((counts[k][c] for k in kits), np.zeros(3)) for c in classes}
@@ -177,7 +189,8 @@ def evaluate(source, ds: Dataset, threshold: float | None = None, limit: int | N
 
     groups = {g: [k for k in counts if kit_group(k) == g] for g in ("real", "synth")}
     return {**f_measures(total(counts)), "clips": clips,
-            "groups": {g: dict(f_measures(total(kits)), mean_f_ci95=bootstrap_interval(per_clip[g], mean_f))
+            "groups": {g: dict(f_measures(total(kits)), mean_f_ci95=bootstrap_interval(per_clip[g], mean_f),
+                               mean_f_ci95_kits=bootstrap_interval(per_clip[g], mean_f, kits=clip_kits[g]))
                        for g, kits in groups.items() if kits},
             "per_kit": {k: f_measures(counts[k])["mean_f"] for k in sorted(counts) if kit_group(k) == "real"},
             "per_kit_class": {k: {c: v["f"] for c, v in f_measures(counts[k])["per_class"].items() if v["n"]}
