@@ -83,6 +83,22 @@ def test_reaper_transform_and_interpolate(reaper, tmp_path):
     assert len(positions) == 8 and positions == sorted(positions) and positions[1] > 1.9   # one after another
 
 
+def kicks(path, sr=44100):
+    """Two seconds of kicks alone: a source with no snare or hat to redrum a groove with."""
+    import numpy as np
+    y, kick = np.zeros(2 * sr, np.float32), synth.oneshot("kick", 7, sr)[:sr // 2]
+    for start in range(0, 2 * sr - len(kick), sr // 2):
+        y[start:start + len(kick)] += kick
+    return write(path, y, sr=sr)
+
+
+def test_reaper_redrum_says_which_drums_the_model_made_up(reaper, tmp_path):
+    source, target = kicks(tmp_path / "kicks.wav"), groove(tmp_path / "b.wav", seed=7)
+    state = run_action(reaper, "redrum", [item(source), item(target, 8.0)])
+    assert len(state["inserted"]) == 1, state["console"]
+    assert any("the source plays no" in line and "model's guess" in line for line in state["console"])
+
+
 def midi_tempo(path):
     import mido
     return mido.tempo2bpm(next(m.tempo for m in mido.MidiFile(path) if m.type == "set_tempo"))
@@ -150,6 +166,18 @@ def test_bitwig_transcribe_inserts_midi_at_the_projects_tempo(server, tmp_path, 
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js for the Bitwig stub")
+def test_bitwig_redrum_says_which_drums_the_model_made_up(server, tmp_path, home):
+    files = [kicks(tmp_path / "kicks.wav"), groove(tmp_path / "b.wav", seed=7)]
+    proc = subprocess.run(["node", str(DAW / "bitwig" / "test" / "host_stub.js"),
+                           str(DAW / "bitwig" / "Redrum.control.js"), str(server.address[1]), "transform",
+                           *map(str, files)], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(result["inserted"]) == 1, result["notifications"]
+    assert any("the source plays no" in n and "model's guess" in n for n in result["notifications"])
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js for the Bitwig stub")
 def test_bitwig_script_shows_errors(server, tmp_path):
     proc = subprocess.run(["node", str(DAW / "bitwig" / "test" / "host_stub.js"),
                            str(DAW / "bitwig" / "Redrum.control.js"), str(server.address[1]), "layer",
@@ -191,6 +219,8 @@ def test_reaper_lua_scripts_insert_the_servers_files(server, tmp_path, home):
     assert len(positions) == 8 and positions == sorted(positions), state["console"]
     state = run_lua_action(server, "redrum", [(a, 0.0), (b, 8.0)])
     assert len(state["inserted"]) == 1 and state["inserted"][0]["position"] == 8.0
+    state = run_lua_action(server, "redrum", [(kicks(tmp_path / "kicks.wav"), 0.0), (b, 8.0)])
+    assert len(state["inserted"]) == 1 and any("model's guess" in l for l in state["console"]), state["console"]
     state = run_lua_action(server, "transcribe", [(a, 2.0)], bpm=101.0, offset=0.5)
     assert len(state["inserted"]) == 1 and state["inserted"][0]["position"] == 2.0, state["console"]
     assert state["inserted"][0]["offset"] == 0.5

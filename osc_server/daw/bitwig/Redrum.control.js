@@ -112,7 +112,12 @@ function transform() {
     var source = needFile(sourceSetting, "source"), target = needFile(targetSetting, "target");
     if (source && target) {
         setStatus("redrumming...");
-        send("/redrum/transform", [source, target], function (r) { insert([r.path]); });
+        send("/redrum/transform", [source, target], function (r) {
+            insert([r.path]);
+            if (r.guessed && r.guessed.length) {      // drums the source plays none of: made up by the model
+                setStatus("the source plays no " + r.guessed.join(" or ") + ": those hits are the model's guess");
+            }
+        });
     }
 }
 

@@ -219,6 +219,9 @@ function M.transform()
   if not items then return end
   M.send("/redrum/transform", {items[1].path, items[2].path}, function(result)
     M.insert_on_new_track({result.path}, items[2].position, "Redrum", items[2].trim)
+    if result.guessed and #result.guessed > 0 then     -- drums the source plays none of: made up by the model
+      M.message("the source plays no " .. table.concat(result.guessed, " or ") .. ": those hits are the model's guess")
+    end
   end)
 end
 

@@ -133,7 +133,14 @@ def transform():
     if items:
         (_, source, _), (target_item, target, position) = items
         send("/redrum/transform", [source, target],
-             lambda r: insert_on_new_track([r["path"]], position, "Redrum", trim_of(target_item)))
+             lambda r: redrummed(r, position, trim_of(target_item)))
+
+
+def redrummed(result, position, trim):
+    """The redrum on a new track, and which drums the model made up (the source plays none of them)."""
+    insert_on_new_track([result["path"]], position, "Redrum", trim)
+    if result.get("guessed"):
+        message("the source plays no %s: those hits are the model's guess" % " or ".join(result["guessed"]))
 
 
 def layer():
