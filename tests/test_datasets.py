@@ -138,6 +138,23 @@ def test_a_kit_level_grid_plays_every_rhythm_of_a_kit_instance_at_one_gain(tmp_p
         build(tiny(tmp_path, level="track", **kw), tmp_path / "bad")
 
 
+def test_a_level_spread_turns_each_kit_instance_down_as_a_whole(tmp_path):
+    """level_spread_db: sources at many levels, each instance's rhythms still at one level together."""
+    kw = dict(grid_rhythms=3, level="kit", items={"train": 12, "val": 3, "test": 3}, augment={"mix_chain": 0.5})
+    build(tiny(tmp_path, **kw), tmp_path / "kit")
+    build(tiny(tmp_path, level_spread_db=18.0, **kw), tmp_path / "spread")
+    at_one, spread = Dataset(tmp_path / "kit", "train"), Dataset(tmp_path / "spread", "train")
+    downs = []
+    for k in range(4):
+        gains = [np.abs(spread[i]["audio"]).max() / np.abs(at_one[i]["audio"]).max() for i in range(k * 3, k * 3 + 3)]
+        assert np.allclose(gains, gains[0], rtol=1e-2)        # one gain for the whole instance
+        downs.append(-20 * np.log10(gains[0]))
+    assert all(-0.1 <= d <= 18.1 for d in downs) and max(downs) - min(downs) > 2
+    with pytest.raises(RedrumError, match="level_spread_db"):
+        build(tiny(tmp_path, level_spread_db=6.0, grid_rhythms=3, items={"train": 12, "val": 3, "test": 3}),
+              tmp_path / "bad")
+
+
 def test_kit_level_pairs_put_the_pseudo_target_at_the_sources_level(tmp_path):
     """level = "kit" with pairs: x_s and x_{s->t} share one gain; per-clip levelling turned the louder alone."""
     def rms(y):

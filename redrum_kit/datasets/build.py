@@ -86,6 +86,8 @@ class DatasetConfig:
                                      # x_{s->t}, at one gain (one fader: the loudest clip peaks at 0.99), so
                                      # x_{s->t} sits at the source's level; "clip": each clip turned down alone
                                      # when its peak passes 0.99 (as every dataset before session 24 was built)
+    level_spread_db: float = 0.0     # with level = "kit": each kit instance (or pair) further turned down by a
+                                     # random 0..N dB, so that sources come at many levels and x_{s->t} with them
     train_real_share: float = 0.0    # of training items played by recorded (Hydrogen, library) kits; 0: uniform
     hybrid_share: float = 0.0        # of those, played by a hybrid kit (each class from a random recorded kit)
     augment: dict = field(default_factory=dict)  # AugmentConfig overrides
@@ -327,24 +329,28 @@ class Builder:
             return self.rhythm(np.random.default_rng(key))
 
         if cfg.level == "kit":
-            y, played = self._instance_clips(split, k, kit, chain, rhythm)[r]
+            down = float(kit_rng.uniform(0, cfg.level_spread_db)) if cfg.level_spread_db else 0.0
+            y, played = self._instance_clips(split, k, kit, chain, rhythm, down)[r]
         else:
             y, played = self._render(rhythm(r), kit, chain)
         return {"audio": y, "targets": self.targets(played), "kit": kit_id, "events": played,
                 "kit_instance": k, "rhythm": r, "block": block}
 
-    def _instance_clips(self, split: str, k: int, kit: SampleKit, chain, rhythm) -> list[tuple[np.ndarray, list]]:
+    def _instance_clips(self, split: str, k: int, kit: SampleKit, chain, rhythm,
+                        down_db: float = 0.0) -> list[tuple[np.ndarray, list]]:
         """Every rhythm of kit instance `k`, rendered at one level (`_render_together`). The last instance is
         kept: a shard asks for its rhythms one by one."""
         if self._instance and self._instance[0] == (split, k):
             return self._instance[1]
-        clips = self._render_together([rhythm(r) for r in range(self.cfg.grid_rhythms)], kit, chain)
+        clips = self._render_together([rhythm(r) for r in range(self.cfg.grid_rhythms)], kit, chain, down_db)
         self._instance = ((split, k), clips)
         return clips
 
-    def _render_together(self, patterns: list[Pattern], kit: SampleKit, chain) -> list[tuple[np.ndarray, list]]:
+    def _render_together(self, patterns: list[Pattern], kit: SampleKit, chain,
+                         down_db: float = 0.0) -> list[tuple[np.ndarray, list]]:
         """`patterns` played by one kit through one mix chain at one gain before the chain and one after it,
-        the loudest clip peaking at 0.99 at each point (`level = "kit"`), as one fader would."""
+        the loudest clip peaking at 0.99 at each point (`level = "kit"`), as one fader would; then all of
+        them turned down by `down_db`."""
         n = int(self.cfg.clip_seconds * self.cfg.sr)
         raw = []
         for pattern in patterns:
@@ -356,7 +362,7 @@ class Builder:
         before = 0.99 / max(0.99, max(float(np.max(np.abs(y))) for y, _ in raw))
         mixed = [(chain((y * before)[None, :].astype(np.float32), self.cfg.sr)[0] if len(chain) else y * before, played)
                  for y, played in raw]
-        after = 0.99 / max(0.99, max(float(np.max(np.abs(y))) for y, _ in mixed))
+        after = 0.99 / max(0.99, max(float(np.max(np.abs(y))) for y, _ in mixed)) * 10 ** (-down_db / 20)
         return [((y * after).astype(np.float32), played) for y, played in mixed]
 
     def item(self, split: str, index: int) -> dict:
@@ -380,7 +386,8 @@ class Builder:
         r_s, r_t = self.rhythm(rng), self.rhythm(rng)
         x_t, played_t = self._render(r_t, target, chain_t)
         if self.cfg.level == "kit":              # the source's sounds on the target's timing, at the source's level
-            (x_s, _), (x_st, played_st) = self._render_together([r_s, r_t], source, chain_s)
+            down = float(rng.uniform(0, self.cfg.level_spread_db)) if self.cfg.level_spread_db else 0.0
+            (x_s, _), (x_st, played_st) = self._render_together([r_s, r_t], source, chain_s, down)
         else:
             x_s, _ = self._render(r_s, source, chain_s)
             x_st, played_st = self._render(r_t, source, chain_s)
@@ -442,6 +449,9 @@ def build(cfg: DatasetConfig, out: Path, progress=None, workers: int = 1) -> dic
             raise RedrumError("grid_blocks must be at least 1 and leave two kit instances in every block")
     if cfg.level not in ("clip", "kit"):
         raise RedrumError(f"level must be \"clip\" or \"kit\" (not {cfg.level!r})")
+    if not isinstance(cfg.level_spread_db, (int, float)) or not 0 <= cfg.level_spread_db <= 60 or (
+            cfg.level_spread_db and cfg.level != "kit"):
+        raise RedrumError(f"level_spread_db must be 0-60 dB, with level = \"kit\" (not {cfg.level_spread_db!r})")
     if not isinstance(cfg.dark_metals, (int, float)) or not 0 <= cfg.dark_metals <= 1:
         raise RedrumError(f"dark_metals must be a share from 0 to 1 (not {cfg.dark_metals!r})")
     bleed = cfg.augment.get("bleed", 0.0)
