@@ -281,8 +281,9 @@ class Redrummer:
         shared = dict(sr=sr, source_start=start * self.comp / msr, source_seconds=WINDOW_FRAMES * self.comp / msr,
                       windows=windows, target_probs=self.condition.pooled(p_t), attention=attention,
                       frame_rate=msr / self.comp)
-        heard = {c for t, c in on_s if shared["source_start"] <= t < shared["source_start"] + shared["source_seconds"]}
-        shared["guessed"] = tuple(c for c in TRANSCRIPTION_CLASSES if c in {c for _, c in on_t} - heard)
+        window = shared["source_start"], shared["source_start"] + shared["source_seconds"]
+        missing = {cls for _, cls in on_t} - {cls for time, cls in on_s if window[0] <= time < window[1]}
+        shared["guessed"] = tuple(cls for cls in TRANSCRIPTION_CLASSES if cls in missing)
         results = {}
         for how in decays:
             y = shape_decays(decoded, s, t, msr, on_s, on_t) if how == "source" else decoded

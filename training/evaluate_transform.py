@@ -158,11 +158,11 @@ def evaluate(redrummer, data_dir: Path, pairs: int = 20, seed: int = 0, progress
         g = {"pairs": len(members), "true_rendering_f": true_f}
         for m in methods:
             f = f_measures(summed(m))
+            ratios = [r[m]["timbre_ratio"] for r in members]
             g[m] = {"rhythm_f": f["mean_f"], "rhythm_relative": round(f["mean_f"] / true_f, 4) if true_f else 0.0,
                     "timbre_ratio": timbre(members, m),
-                    "timbre_ci95": bootstrap_interval([r[m]["timbre_ratio"] for r in members]),
-                    "timbre_ci95_kits": bootstrap_interval([r[m]["timbre_ratio"] for r in members],
-                                                           kits=[r["source_kit"] for r in members]),
+                    "timbre_ci95": bootstrap_interval(ratios),
+                    "timbre_ci95_kits": bootstrap_interval(ratios, kits=[r["source_kit"] for r in members]),
                     "per_class_f": {c: v["f"] for c, v in f["per_class"].items()}}
         out["groups"][name] = g
     out["per_source_kit"] = {}                  # the timbre ratio of each method by real source kit

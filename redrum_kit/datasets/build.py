@@ -297,12 +297,22 @@ class Builder:
         start += float(rng.uniform(-0.5, 0.5)) * p.bar_seconds / 4  # not always on a downbeat
         return p.window(max(0.0, start), self.cfg.clip_seconds)
 
-    def _render(self, pattern: Pattern, kit: SampleKit, chain) -> tuple[np.ndarray, list]:
+    def _played(self, pattern: Pattern, kit: SampleKit) -> tuple[np.ndarray, list, float]:
+        """The clip as `render` mixes it (peak at most 0.99), `clip_seconds` long, the events as played, and
+        the gain `render` applied to keep that peak (1.0: none)."""
         n = int(self.cfg.clip_seconds * self.cfg.sr)
-        y, report = render(pattern, kit.kit, kit.samples, self.cfg.sr, tail=0.0) if pattern.events else (
-            np.zeros(n, np.float32), None)
-        y = np.pad(y, (0, max(0, n - len(y))))[:n]
-        return aug.process_mix(y, self.cfg.sr, chain), (report.played if report else [])
+        if not pattern.events:
+            return np.zeros(n, np.float32), [], 1.0
+        y, report = render(pattern, kit.kit, kit.samples, self.cfg.sr, tail=0.0)
+        return np.pad(y, (0, max(0, n - len(y))))[:n], report.played, report.peak_scaled
+
+    def _render(self, pattern: Pattern, kit: SampleKit, chain) -> tuple[np.ndarray, list]:
+        y, played, _ = self._played(pattern, kit)
+        return aug.process_mix(y, self.cfg.sr, chain), played
+
+    def _level_down(self, rng: np.random.Generator) -> float:
+        """dB a kit instance (or pair) is turned down as a whole: 0..level_spread_db (no draw when 0)."""
+        return float(rng.uniform(0, self.cfg.level_spread_db)) if self.cfg.level_spread_db else 0.0
 
     def targets(self, played: list) -> np.ndarray:
         out = np.zeros((len(TRANSCRIPTION_CLASSES), self.cfg.frames()), np.uint8)
@@ -329,8 +339,7 @@ class Builder:
             return self.rhythm(np.random.default_rng(key))
 
         if cfg.level == "kit":
-            down = float(kit_rng.uniform(0, cfg.level_spread_db)) if cfg.level_spread_db else 0.0
-            y, played = self._instance_clips(split, k, kit, chain, rhythm, down)[r]
+            y, played = self._instance_clips(split, k, kit, chain, rhythm, self._level_down(kit_rng))[r]
         else:
             y, played = self._render(rhythm(r), kit, chain)
         return {"audio": y, "targets": self.targets(played), "kit": kit_id, "events": played,
@@ -351,14 +360,7 @@ class Builder:
         """`patterns` played by one kit through one mix chain at one gain before the chain and one after it,
         the loudest clip peaking at 0.99 at each point (`level = "kit"`), as one fader would; then all of
         them turned down by `down_db`."""
-        n = int(self.cfg.clip_seconds * self.cfg.sr)
-        raw = []
-        for pattern in patterns:
-            if not pattern.events:
-                raw.append((np.zeros(n, np.float32), []))
-                continue
-            y, report = render(pattern, kit.kit, kit.samples, self.cfg.sr, tail=0.0)
-            raw.append((np.pad(y / report.peak_scaled, (0, max(0, n - len(y))))[:n], report.played))
+        raw = [(y / scaled, played) for y, played, scaled in (self._played(p, kit) for p in patterns)]
         before = 0.99 / max(0.99, max(float(np.max(np.abs(y))) for y, _ in raw))
         mixed = [(chain((y * before)[None, :].astype(np.float32), self.cfg.sr)[0] if len(chain) else y * before, played)
                  for y, played in raw]
@@ -386,8 +388,7 @@ class Builder:
         r_s, r_t = self.rhythm(rng), self.rhythm(rng)
         x_t, played_t = self._render(r_t, target, chain_t)
         if self.cfg.level == "kit":              # the source's sounds on the target's timing, at the source's level
-            down = float(rng.uniform(0, self.cfg.level_spread_db)) if self.cfg.level_spread_db else 0.0
-            (x_s, _), (x_st, played_st) = self._render_together([r_s, r_t], source, chain_s, down)
+            (x_s, _), (x_st, played_st) = self._render_together([r_s, r_t], source, chain_s, self._level_down(rng))
         else:
             x_s, _ = self._render(r_s, source, chain_s)
             x_st, played_st = self._render(r_t, source, chain_s)
