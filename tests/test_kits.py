@@ -155,3 +155,37 @@ def test_shipped_synth_kit_presets_resolve(tmp_path):
         if name != "default":
             out = lib.export_kit(name, "sfz", tmp_path)
             assert list((out / "samples").iterdir())
+
+
+def test_a_source_kit_is_found_by_its_folder_or_its_name_in_any_case(tmp_path):
+    """Hydrogen's ForzeeStereo folder holds a kit named "Forzee Stereo Drumkit": either finds it."""
+    from conftest import write
+    from redrum_kit import synth
+    folder = tmp_path / "ForzeeLike"
+    for voice in ("kick", "snare"):
+        write(folder / f"{voice}.wav", synth.oneshot(voice, 7))
+    (folder / "drumkit.xml").write_text(
+        "<drumkit_info><name>Forzee Like Drumkit</name><instrumentList>"
+        "<instrument><id>0</id><name>Kick</name><layer><filename>kick.wav</filename></layer></instrument>"
+        "<instrument><id>1</id><name>Snare</name><layer><filename>snare.wav</filename></layer></instrument>"
+        "</instrumentList></drumkit_info>")
+    lib = Library()
+    lib.import_paths([folder])
+    for given in ("ForzeeLike", "forzeelike", "Forzee Like Drumkit", "forzee-like drumkit"):
+        kit = lib.kit_from_source(f"k{len(given)}", given)
+        assert sorted(p.name for p in kit.pads) == ["Kick", "Snare"], given
+    assert len(lib.list(kit="FORZEELIKE")) == 2
+    with pytest.raises(LibraryError, match="no oneshots from kit 'Forzee'"):
+        lib.kit_from_source("k", "Forzee")  # a part of a name is not a name
+
+
+def test_a_kit_name_two_kits_answer_to_is_refused_not_guessed(tmp_path):
+    from conftest import write
+    from redrum_kit import synth
+    for name in ("My Kit", "my-kit"):
+        write(tmp_path / name / "kick.wav", synth.oneshot("kick", 11 if name == "my-kit" else 12))
+    lib = Library()
+    lib.import_paths([tmp_path / "My Kit", tmp_path / "my-kit"])
+    assert len(lib.list(kit="My Kit")) == 1  # an exact name is never ambiguous
+    with pytest.raises(LibraryError, match="could be any of my-kit, My Kit|could be any of My Kit, my-kit"):
+        lib.kit_from_source("k", "MYKIT")

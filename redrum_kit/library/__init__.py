@@ -207,7 +207,7 @@ class Library:
         if cls:
             query, args = query + " AND class = ?", args + [cls]
         if kit:
-            query, args = query + " AND kit = ?", args + [kit]
+            query, args = query + " AND kit = ?", args + [self.source_kit(kit)]
         return [Oneshot.from_row(r) for r in self.rows(query + " ORDER BY id", args)]
 
     def get(self, oneshot_id: int) -> Oneshot:
@@ -223,6 +223,20 @@ class Library:
     def kit_names(self) -> list[str]:
         """Names of the source kits (folders, Hydrogen kits, synth kits) in the library."""
         return [r[0] for r in self.rows("SELECT DISTINCT kit FROM oneshots ORDER BY kit")]
+
+    def source_kit(self, given: str) -> str:
+        """The library's name for a source kit given as named or by its folder, case and spacing aside
+        (Hydrogen's ForzeeStereo folder holds "Forzee Stereo Drumkit"); `given` itself when none matches."""
+        names = self.kit_names()
+        if given in names:
+            return given
+        key = _loose(given)
+        found = {n for n in names if _loose(n) == key}
+        found |= {kit for kit, path in self.rows("SELECT DISTINCT kit, path FROM oneshots")
+                  if _loose(Path(path).parent.name) == key}
+        if len(found) > 1:
+            raise LibraryError(f"kit {given!r} could be any of {', '.join(sorted(found))}; give its full name")
+        return found.pop() if found else given
 
     def count(self) -> int:
         return self.rows("SELECT COUNT(*) FROM oneshots")[0][0]
@@ -411,3 +425,8 @@ class Library:
                                            velocity=layer.velocity))
             resolved.append(files)
         return export(kit, resolved, fmt, out_dir)
+
+
+def _loose(name: str) -> str:
+    """A kit name compared without case, spaces or punctuation."""
+    return "".join(ch for ch in name.lower() if ch.isalnum())
