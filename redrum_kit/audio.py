@@ -60,8 +60,8 @@ def info(path: str | os.PathLike) -> tuple[float, int, int]:
 
 def load(path: str | os.PathLike, sr: int | None = None, *,
          max_seconds: float | None = None, require_sound: bool = False,
-         what: str = "file") -> tuple[np.ndarray, int]:
-    """Load an audio file as mono float32.
+         what: str = "file", mono: bool = True) -> tuple[np.ndarray, int]:
+    """Load an audio file as mono float32 (with `mono` false, a stereo file as stereo).
 
     Args:
         path: wav, flac, aiff, ogg or mp3 file.
@@ -70,9 +70,10 @@ def load(path: str | os.PathLike, sr: int | None = None, *,
             before decoding, so a 2-hour file costs nothing to reject).
         require_sound: refuse files that are silent (peak below -100 dBFS).
         what: what the file is for, used in messages ("oneshot", "target").
+        mono: false keeps a two-channel file's channels (`(time, 2)`); any other file is mono.
 
     Returns:
-        `(y, sr)`: `y` of shape `(time,)`, float32; `sr` in Hz.
+        `(y, sr)`: `y` of shape `(time,)` (or `(time, 2)`), float32; `sr` in Hz.
     """
     path = Path(path)
     duration, file_sr, _ = info(path)
@@ -89,6 +90,8 @@ def load(path: str | os.PathLike, sr: int | None = None, *,
         raise AudioError(f"{path.name}: the {what} is empty (no samples)")
     y = data.mean(axis=1, dtype=np.float32)
     validate(y, name=path.name, what=what, require_sound=require_sound)
+    if not mono and data.shape[1] == 2:
+        y = data
     if sr is not None and sr != file_sr:
         y = resample(y, file_sr, sr)
         file_sr = sr
@@ -107,12 +110,12 @@ def validate(y: np.ndarray, *, name: str = "audio", what: str = "file",
 
 
 def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
-    """Band-limited resampling of a mono signal, `(time,)` -> `(time',)`."""
+    """Band-limited resampling, `(time,)` -> `(time',)` (or `(time, channels)` -> `(time', channels)`)."""
     if orig_sr == target_sr:
         return y
-    out = AF.resample(torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)),
+    out = AF.resample(torch.from_numpy(np.ascontiguousarray(np.asarray(y).T, dtype=np.float32)),
                       int(orig_sr), int(target_sr))
-    return out.numpy()
+    return np.ascontiguousarray(out.numpy().T)
 
 
 def retune(y: np.ndarray, semitones: float) -> np.ndarray:

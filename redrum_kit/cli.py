@@ -548,10 +548,10 @@ def cmd_rhythm_convert(args) -> int:
 def cmd_render(args) -> int:
     out = Path(args.output)
     refuse_existing(out)
-    result = _engine().render(args.pattern, args.kit, out, args.sr, args.channel)
+    result = _engine().render(args.pattern, args.kit, out, args.sr, args.channel, mono=args.mono)
     for note in result["notes"]:
         print(f"note: {note}", file=sys.stderr)
-    print(f"{out}: {result['seconds']:.2f} s at {args.sr} Hz")
+    print(f"{out}: {result['seconds']:.2f} s at {args.sr} Hz, {'stereo' if result['channels'] == 2 else 'mono'}")
     return 0
 
 
@@ -876,6 +876,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--kit", default="default")
     s.add_argument("--sr", type=int, default=44100, help="output sample rate in Hz")
     s.add_argument("--channel", type=int, help="read only this MIDI channel (1-16)")
+    s.add_argument("--mono", action="store_true",
+                   help="a mono file (default: stereo when any of the kit's samples is stereo)")
     s.add_argument("-o", "--output", required=True, metavar="OUT.wav")
     s.set_defaults(func=cmd_render)
 

@@ -295,10 +295,12 @@ class Engine:
         lib = self.library
         return lib.ensure_default_kit() if name == "default" else lib.kits.load(name)
 
-    def pad_sounds(self, kit, sr: int = 44100):
-        """The kit's sound per pad and velocity (layered pads through their layering models)."""
+    def pad_sounds(self, kit, sr: int = 44100, mono: bool = True):
+        """The kit's sound per pad and velocity (layered pads through their layering models); `mono`
+        false keeps stereo samples stereo."""
         from redrum_kit.pads import PadSounds
-        return PadSounds(kit, self.library, sr, lambda cls: self.layerer(cls, None, 0, f"layered pad ({cls})"))
+        return PadSounds(kit, self.library, sr, lambda cls: self.layerer(cls, None, 0, f"layered pad ({cls})"),
+                         mono=mono)
 
     def player(self, kit: str = "default"):
         """The live pad player of `kit` with its audio output, made on first use."""
@@ -548,8 +550,9 @@ class Engine:
         return data
 
     def render(self, pattern: str | Path, kit: str = "default", out: str | Path | None = None, sr: int = 44100,
-               channel: int | None = None, progress=_no_progress) -> dict:
-        """A MIDI, JSON or Hydrogen pattern played by a library kit. -> {"path", "seconds", notes}."""
+               channel: int | None = None, progress=_no_progress, mono: bool = False) -> dict:
+        """A MIDI, JSON or Hydrogen pattern played by a library kit: in stereo when any of the kit's
+        samples is (mono ones in the middle), unless `mono`. -> {"path", "seconds", "channels", notes}."""
         from redrum_kit.render import render
         from redrum_kit.rhythm.events import load
         if not isinstance(sr, int) or not 8000 <= sr <= 192000:
@@ -561,11 +564,12 @@ class Engine:
         patt = load(path, channel=channel)
         k = self.kit(kit)
         progress(0.2)
-        y, report = render(patt, k, self.pad_sounds(k, sr), sr)    # layered pads bounce as they play
+        y, report = render(patt, k, self.pad_sounds(k, sr, mono), sr)    # layered pads bounce as they play
         save_audio(out, y, sr)
         notes = [f"kit {k.name!r} has no {c} pad; played {o} instead" for c, o in report.substitutions.items()]
         notes += [f"kit {k.name!r} has no pad for {n} {c} hits; they are silent" for c, n in report.skipped.items()]
-        return {"path": str(out), "seconds": round(len(y) / sr, 3), "sample_rate": sr, "notes": notes}
+        return {"path": str(out), "seconds": round(len(y) / sr, 3), "sample_rate": sr, "channels": y.ndim,
+                "notes": notes}
 
     def save_pad(self, path: str | Path, kit: str, pad_name: str | None = None, progress=_no_progress) -> dict:
         """Keep a result (a layered hit, say) as a pad of user kit `kit`: copied to the workspace's

@@ -62,12 +62,13 @@ class PadSounds:
     layerer_for(cls) -> a `layering.Layerer` (only asked for pads with a layering table).
     """
 
-    def __init__(self, kit: Kit, library, sr: int, layerer_for: Callable | None = None, buckets: int = BUCKETS):
+    def __init__(self, kit: Kit, library, sr: int, layerer_for: Callable | None = None, buckets: int = BUCKETS,
+                 mono: bool = True):
         from redrum_kit.render import load_kit_samples
         if not kit.pads:
             raise RedrumError(f"kit {kit.name!r} has no pads")
         self.kit, self.sr, self.buckets = kit, sr, buckets
-        self.samples = load_kit_samples(kit, library, sr)
+        self.samples = load_kit_samples(kit, library, sr, mono)    # `mono` false: stereo files stay stereo
         self.notes = {p.note: i for i, p in enumerate(kit.pads)}
         self._lock = threading.Lock()
         self._layered: dict[int, list[np.ndarray]] = {}
@@ -83,7 +84,7 @@ class PadSounds:
         from redrum_kit import layering
         pad = self.kit.pads[index]
         y = self.samples[(index, velocity_layer(pad, 127))]
-        hit, _ = layering.first_hit(y, self.sr)
+        hit, _ = layering.first_hit(y.mean(1) if y.ndim == 2 else y, self.sr)
         feat = layering.feature(audio.resample(hit, self.sr, layering.SR))
         self._latent[index] = (layerer, feat)
         self._layered[index] = [self._render(index, bucket_velocity(b, self.buckets)) for b in range(self.buckets)]

@@ -66,22 +66,29 @@ def render(pattern: Pattern, kit: Kit, samples: dict[tuple[int, int], np.ndarray
     """Mix the pattern.
 
     Args:
-        samples: `(pad index, layer index)` -> mono audio at `sr` (see `load_kit_samples`), or a
-            `pads.PadSounds` (layered pads: the same sound per hit as live play).
+        samples: `(pad index, layer index)` -> audio at `sr`, mono `(time,)` or stereo `(time, 2)`
+            (see `load_kit_samples`), or a `pads.PadSounds` (layered pads: the same sound per hit as
+            live play).
         tail: seconds after the pattern's end for the last hits to ring.
 
     Returns:
-        `(y, report)`: `y` of shape `(time,)` float32, peak <= 0.99.
+        `(y, report)`: `y` float32, peak <= 0.99: `(time, 2)` when any sample is stereo (a mono one
+        sits in the middle), else `(time,)`.
     """
     if not pattern.events:
         raise RhythmError("the pattern has no events")
     report = RenderReport()
     if hasattr(samples, "sound"):
-        sound = samples.sound
+        sound, stored = samples.sound, samples.samples
     else:
         def sound(index: int, velocity: int) -> np.ndarray:
             return samples[(index, velocity_layer(kit.pads[index], velocity))]
-    out = np.zeros(int((pattern.length + tail) * sr) + 1, np.float32)
+        stored = samples
+    stereo = any(y.ndim == 2 for y in stored.values())
+    out = np.zeros((int((pattern.length + tail) * sr) + 1,) + ((2,) if stereo else ()), np.float32)
+
+    def fit(y: np.ndarray) -> np.ndarray:      # a mono sound in a stereo mix: both sides
+        return y[:, None] if stereo and y.ndim == 1 else y
     ringing: dict[int, tuple[int, np.ndarray]] = {}  # choke group -> (start, samples) of its last voice
     fade_n = max(1, int(CHOKE_FADE * sr))
     for event in pattern.events:
@@ -99,9 +106,9 @@ def render(pattern: Pattern, kit: Kit, samples: dict[tuple[int, int], np.ndarray
                 keep = np.zeros(len(rest), np.float32)
                 n = min(fade_n, len(rest))
                 keep[:n] = np.linspace(1.0, 0.0, n, dtype=np.float32)
-                out[start:start + len(rest)] -= rest * (1 - keep)
+                out[start:start + len(rest)] -= rest * (1 - keep[:, None] if stereo else 1 - keep)
         report.played.append((event.time, pad.cls, event.velocity))
-        voice = sound(index, event.velocity)[: len(out) - start] * pad_gain(pad, event.velocity)
+        voice = fit(sound(index, event.velocity)[: len(out) - start] * pad_gain(pad, event.velocity))
         out[start:start + len(voice)] += voice
         if pad.choke:
             ringing[pad.choke] = (start, voice)
@@ -112,11 +119,12 @@ def render(pattern: Pattern, kit: Kit, samples: dict[tuple[int, int], np.ndarray
     return out, report
 
 
-def load_kit_samples(kit: Kit, library, sr: int) -> dict[tuple[int, int], np.ndarray]:
-    """Every layer of every pad as audio at `sr`: the original file (else the library's copy), retuned."""
+def load_kit_samples(kit: Kit, library, sr: int, mono: bool = True) -> dict[tuple[int, int], np.ndarray]:
+    """Every layer of every pad as audio at `sr`: the original file (else the library's copy), retuned;
+    `mono` false keeps a stereo file's two channels."""
     out = {}
     for i, pad in enumerate(kit.pads):
         for j, layer in enumerate(pad.layers):
-            y, _ = audio.load(library.source_file(library.resolve_layer(layer)), sr=sr)
+            y, _ = audio.load(library.source_file(library.resolve_layer(layer)), sr=sr, mono=mono)
             out[(i, j)] = audio.retune(y, pad.tune) if pad.tune else y
     return out

@@ -240,7 +240,8 @@ def test_transcribe_and_kit_render_round_trip(jobs):
     assert Path(result["path"]).suffix == ".mid" and len(result["events"]) >= 4
     _, status, body = c.call("/redrum/kit/render", 2, result["path"], "default")
     assert status == "ok", body
-    assert sf.info(json.loads(body)["path"]).duration > 1.0
+    rendered = json.loads(body)
+    assert sf.info(rendered["path"]).duration > 1.0 and sf.info(rendered["path"]).channels == rendered["channels"]
     assert 50 <= result["tempo"] <= 220 and result["tempo_from"] == "estimate"
     _, status, body = c.call("/redrum/transcribe", 3, str(target), str(allowed / "at-project.mid"), 93.5)
     assert status == "ok", body                                  # the DAW's project tempo for the MIDI file

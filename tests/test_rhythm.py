@@ -167,3 +167,33 @@ def test_render_cli(tmp_path, no_hydrogen, capsys):
     assert main(["render", str(tmp_path / "nope.mid"), "-o", str(tmp_path / "x.wav")]) == 1
     assert main(["rhythm", "convert", str(tmp_path / "r.mid"), "-o", str(tmp_path / "r.json")]) == 0
     assert json.loads((tmp_path / "r.json").read_text())["events"]
+
+
+def test_a_stereo_kit_renders_in_stereo_and_mono_on_request(tmp_path, no_hydrogen, capsys):
+    """A kit's stereo samples keep their image (an open hat panned left stays left, and a closed
+    hat still chokes it there); mono samples sit in the middle; `--mono` folds the same mix."""
+    from conftest import write
+    from redrum_kit import audio, synth
+    folder = tmp_path / "Room Kit"
+    hat = synth.oneshot("hat_open", 3)
+    write(folder / "open hat.wav", np.stack([hat, 0 * hat], 1))          # hard left
+    write(folder / "kick.wav", synth.oneshot("kick", 3))
+    write(folder / "closed hat.wav", synth.oneshot("hat_closed", 3))
+    assert main(["library", "import", str(folder)]) == 0
+    assert main(["kit", "build", "room", "--from-kit", "Room Kit"]) == 0
+    pattern = ev.Pattern([ev.Event(0.1, "hat_open", 127), ev.Event(0.3, "hat_closed", 1),
+                          ev.Event(1.0, "kick", 127)], length=2.0)
+    ev.save_json(pattern, tmp_path / "p.json")
+    assert main(["render", str(tmp_path / "p.json"), "--kit", "room", "-o", str(tmp_path / "st.wav")]) == 0
+    assert "stereo" in capsys.readouterr().out
+    assert main(["render", str(tmp_path / "p.json"), "--kit", "room", "--mono", "-o", str(tmp_path / "mo.wav")]) == 0
+    st, sr = audio.load(tmp_path / "st.wav", mono=False)
+    mo, _ = audio.load(tmp_path / "mo.wav", mono=False)
+    assert st.shape[1] == 2 and mo.ndim == 1
+    ringing, choked, kick = (slice(int(a * sr), int(b * sr)) for a, b in ((0.1, 0.25), (0.5, 0.95), (1.0, 1.3)))
+    assert np.allclose(st[kick, 0], st[kick, 1])                         # mono sample: the middle
+    assert np.abs(st[ringing, 0]).max() > 0.1 and np.abs(st[ringing, 1]).max() < 0.01   # left only
+    open_alone = synth.oneshot("hat_open", 3)
+    assert np.abs(open_alone[int(0.85 * 44100):int(0.95 * 44100)]).max() > 0.05   # would ring on unchoked
+    assert np.abs(st[choked, 0]).max() < 0.05 * np.abs(st[ringing, 0]).max()
+    assert np.abs(st.mean(1) - mo).max() < 1e-4                          # --mono is the same mix, folded
