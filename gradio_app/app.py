@@ -6,7 +6,8 @@ the page (`gr.Error`), never a traceback. Uploads land in the workspace (`upload
 the engine may always read; results are written to `renders/`, which the app serves.
 
 Named API endpoints for `gradio_client`: /transform, /layer, /interpolate, /transcribe (first
-input the main audio file, first output the result file's path: audio, or MIDI for /transcribe).
+input the main audio file, first output the result file's path: audio, or MIDI for /transcribe),
+and /audition (a kit's name, a groove style and seed -> the kit playing that groove, a summary).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from redrum_kit.drums import ONESHOT_CLASSES
 from redrum_kit.engine import Engine
 from redrum_kit.errors import RedrumError
 from redrum_kit.layering import installed_classes
+from redrum_kit.rhythm.generator import STYLES as GROOVE_STYLES
 from redrum_kit.transcription import describe
 
 log = logging.getLogger("redrum.gradio")
@@ -52,6 +54,12 @@ def friendly(fn):
             log.exception("%s failed", fn.__name__)
             raise gr.Error(f"internal error: {type(exc).__name__}: {exc}", print_exception=False) from None
     return wrapper
+
+
+def _velocities(oneshot) -> str:
+    """A velocity layer's range ("0-42"), or "all"."""
+    low, high = oneshot.velocity_low, oneshot.velocity_high
+    return "all" if (low, high) == (0, 127) else f"{low}-{high}"
 
 
 def _need(path, what: str) -> str:
@@ -174,15 +182,19 @@ def build(engine: Engine) -> gr.Blocks:
     # -- Library -------------------------------------------------------------------------
     def _rows(cls, kit):
         items = engine.library.list(cls=None if cls == "all" else cls, kit=None if kit == "all" else kit)
-        return [[o.id, o.name, o.cls, o.kit, round(o.duration, 2)] for o in items]
+        return [[o.id, o.name, o.cls, o.kit, _velocities(o), round(o.duration, 2)] for o in items]
 
     def _choices():
         return [f"{o.id}: {o.name} ({o.cls}, {o.kit})" for o in engine.library.list()]
 
+    def _kits():
+        """The kits to play with (`default` always exists: made on first use)."""
+        return gr.update(choices=sorted({"default", *engine.library.kits.names()}))
+
     @friendly
     def browse(cls, kit):
         kits = ["all", *engine.library.kit_names()]
-        return _rows(cls, kit), gr.update(choices=kits), gr.update(choices=_choices())
+        return _rows(cls, kit), gr.update(choices=kits), gr.update(choices=_choices()), _kits(), _kits()
 
     @friendly
     def import_folder(folder, cls, kit):
@@ -190,11 +202,10 @@ def build(engine: Engine) -> gr.Blocks:
             raise gr.Error("type the path of a folder of oneshots", print_exception=False)
         path = engine.input_path(folder.strip(), "folder", folder=True)
         report = engine.library.import_paths([path])
-        rows, kits, picks = browse(cls, kit)
         note = report.summary()
         if report.rejected:
             note += "; rejected: " + "; ".join(f"{r.path.name} ({r.reason})" for r in report.rejected[:5])
-        return note, rows, kits, picks
+        return (note, *browse(cls, kit))
 
     @friendly
     def play(evt: gr.SelectData, table):
@@ -205,12 +216,38 @@ def build(engine: Engine) -> gr.Blocks:
                 [[o.id, o.name, o.cls, o.kit, round(d, 3)] for o, d in similar])
 
     @friendly
-    def build_kit(name):
+    def build_kit(name, source_kit=None):
+        """A new kit: the most typical sound of each class, or (`source_kit`) one pad per instrument
+        of a source kit. Never over a kit of that name."""
         if not name or not name.strip():
             raise gr.Error("name the new kit", print_exception=False)
-        kit = engine.library.kit_from_exemplars(name.strip())
+        if source_kit is not None and source_kit in ("", "all"):
+            raise gr.Error("choose a source kit in the kit list above first", print_exception=False)
+        if engine.library.kits.exists(name.strip()):
+            raise gr.Error(f"a kit named {name.strip()!r} exists; choose another name (nothing was changed)",
+                           print_exception=False)
+        kit = (engine.library.kit_from_exemplars(name.strip()) if source_kit is None
+               else engine.library.kit_from_source(name.strip(), source_kit))
         engine.library.kits.save(kit)
-        return f"kit {kit.name!r}: " + ", ".join(f"{p.name} ({p.cls}, note {p.note})" for p in kit.pads)
+        note = f"kit {kit.name!r}: " + ", ".join(f"{p.name} ({p.cls}, note {p.note})" for p in kit.pads)
+        return note, _kits(), _kits()
+
+    @friendly
+    def audition(kit, style, seed):
+        """A groove of `style` played by `kit`: hear a kit before you use it. -> the audio, a summary."""
+        from redrum_kit.rhythm.generator import generate
+        from redrum_kit.rhythm.midi import write_midi
+        if not kit:
+            raise gr.Error("choose a kit", print_exception=False)
+        if style not in GROOVE_STYLES:
+            raise gr.Error(f"choose a style: {', '.join(GROOVE_STYLES)}", print_exception=False)
+        pattern = generate(style, bars=4, seed=int(seed or 0))
+        midi = engine.fresh_path(f"groove-{style}", ".mid")
+        write_midi(pattern, midi)
+        result = engine.run("render", pattern=str(midi), kit=kit)
+        summary = (f"{kit}: 4 bars of {style} at {pattern.tempo:.0f} bpm, "
+                   f"{'stereo' if result['channels'] == 2 else 'mono'}; the MIDI is {midi.name}")
+        return result["path"], "; ".join([summary, *result["notes"]])
 
     @friendly
     def export_kit(name, fmt):
@@ -238,7 +275,8 @@ def build(engine: Engine) -> gr.Blocks:
                 t_method = gr.Radio(["model", "replace", "kit"], value="model", label="method",
                                     info="model: the learned redrum; replace: drum replacement with the source's "
                                          "hits; kit: replacement with a library kit")
-                t_kit = gr.Dropdown(["default"], value="default", label="kit (method kit)", allow_custom_value=True)
+                t_kit = gr.Dropdown(["default"], value="default", label="kit (method kit)", allow_custom_value=True,
+                                    elem_id="transform-kit")
             t_go = gr.Button("Redrum", variant="primary", elem_id="transform-run")
             t_out = gr.Audio(type="filepath", label="result", interactive=False, elem_id="transform-output")
             t_info = gr.Textbox(label="about the result", interactive=False)
@@ -325,28 +363,41 @@ def build(engine: Engine) -> gr.Blocks:
             b_note = gr.Textbox(label="import report", interactive=False, elem_id="library-report")
             with gr.Row():
                 b_class = gr.Dropdown(["all", *ONESHOT_CLASSES], value="all", label="class")
-                b_kit = gr.Dropdown(["all"], value="all", label="kit", allow_custom_value=True)
+                b_kit = gr.Dropdown(["all"], value="all", label="kit", allow_custom_value=True, elem_id="library-source-kit")
                 b_refresh = gr.Button("Browse")
-            b_table = gr.Dataframe(headers=["id", "name", "class", "kit", "seconds"], interactive=False,
+            b_table = gr.Dataframe(headers=["id", "name", "class", "kit", "velocity", "seconds"], interactive=False,
                                    label="oneshots (select a row to play it and see similar sounds)")
             b_play = gr.Audio(type="filepath", label="selected", interactive=False)
             b_similar = gr.Dataframe(headers=["id", "name", "class", "kit", "distance"], interactive=False,
                                      label="similar sounds")
             with gr.Row():
-                b_kitname = gr.Textbox(label="kit name")
+                b_kitname = gr.Textbox(label="kit name", elem_id="library-kit-name")
                 b_build = gr.Button("Build kit (the most typical sound of each class)")
+                b_from = gr.Button("Build kit from the source kit chosen above (one pad per instrument)",
+                                   elem_id="library-build-from")
                 b_format = gr.Dropdown(["sfz", "hydrogen", "folder"], value="sfz", label="export format")
                 b_export = gr.Button("Export kit")
-            b_kitnote = gr.Textbox(label="kit", interactive=False)
+            b_kitnote = gr.Textbox(label="kit", interactive=False, elem_id="library-kit-note")
+            with gr.Row():
+                g_kit = gr.Dropdown(["default"], value="default", label="hear a kit", allow_custom_value=True,
+                                    elem_id="audition-kit")
+                g_style = gr.Dropdown(list(GROOVE_STYLES), value="rock", label="on a groove")
+                g_seed = gr.Number(value=1, precision=0, label="groove seed")
+                g_go = gr.Button("Play", elem_id="audition-run")
+            g_out = gr.Audio(type="filepath", label="the kit on the groove", interactive=False, elem_id="audition-output")
+            g_note = gr.Textbox(label="played", interactive=False, elem_id="audition-note")
             b_mapgo = gr.Button("Draw the library map", elem_id="library-map-run")
             b_map = gr.Plot(label="library map", elem_id="library-map")
-            b_import.click(import_folder, [b_folder, b_class, b_kit], [b_note, b_table, b_kit, l_pick], api_name=False)
-            b_refresh.click(browse, [b_class, b_kit], [b_table, b_kit, l_pick], api_name=False)
+            listed = [b_table, b_kit, l_pick, t_kit, g_kit]
+            b_import.click(import_folder, [b_folder, b_class, b_kit], [b_note, *listed], api_name=False)
+            b_refresh.click(browse, [b_class, b_kit], listed, api_name=False)
             b_table.select(play, b_table, [b_play, b_similar], api_name=False)
-            b_build.click(build_kit, b_kitname, b_kitnote, api_name=False)
+            b_build.click(build_kit, b_kitname, [b_kitnote, t_kit, g_kit], api_name=False)
+            b_from.click(build_kit, [b_kitname, b_kit], [b_kitnote, t_kit, g_kit], api_name=False)
             b_export.click(export_kit, [b_kitname, b_format], b_kitnote, api_name=False)
+            g_go.click(audition, [g_kit, g_style, g_seed], [g_out, g_note], api_name="audition")
             b_mapgo.click(library_map, None, b_map, api_name=False)
-        app.load(browse, [b_class, b_kit], [b_table, b_kit, l_pick], api_name=False)
+        app.load(browse, [b_class, b_kit], listed, api_name=False)
     return app
 
 

@@ -123,6 +123,23 @@ def test_transcribe_endpoint_writes_midi_at_the_tempo_asked(client, tmp_path, ho
         client.predict(None, 0, "auto", api_name="/transcribe")
 
 
+def test_audition_plays_a_kit_on_a_groove(client, sample_folder, home):
+    from redrum_kit.library import Library
+    lib = Library()
+    lib.import_paths([sample_folder])
+    lib.kits.save(lib.kit_from_source("mine", "my samples"))
+    out, note = client.predict("mine", "funk", 3, api_name="/audition")
+    path = _path(out)
+    y, sr = sf.read(path)
+    assert sr == 44100 and len(y) / sr > 4 and np.abs(y).max() > 0.1
+    assert note.startswith("mine: 4 bars of funk") and "mono" in note and (home / "renders" / path.name).is_file()
+    from gradio_client.exceptions import AppError
+    for kit, style, needle in (("nope", "rock", "no kit named 'nope'"), ("mine", "polka", "polka is not in the list of choices")):
+        with pytest.raises(AppError) as err:
+            client.predict(kit, style, 1, api_name="/audition")
+        assert needle in str(err.value) and "Traceback" not in str(err.value)
+
+
 @pytest.mark.parametrize("make,needle", [
     (lambda d: (d / "notes.wav").write_text("not audio") and d / "notes.wav", "not an audio file"),
     (lambda d: write(d / "silent.wav", np.zeros(44100, np.float32)), "silent"),
@@ -171,6 +188,17 @@ def test_browser_layer_and_transform(app, tmp_path, sample_folder):
         page.locator("#library-folder textarea").fill(str(samples))
         page.locator("#library-import").click()
         expect(page.locator("#library-report textarea")).to_have_value(re.compile("8 added"), timeout=120000)
+        page.locator("#library-source-kit input").fill("My Samples")       # a kit from that folder, heard
+        page.keyboard.press("Enter")
+        page.locator("#library-kit-name textarea").fill("from-folder")
+        page.locator("#library-build-from").click()
+        expect(page.locator("#library-kit-note textarea")).to_have_value(re.compile("kit 'from-folder': "),
+                                                                         timeout=60000)
+        page.locator("#audition-kit input").fill("from-folder")
+        page.keyboard.press("Enter")
+        page.locator("#audition-run").click()
+        page.wait_for_selector("#audition-output audio[src]", state="attached", timeout=60000)
+        expect(page.locator("#audition-note textarea")).to_have_value(re.compile("from-folder: 4 bars of rock"))
         page.locator("#library-map-run").click()
         page.locator("#library-map img").first.wait_for(timeout=60000)
         page.screenshot(path=str(shots / "library.png"), full_page=True)
