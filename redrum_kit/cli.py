@@ -219,7 +219,7 @@ def cmd_midi(args) -> int:
     if not 8000 <= args.sr <= 192000:
         raise RedrumError(f"--sr must be between 8000 and 192000 Hz, got {args.sr}")
     engine = _engine()
-    player = Player(engine.pad_sounds(engine.kit(args.kit), args.sr), polyphony=args.polyphony)
+    player = Player(engine.pad_sounds(engine.kit(args.kit), args.sr, mono=False), polyphony=args.polyphony)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

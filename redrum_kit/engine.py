@@ -308,7 +308,7 @@ class Engine:
         from redrum_kit.pads import Player
         with self._lock:
             if kit not in self._players:
-                player = Player(self.pad_sounds(self.kit(kit)))
+                player = Player(self.pad_sounds(self.kit(kit), mono=False))
                 sink = (live.NullSink(player).start() if self.audio_output == "null"
                         else live.open_audio_output(player, self.audio_output))
                 self._players[kit] = (player, sink)

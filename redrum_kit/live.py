@@ -70,11 +70,13 @@ def open_audio_output(player: Player, device: str | None):
         raise RedrumError(f"no audio output: {exc} (install PortAudio, e.g. apt-get install libportaudio2)") from None
 
     def callback(outdata, frames, t, status):
-        outdata[:, 0] = player.render(frames)
+        block = player.render(frames)
+        outdata[:] = block if block.ndim == 2 else block[:, None]
 
     try:
         with quiet_stderr():
-            stream = sd.OutputStream(samplerate=player.sr, blocksize=BLOCK, channels=1, dtype="float32",
+            stream = sd.OutputStream(samplerate=player.sr, blocksize=BLOCK, channels=player.channels,
+                                     dtype="float32",
                                      device=device, callback=callback, latency="low")
             stream.start()
     except Exception as exc:

@@ -110,6 +110,11 @@ class PadSounds:
             return layered[bucket_of(velocity, self.buckets)]
         return self.samples[(index, velocity_layer(self.kit.pads[index], velocity))]
 
+    @property
+    def channels(self) -> int:
+        """2 when any sample is stereo (loaded with `mono` false), else 1."""
+        return 2 if any(y.ndim == 2 for y in self.samples.values()) else 1
+
     def is_layered(self, index: int) -> bool:
         return index in self._layered
 
@@ -146,6 +151,7 @@ class Player:
 
     def __init__(self, sounds: PadSounds, polyphony: int = POLYPHONY):
         self.sounds, self.sr, self.polyphony = sounds, sounds.sr, polyphony
+        self.channels = sounds.channels                  # 2: blocks are (frames, 2), mono sounds in the middle
         self.voices: list[Voice] = []
         self.last_pad: int | None = None
         self._lock = threading.Lock()
@@ -193,7 +199,8 @@ class Player:
 
     def _choke(self, v: Voice) -> None:
         rest = v.y[v.position:v.position + self._fade] * v.gain
-        v.fade = rest * np.linspace(1.0, 0.0, len(rest), dtype=np.float32)
+        ramp = np.linspace(1.0, 0.0, len(rest), dtype=np.float32)
+        v.fade = rest * (ramp[:, None] if rest.ndim == 2 else ramp)
         v.position = 0
 
     def control_change(self, control: int, value: int) -> bool:
@@ -240,15 +247,16 @@ class Player:
             return self._moved.wait_for(lambda: not self._moves and not self._rendering, timeout)
 
     def render(self, frames: int) -> np.ndarray:
-        """The next `frames` samples of the mix, float32, clipped to +-1."""
-        out = np.zeros(frames, np.float32)
+        """The next `frames` samples of the mix, float32, clipped to +-1: `(frames,)`, or
+        `(frames, 2)` for a kit with stereo samples."""
+        out = np.zeros((frames, 2) if self.channels == 2 else frames, np.float32)
         with self._lock:
             keep = []
             for v in self.voices:
                 src = v.fade if v.fade is not None else v.y
                 gain = 1.0 if v.fade is not None else v.gain
                 chunk = src[v.position:v.position + frames]
-                out[:len(chunk)] += chunk * gain
+                out[:len(chunk)] += (chunk[:, None] if out.ndim > chunk.ndim else chunk) * gain
                 v.position += len(chunk)
                 if v.position < len(src):
                     keep.append(v)

@@ -15,7 +15,7 @@ import pytest
 from osc_server import OscServer
 from redrum_kit.engine import Engine
 from redrum_kit.live import BLOCK, NullSink
-from redrum_kit.pads import BUCKETS, Player, make_layered
+from redrum_kit.pads import BUCKETS, PadSounds, Player, make_layered
 from redrum_kit.rhythm.events import Event, Pattern
 
 from test_osc import Client
@@ -98,10 +98,38 @@ def test_a_knob_turned_fast_renders_its_latest_value(layered_sounds):
 
 def test_offline_bounce_equals_the_live_mix(layered_sounds):
     """`redrum render` with layered pads plays every hit exactly as the live player does."""
+    assert_live_is_offline(layered_sounds)
+
+
+def test_a_stereo_kit_plays_live_in_stereo_as_it_renders(tmp_path):
+    """Stereo samples stay stereo live too (a chokeable open hat panned left), mono ones in the middle."""
+    from conftest import write
+    from redrum_kit import synth
+    from redrum_kit.library import Library
+    folder = tmp_path / "Stereo Kit"
+    hat = synth.oneshot("hat_open", 5)
+    write(folder / "Hat Open.wav", np.stack([hat, 0.2 * hat], 1))
+    for voice in ("kick", "snare", "hat_closed"):
+        write(folder / f"{voice}.wav", synth.oneshot(voice, 5))
+    lib = Library(tmp_path / "home")
+    lib.import_paths([folder])
+    kit = lib.kit_from_source("stereo", "Stereo Kit")
+    names = {p.cls: p.name for p in kit.pads}
+    sounds = PadSounds(kit, lib, 22050, mono=False)
+    assert sounds.channels == 2 and Player(sounds).render(BLOCK).shape == (BLOCK, 2)
+    assert PadSounds(kit, lib, 22050).channels == 1                                    # the default: mono
+    live = assert_live_is_offline(sounds, {"Kick": names["kick"], "Snare": names["snare"],
+                                           "Hat Open": names["hat_open"], "Hat Closed": names["hat_closed"]})
+    assert live.shape[1] == 2 and not np.allclose(live[:, 0], live[:, 1])
+
+
+def assert_live_is_offline(s, names=None):
+    """Hits played live, block by block, equal `render`'s offline bounce. -> the live mix."""
     from redrum_kit.render import render
-    s = layered_sounds
+    names = names or {}
     notes = {p.name: p for p in s.kit.pads}
-    hits = [(0, "Kick", 110), (8, "Hat Open", 90), (16, "Snare", 40), (20, "Hat Closed", 70), (32, "Kick", 20)]
+    hits = [(block, names.get(name, name), velocity) for block, name, velocity in
+            [(0, "Kick", 110), (8, "Hat Open", 90), (16, "Snare", 40), (20, "Hat Closed", 70), (32, "Kick", 20)]]
     events = [Event(block * BLOCK / s.sr, notes[name].cls, velocity, notes[name].note)
               for block, name, velocity in hits]
     pattern = Pattern(events, tempo=120.0)
@@ -116,6 +144,7 @@ def test_offline_bounce_equals_the_live_mix(layered_sounds):
         live.append(player.render(BLOCK))
     live = np.concatenate(live)
     assert np.abs(live - offline[:len(live)]).max() < 1e-5
+    return live
 
 
 def test_redrum_midi_without_a_midi_system_is_one_line(tmp_path):
