@@ -91,7 +91,8 @@ def _row(o) -> str:
 
 
 def cmd_library_list(args) -> int:
-    items = _library().list(cls=args.cls, kit=args.kit)
+    lib = _library()
+    items = lib.search(args.name, args.cls, args.kit) if args.name else lib.list(cls=args.cls, kit=args.kit)
     if args.json:
         _print_json({"items": [o.to_json() for o in items]})
     else:
@@ -114,12 +115,26 @@ def cmd_library_show(args) -> int:
 
 def cmd_library_similar(args) -> int:
     lib = _library()
-    found = lib.similar(args.id, n=args.n, same_class=args.same_class)
+    if args.query.isdigit():
+        found = lib.similar(int(args.query), n=args.n, same_class=args.same_class)
+    elif Path(args.query).is_file():
+        cls, found = lib.similar_to_file(Path(args.query), n=args.n, same_class=args.same_class)
+        print(f"{Path(args.query).name}: heard as {cls}", file=sys.stderr)
+    else:
+        raise RedrumError(f"{args.query}: neither a oneshot id nor an audio file")
     if args.json:
         _print_json({"items": [dict(o.to_json(), distance=round(d, 4)) for o, d in found]})
     else:
         for o, d in found:
             print(f"{d:7.3f}  {_row(o)}")
+    return 0
+
+
+def cmd_library_remove(args) -> int:
+    removed = _library().remove(args.ids)
+    for o in removed:
+        print(f"removed {_row(o).strip()}")
+    print(f"{len(removed)} oneshots removed from the library (the original files are untouched)", file=sys.stderr)
     return 0
 
 
@@ -723,18 +738,22 @@ def build_parser() -> argparse.ArgumentParser:
     s = lib.add_parser("list", help="list oneshots")
     s.add_argument("--class", dest="cls", choices=ONESHOT_CLASSES)
     s.add_argument("--kit")
+    s.add_argument("--name", metavar="TEXT", help="only oneshots whose name, kit or file name holds every word")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_library_list)
     s = lib.add_parser("show", help="everything about one oneshot")
     s.add_argument("id", type=int)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_library_show)
-    s = lib.add_parser("similar", help="the oneshots that sound most alike")
-    s.add_argument("id", type=int)
+    s = lib.add_parser("similar", help="the oneshots that sound most alike a library oneshot or any audio file")
+    s.add_argument("query", metavar="ID|FILE", help="a oneshot id, or an audio file (nothing is imported)")
     s.add_argument("-n", type=int, default=10)
     s.add_argument("--same-class", action="store_true")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_library_similar)
+    s = lib.add_parser("remove", help="take oneshots out of the library (your original files stay)")
+    s.add_argument("ids", type=int, nargs="+", metavar="ID")
+    s.set_defaults(func=cmd_library_remove)
     s = lib.add_parser("exemplars", help="the N oneshots that best represent a class (greedy Frank-Wolfe)")
     s.add_argument("--class", dest="cls", choices=ONESHOT_CLASSES, required=True)
     s.add_argument("-n", type=int, default=200)

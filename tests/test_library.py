@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 
 import numpy as np
@@ -104,6 +105,57 @@ def test_similar_finds_the_same_sound_first(sample_folder, tmp_path):
     for n in (0, -5):                                     # -5 used to list all but the five farthest
         with pytest.raises(LibraryError, match="at least 1"):
             lib.similar(added, n=n)
+
+
+def test_a_file_outside_the_library_finds_its_like_and_nothing_is_imported(sample_folder, tmp_path, capsys):
+    from redrum_kit.cli import main
+    lib = Library()
+    lib.import_paths([sample_folder])
+    twin = synth.oneshot("snare", 4242)
+    twin = 0.5 * twin + 0.01 * np.random.default_rng(1).standard_normal(len(twin)).astype(np.float32)
+    query = write(tmp_path / "query snare.wav", twin)
+    cls, found = lib.similar_to_file(query, n=3)
+    assert cls == "snare" and found[0][0].name == "snare-01" and len(found) == 3
+    assert lib.count() == 8                                            # a query, not an import
+    _, only = lib.similar_to_file(query, n=5, same_class=True)
+    assert {o.cls for o, _ in only} == {"snare"}
+    assert main(["library", "similar", str(query), "-n", "2", "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["items"][0]["name"] == "snare-01" and "heard as snare" in out.err
+    for bad, needle in (("nope.wav", "neither a oneshot id nor an audio file"), (str(sample_folder), "neither")):
+        assert main(["library", "similar", bad]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0]
+    (tmp_path / "text.wav").write_text("not audio")
+    assert main(["library", "similar", str(tmp_path / "text.wav")]) == 1
+    assert "not an audio file" in capsys.readouterr().err
+
+
+def test_search_by_words_of_name_kit_or_file(sample_folder):
+    lib = Library()
+    lib.import_paths([sample_folder])
+    assert [o.name for o in lib.search("HAT open")] == ["hat_open-01"]
+    assert len(lib.search("my samples")) == 8 and not lib.search("snare kick")
+    assert [o.name for o in lib.search("01", cls="kick")] == ["kick-01"]
+
+
+def test_remove_takes_entries_and_copies_but_never_a_sound_a_kit_plays(sample_folder, home, capsys):
+    from redrum_kit.cli import main
+    lib = Library()
+    lib.import_paths([sample_folder])
+    before = {p: digest(p) for p in sample_folder.iterdir()}
+    kick, snare = (next(o for o in lib.list() if o.name == n) for n in ("kick-01", "snare-01"))
+    lib.kits.save(lib.kit_from_ids("mine", [[kick.id]]))
+    with pytest.raises(LibraryError, match=r"kits play oneshot .*kick-01.*: mine; .*nothing was removed"):
+        lib.remove([snare.id, kick.id])
+    assert lib.count() == 8 and (home / snare.copy).is_file()          # all or nothing
+    assert main(["library", "remove", str(snare.id)]) == 0
+    assert "1 oneshots removed" in capsys.readouterr().err
+    assert lib.count() == 7 and not (home / snare.copy).exists()
+    assert {p: digest(p) for p in sample_folder.iterdir()} == before    # the originals stay
+    assert main(["library", "remove", str(snare.id)]) == 1               # gone: a one-line error
+    assert f"no oneshot with id {snare.id}" in capsys.readouterr().err
+    assert len(lib.import_paths([sample_folder]).added) == 1             # and it can come back
 
 
 def test_set_class_by_hand_sticks(sample_folder):

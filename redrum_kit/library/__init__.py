@@ -272,18 +272,61 @@ class Library:
 
     def similar(self, oneshot_id: int, n: int = 10, same_class: bool = False) -> list[tuple[Oneshot, float]]:
         """Nearest neighbours by MFCC summary (each dimension standardised over the library)."""
-        if n < 1:
-            raise LibraryError("the number of similar oneshots must be at least 1")
         target = self.get(oneshot_id)
         pool = [o for o in self.list(cls=target.cls if same_class else None) if o.id != target.id]
+        return self._nearest(pool, self.features([target.id])[0], n)
+
+    def similar_to_file(self, path: Path, n: int = 10, same_class: bool = False) -> tuple[str, list[tuple[Oneshot, float]]]:
+        """The library's nearest neighbours of a sound that need not be in it (nothing is imported);
+        `same_class`: only oneshots of the class the classifier hears in it. -> (its class, neighbours)."""
+        item = importer.prepare(importer.Candidate(path=Path(path), kit="", name=Path(path).stem, source="folder"))
+        cls = self._classify([item])[0][0]
+        return cls, self._nearest(self.list(cls=cls if same_class else None), item.mfcc, n)
+
+    def _nearest(self, pool: list[Oneshot], query: np.ndarray, n: int) -> list[tuple[Oneshot, float]]:
+        """The `n` oneshots of `pool` nearest `query` (an MFCC summary), each dimension standardised
+        over the pool and the query."""
+        if n < 1:
+            raise LibraryError("the number of similar oneshots must be at least 1")
         if not pool:
             return []
-        everything = self.features([o.id for o in pool] + [target.id])
+        everything = np.concatenate([self.features([o.id for o in pool]), np.asarray(query, np.float32)[None]])
         scale = everything.std(0) + 1e-6
         z = (everything - everything.mean(0)) / scale
         dist = np.linalg.norm(z[:-1] - z[-1], axis=1)
         order = np.argsort(dist)[:n]
         return [(pool[i], float(dist[i])) for i in order]
+
+    def search(self, text: str, cls: str | None = None, kit: str | None = None) -> list[Oneshot]:
+        """Oneshots whose name, kit or original file name holds every word of `text`, case aside."""
+        words = text.lower().split()
+        return [o for o in self.list(cls=cls, kit=kit)
+                if all(w in f"{o.name} {o.kit} {Path(o.path).name}".lower() for w in words)]
+
+    def remove(self, ids: list[int]) -> list[Oneshot]:
+        """Take oneshots out of the library: their entries and normalised copies (the original files
+        stay where they are). A sound a kit plays is refused, naming the kits; then nothing is removed."""
+        shots = [self.get(i) for i in dict.fromkeys(ids)]
+        playing: dict[str, list[str]] = {}
+        for name in self.kits.names():
+            try:
+                kit = self.kits.load(name)
+            except LibraryError:
+                continue                            # a kit that cannot be read plays nothing
+            hashes = {layer.hash for pad in kit.pads for layer in pad.layers}
+            for o in shots:
+                if o.hash in hashes:
+                    playing.setdefault(f"{o.id} ({o.name})", []).append(name)
+        if playing:
+            raise LibraryError("kits play " + "; ".join(f"oneshot {k}: {', '.join(v)}" for k, v in playing.items())
+                               + "; take it out of those kits first (nothing was removed)")
+        with self._lock, db.transaction(self.conn):
+            for o in shots:
+                self.conn.execute("DELETE FROM features WHERE oneshot_id = ?", (o.id,))
+                self.conn.execute("DELETE FROM oneshots WHERE id = ?", (o.id,))
+        for o in shots:                             # content-addressed: no other entry shares the copy
+            (self.home / o.copy).unlink(missing_ok=True)
+        return shots
 
     def exemplars(self, cls: str, n: int) -> tuple[list[Oneshot], list[float]]:
         """The `n` oneshots of `cls` that best rebuild the whole class as non-negative mixes.
