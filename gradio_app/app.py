@@ -180,8 +180,8 @@ def build(engine: Engine) -> gr.Blocks:
         return result["path"], describe(result), {"tempo": result["tempo"], "events": result["events"]}
 
     # -- Library -------------------------------------------------------------------------
-    def _rows(cls, kit):
-        items = engine.library.list(cls=None if cls == "all" else cls, kit=None if kit == "all" else kit)
+    def _rows(cls, kit, name=""):
+        items = engine.library.search(name or "", None if cls == "all" else cls, None if kit == "all" else kit)
         return [[o.id, o.name, o.cls, o.kit, _velocities(o), round(o.duration, 2)] for o in items]
 
     def _choices():
@@ -192,12 +192,12 @@ def build(engine: Engine) -> gr.Blocks:
         return gr.update(choices=sorted({"default", *engine.library.kits.names()}))
 
     @friendly
-    def browse(cls, kit):
+    def browse(cls, kit, name=""):
         kits = ["all", *engine.library.kit_names()]
-        return _rows(cls, kit), gr.update(choices=kits), gr.update(choices=_choices()), _kits(), _kits()
+        return _rows(cls, kit, name), gr.update(choices=kits), gr.update(choices=_choices()), _kits(), _kits()
 
     @friendly
-    def import_folder(folder, cls, kit):
+    def import_folder(folder, cls, kit, name):
         if not folder or not folder.strip():
             raise gr.Error("type the path of a folder of oneshots", print_exception=False)
         path = engine.input_path(folder.strip(), "folder", folder=True)
@@ -205,7 +205,7 @@ def build(engine: Engine) -> gr.Blocks:
         note = report.summary()
         if report.rejected:
             note += "; rejected: " + "; ".join(f"{r.path.name} ({r.reason})" for r in report.rejected[:5])
-        return (note, *browse(cls, kit))
+        return (note, *browse(cls, kit, name))
 
     @friendly
     def play(evt: gr.SelectData, table):
@@ -364,9 +364,11 @@ def build(engine: Engine) -> gr.Blocks:
             with gr.Row():
                 b_class = gr.Dropdown(["all", *ONESHOT_CLASSES], value="all", label="class")
                 b_kit = gr.Dropdown(["all"], value="all", label="kit", allow_custom_value=True, elem_id="library-source-kit")
+                b_name = gr.Textbox(label="name holds (words)", elem_id="library-name")
                 b_refresh = gr.Button("Browse")
             b_table = gr.Dataframe(headers=["id", "name", "class", "kit", "velocity", "seconds"], interactive=False,
-                                   label="oneshots (select a row to play it and see similar sounds)")
+                                   label="oneshots (select a row to play it and see similar sounds)",
+                                   elem_id="library-table")
             b_play = gr.Audio(type="filepath", label="selected", interactive=False)
             b_similar = gr.Dataframe(headers=["id", "name", "class", "kit", "distance"], interactive=False,
                                      label="similar sounds")
@@ -389,15 +391,16 @@ def build(engine: Engine) -> gr.Blocks:
             b_mapgo = gr.Button("Draw the library map", elem_id="library-map-run")
             b_map = gr.Plot(label="library map", elem_id="library-map")
             listed = [b_table, b_kit, l_pick, t_kit, g_kit]
-            b_import.click(import_folder, [b_folder, b_class, b_kit], [b_note, *listed], api_name=False)
-            b_refresh.click(browse, [b_class, b_kit], listed, api_name=False)
+            b_import.click(import_folder, [b_folder, b_class, b_kit, b_name], [b_note, *listed], api_name=False)
+            b_refresh.click(browse, [b_class, b_kit, b_name], listed, api_name=False)
+            b_name.submit(browse, [b_class, b_kit, b_name], listed, api_name=False)
             b_table.select(play, b_table, [b_play, b_similar], api_name=False)
             b_build.click(build_kit, b_kitname, [b_kitnote, t_kit, g_kit], api_name=False)
             b_from.click(build_kit, [b_kitname, b_kit], [b_kitnote, t_kit, g_kit], api_name=False)
             b_export.click(export_kit, [b_kitname, b_format], b_kitnote, api_name=False)
             g_go.click(audition, [g_kit, g_style, g_seed], [g_out, g_note], api_name="audition")
             b_mapgo.click(library_map, None, b_map, api_name=False)
-        app.load(browse, [b_class, b_kit], listed, api_name=False)
+        app.load(browse, [b_class, b_kit, b_name], listed, api_name=False)
     return app
 
 

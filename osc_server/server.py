@@ -95,7 +95,8 @@ class OscServer:
             "/redrum/cancel": self._cancel,
             "/redrum/reply_port": self._reply_port,
             "/redrum/library/list": lambda args, client, rid: self.engine.library_list(
-                _optional(_str_arg(args, 0, "class", ""))),
+                _optional(_str_arg(args, 0, "class", "")), _optional(_str_arg(args, 1, "kit", "")),
+                _optional(_str_arg(args, 2, "name", ""))),
             "/redrum/pad/trigger": self._pad_trigger,
         }
         self.jobs: dict[str, Callable[[list], tuple[str, dict]]] = {

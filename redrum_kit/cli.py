@@ -91,8 +91,7 @@ def _row(o) -> str:
 
 
 def cmd_library_list(args) -> int:
-    lib = _library()
-    items = lib.search(args.name, args.cls, args.kit) if args.name else lib.list(cls=args.cls, kit=args.kit)
+    items = _library().search(args.name or "", args.cls, args.kit)
     if args.json:
         _print_json({"items": [o.to_json() for o in items]})
     else:

@@ -348,8 +348,9 @@ class Engine:
     def ping(self) -> dict:
         return {"version": __version__, "device": self.device}
 
-    def library_list(self, cls: str | None = None, kit: str | None = None) -> dict:
-        return {"items": [o.to_json() for o in self.library.list(cls=cls or None, kit=kit or None)]}
+    def library_list(self, cls: str | None = None, kit: str | None = None, name: str | None = None) -> dict:
+        """The library's oneshots, of a class, from a source kit, whose name holds every word of `name`."""
+        return {"items": [o.to_json() for o in self.library.search(name or "", cls or None, kit or None)]}
 
     def transform(self, source: str | Path | None, target: str | Path, out: str | Path | None = None,
                   method: str = "model", kit: str | None = None, json_path: str | Path | None = None,

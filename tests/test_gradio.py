@@ -188,6 +188,12 @@ def test_browser_layer_and_transform(app, tmp_path, sample_folder):
         page.locator("#library-folder textarea").fill(str(samples))
         page.locator("#library-import").click()
         expect(page.locator("#library-report textarea")).to_have_value(re.compile("8 added"), timeout=120000)
+        page.locator("#library-name textarea").fill("HAT open")             # search by name
+        page.keyboard.press("Enter")
+        expect(page.locator("#library-table tbody tr")).to_have_count(1, timeout=30000)
+        expect(page.locator("#library-table tbody")).to_contain_text("hat_open-01")
+        page.locator("#library-name textarea").fill("")
+        page.keyboard.press("Enter")
         page.locator("#library-source-kit input").fill("My Samples")       # a kit from that folder, heard
         page.keyboard.press("Enter")
         page.locator("#library-kit-name textarea").fill("from-folder")

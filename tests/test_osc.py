@@ -80,6 +80,8 @@ def test_ping_and_library_list(server):
     cls = items[0]["class"]
     _, status, body = c.call("/redrum/library/list", 3, cls)
     assert status == "ok" and all(i["class"] == cls for i in json.loads(body)["items"])
+    _, status, body = c.call("/redrum/library/list", 4, "", "my samples", "HAT OPEN")    # kit and words
+    assert status == "ok" and [i["name"] for i in json.loads(body)["items"]] == ["hat_open-01"]
 
 
 @pytest.mark.parametrize("address,args,needle", [
@@ -88,6 +90,7 @@ def test_ping_and_library_list(server):
     ("/redrum/ping", [1.5], "request id"),
     ("/redrum/library/list", [4, 12], "must be a string"),
     ("/redrum/library/list", [5, "banjo"], "unknown class"),
+    ("/redrum/library/list", [6, "", "", 3], "must be a string"),
 ])
 def test_bad_requests_get_an_error_reply(server, address, args, needle):
     c = Client(server.address[1])

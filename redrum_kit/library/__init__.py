@@ -298,7 +298,8 @@ class Library:
         return [(pool[i], float(dist[i])) for i in order]
 
     def search(self, text: str, cls: str | None = None, kit: str | None = None) -> list[Oneshot]:
-        """Oneshots whose name, kit or original file name holds every word of `text`, case aside."""
+        """Oneshots whose name, kit or original file name holds every word of `text`, case aside
+        (no words: all of them), of class `cls` and from source kit `kit` when given."""
         words = text.lower().split()
         return [o for o in self.list(cls=cls, kit=kit)
                 if all(w in f"{o.name} {o.kit} {Path(o.path).name}".lower() for w in words)]
