@@ -169,7 +169,7 @@ def build(engine: Engine) -> gr.Blocks:
         paths = result["paths"]
         players = [gr.update(value=paths[k], visible=True, label=f"step {k}") if k < len(paths)
                    else gr.update(value=None, visible=False) for k in range(MAX_STEPS)]
-        return (paths[0], *players)
+        return (paths[0], *players, result["message"])
 
     # -- Transcribe -----------------------------------------------------------------------
     @friendly
@@ -336,7 +336,9 @@ def build(engine: Engine) -> gr.Blocks:
             with gr.Row():
                 i_players = [gr.Audio(type="filepath", visible=False, interactive=False, min_width=160)
                              for _ in range(MAX_STEPS)]
-            i_go.click(interpolate, [i_a, i_b, i_steps, i_space], [i_first, *i_players], api_name="interpolate")
+            i_info = gr.Textbox(label="about the steps", interactive=False, elem_id="interp-info")
+            i_go.click(interpolate, [i_a, i_b, i_steps, i_space], [i_first, *i_players, i_info],
+                       api_name="interpolate")
 
         with gr.Tab("Transcribe"):
             gr.Markdown("Drum audio to MIDI: kick, snare, hat, tom and cymbal hits (General MIDI drum notes).")

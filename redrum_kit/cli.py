@@ -630,6 +630,7 @@ def cmd_interpolate(args) -> int:
     result = _engine().interpolate(args.a, args.b, args.steps, args.output, args.space, decays=args.decays)
     for path in result["paths"]:
         print(path)
+    print(result["message"], file=sys.stderr)
     return 0
 
 

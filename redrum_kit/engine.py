@@ -413,10 +413,12 @@ class Engine:
         folder = self.output_folder(out_dir, safe_name(f"{a.stem}-to-{b.stem}"))
         paths = morph_paths(a, b, self._steps(steps), folder)
         progress(0.05)
-        ys, sr = transform.interpolate_files(a, b, len(paths), space, self.redrummer(), decays)
+        morph, sr = transform.interpolate_files(a, b, len(paths), space, self.redrummer(), decays)
         progress(0.9)
-        self._write_set(folder, [(p, y, sr) for p, y in zip(paths, ys)])
-        return {"paths": [str(p) for p in paths], "space": space, "sample_rate": sr, "decays": decays}
+        self._write_set(folder, [(p, y, sr) for p, y in zip(paths, morph.steps)])
+        return {"paths": [str(p) for p in paths], "space": space, "sample_rate": sr, "decays": decays,
+                "source_window": [round(morph.source_start, 3), round(morph.source_start + morph.source_seconds, 3)],
+                "guessed": list(morph.guessed), "message": morph.describe()}
 
     @staticmethod
     def _check_decays(decays: str) -> None:

@@ -192,11 +192,35 @@ class TransformResult:
 
     def describe(self) -> str:
         """Where the sounds came from, and which drums the model had to guess, in a line."""
-        window = f"sounds from the source's {self.source_start:.2f}-{self.source_start + self.source_seconds:.2f} s"
-        if not self.guessed:
-            return window
-        return (f"{window}; no {' or '.join(self.guessed)} there, so the output's {' and '.join(self.guessed)} hits "
-                "are the model's guess")
+        return describe_window("the source", self.source_start, self.source_seconds, self.guessed)
+
+
+def describe_window(whose: str, start: float, seconds: float, guessed: tuple[str, ...]) -> str:
+    """"sounds from the source's 1.20-4.17 s[; no snare there, so the output's snare hits are the
+    model's guess]": where a result's sounds came from, and which drums the model made up."""
+    window = f"sounds from {whose}'s {start:.2f}-{start + seconds:.2f} s"
+    if not guessed:
+        return window
+    return f"{window}; no {' or '.join(guessed)} there, so the output's {' and '.join(guessed)} hits are the model's guess"
+
+
+def guessed_classes(source_onsets, target_onsets, window: tuple[float, float]) -> tuple[str, ...]:
+    """The classes the target plays that the source does not within `window` (s): the drums the model
+    has never heard from this source and must make up."""
+    heard = {cls for time, cls in source_onsets if window[0] <= time < window[1]}
+    return tuple(cls for cls in TRANSCRIPTION_CLASSES if cls in {c for _, c in target_onsets} - heard)
+
+
+@dataclass
+class Morph:
+    """`interpolate_signals`' result: the steps, and what the sounds came from."""
+    steps: list[np.ndarray]
+    source_start: float                 # seconds into A: the window its sounds come from
+    source_seconds: float
+    guessed: tuple[str, ...] = ()       # classes B plays and A's window does not: the model's guess
+
+    def describe(self) -> str:
+        return describe_window("A", self.source_start, self.source_seconds, self.guessed)
 
 
 class Redrummer:
@@ -281,9 +305,8 @@ class Redrummer:
         shared = dict(sr=sr, source_start=start * self.comp / msr, source_seconds=WINDOW_FRAMES * self.comp / msr,
                       windows=windows, target_probs=self.condition.pooled(p_t), attention=attention,
                       frame_rate=msr / self.comp)
-        window = shared["source_start"], shared["source_start"] + shared["source_seconds"]
-        missing = {cls for _, cls in on_t} - {cls for time, cls in on_s if window[0] <= time < window[1]}
-        shared["guessed"] = tuple(cls for cls in TRANSCRIPTION_CLASSES if cls in missing)
+        shared["guessed"] = guessed_classes(on_s, on_t, (shared["source_start"],
+                                                         shared["source_start"] + shared["source_seconds"]))
         results = {}
         for how in decays:
             y = shape_decays(decoded, s, t, msr, on_s, on_t) if how == "source" else decoded
@@ -295,8 +318,9 @@ class Redrummer:
     @torch.no_grad()
     def interpolate_signals(self, a_y: np.ndarray, b_y: np.ndarray, sr: int, steps: int,
                             space: str = "latent", names: tuple[str, str] = ("A", "B"),
-                            decays: str = "source") -> list[np.ndarray]:
-        """`steps` signals at `sr`, A's length, from A's rhythm (first) to B's (last), in A's sounds.
+                            decays: str = "source") -> Morph:
+        """`steps` signals at `sr`, A's length, from A's rhythm (first) to B's (last), in A's sounds,
+        with the window of A they come from and the drums of B's the model made up (`Morph`).
         Either without a drum hit is an `AudioError` naming it (`names`).
 
         latent: encode A, and A's sounds on B's rhythm (stage 2), interpolate the
@@ -317,7 +341,7 @@ class Redrummer:
         b = np.resize(b, len(a)) if len(b) < len(a) else b[:len(a)]     # B looped or cut to A's length
         (act_a, on_a), (act_b, on_b) = (self.drums(y, name) for y, name in zip((a, b), names))
         p_a, p_b = self.condition(a, act_a), self.condition(b, act_b)
-        mu_s, p_s, _ = self.source_memory(a, p_a)
+        mu_s, p_s, start = self.source_memory(a, p_a)
         outs = []
         alphas = np.linspace(0.0, 1.0, steps)
         if space == "conditioning":
@@ -335,7 +359,9 @@ class Redrummer:
             for k, alpha in enumerate(alphas):    # after A's hits (every step but the last), B's (all but the first)
                 rhythms = ([(a, on_a)] if alpha < 1 else []) + ([(b, on_b)] if alpha > 0 else [])
                 outs[k] = shape_to_rhythms(outs[k], a, msr, on_a, rhythms)
-        return [np.clip(audio.resample(y, msr, sr)[:len(a_y)], -1, 1).astype(np.float32) for y in outs]
+        window = start * self.comp / msr, WINDOW_FRAMES * self.comp / msr
+        return Morph([np.clip(audio.resample(y, msr, sr)[:len(a_y)], -1, 1).astype(np.float32) for y in outs],
+                     *window, guessed_classes(on_a, on_b, (window[0], window[0] + window[1])))
 
     def _latents(self, y: np.ndarray) -> torch.Tensor:
         frames = -(-len(y) // self.comp)
@@ -362,7 +388,7 @@ def transform_files(source: Path, target: Path, redrummer: Redrummer | None = No
 
 
 def interpolate_files(a: Path, b: Path, steps: int, space: str = "latent",
-                      redrummer: Redrummer | None = None, decays: str = "source") -> tuple[list[np.ndarray], int]:
+                      redrummer: Redrummer | None = None, decays: str = "source") -> tuple[Morph, int]:
     a_y, sr = audio.load(a, max_seconds=MAX_SECONDS, require_sound=True, what="A")
     b_y, _ = audio.load(b, sr=sr, max_seconds=MAX_SECONDS, require_sound=True, what="B")
     return (redrummer or Redrummer()).interpolate_signals(a_y, b_y, sr, steps, space,

@@ -97,6 +97,9 @@ def test_reaper_redrum_says_which_drums_the_model_made_up(reaper, tmp_path):
     state = run_action(reaper, "redrum", [item(source), item(target, 8.0)])
     assert len(state["inserted"]) == 1, state["console"]
     assert any("the source plays no" in line and "model's guess" in line for line in state["console"])
+    state = run_action(reaper, "interpolate", [item(source), item(target, 8.0)])     # a morph: the same guess
+    assert len(state["inserted"]) == 8, state["console"]
+    assert any("the first item plays no" in line and "model's guess" in line for line in state["console"])
 
 
 def midi_tempo(path):
@@ -166,14 +169,15 @@ def test_bitwig_transcribe_inserts_midi_at_the_projects_tempo(server, tmp_path, 
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js for the Bitwig stub")
-def test_bitwig_redrum_says_which_drums_the_model_made_up(server, tmp_path, home):
-    files = [kicks(tmp_path / "kicks.wav"), groove(tmp_path / "b.wav", seed=7)]
+@pytest.mark.parametrize("command,files", [("transform", 1), ("interpolate", 8)])
+def test_bitwig_redrum_says_which_drums_the_model_made_up(server, tmp_path, home, command, files):
+    paths = [kicks(tmp_path / "kicks.wav"), groove(tmp_path / "b.wav", seed=7)]
     proc = subprocess.run(["node", str(DAW / "bitwig" / "test" / "host_stub.js"),
-                           str(DAW / "bitwig" / "Redrum.control.js"), str(server.address[1]), "transform",
-                           *map(str, files)], capture_output=True, text=True, timeout=180)
+                           str(DAW / "bitwig" / "Redrum.control.js"), str(server.address[1]), command,
+                           *map(str, paths)], capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert len(result["inserted"]) == 1, result["notifications"]
+    assert len(result["inserted"]) == files, result["notifications"]
     assert any("the source plays no" in n and "model's guess" in n for n in result["notifications"])
 
 
@@ -221,6 +225,8 @@ def test_reaper_lua_scripts_insert_the_servers_files(server, tmp_path, home):
     assert len(state["inserted"]) == 1 and state["inserted"][0]["position"] == 8.0
     state = run_lua_action(server, "redrum", [(kicks(tmp_path / "kicks.wav"), 0.0), (b, 8.0)])
     assert len(state["inserted"]) == 1 and any("model's guess" in l for l in state["console"]), state["console"]
+    state = run_lua_action(server, "interpolate", [(kicks(tmp_path / "kicks2.wav"), 0.0), (b, 8.0)])
+    assert any("the first item plays no" in l and "model's guess" in l for l in state["console"]), state["console"]
     state = run_lua_action(server, "transcribe", [(a, 2.0)], bpm=101.0, offset=0.5)
     assert len(state["inserted"]) == 1 and state["inserted"][0]["position"] == 2.0, state["console"]
     assert state["inserted"][0]["offset"] == 0.5

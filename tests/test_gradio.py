@@ -94,8 +94,9 @@ def test_transform_and_interpolate_endpoints(client, tmp_path, home):
     out, plot, info = client.predict(handle_file(str(a)), handle_file(str(b)), "model", "default",
                                      api_name="/transform")
     assert abs(sf.info(_path(out)).duration - 2.0) < 0.01 and _path(plot).suffix == ".png"
-    first, *players = client.predict(handle_file(str(a)), handle_file(str(b)), 3, "latent", api_name="/interpolate")
-    assert _path(first).is_file() and _path(first).name.endswith("-00.wav")
+    first, *players, about = client.predict(handle_file(str(a)), handle_file(str(b)), 3, "latent",
+                                            api_name="/interpolate")
+    assert _path(first).is_file() and _path(first).name.endswith("-00.wav") and about.startswith("sounds from A's")
     t = np.arange(88200) / 44100                                    # a held tone: sound, but no drum hit
     tone = write(tmp_path / "tone.wav", (0.3 * np.sin(2 * np.pi * 220 * t) * np.minimum(1, t / 0.5)).astype(np.float32))
     with pytest.raises(Exception) as err:

@@ -332,6 +332,11 @@ def test_cli_transform_says_which_drums_the_source_does_not_play(tmp_path, capsy
     js2 = tmp_path / "same.json"                     # a source that plays what the target plays: nothing guessed
     assert main(["transform", str(tgt), str(tgt), "-o", str(tmp_path / "same.wav"), "--json", str(js2)]) == 0
     assert json.loads(js2.read_text())["guessed"] == [] and "guess" not in capsys.readouterr().out
+    assert main(["interpolate", str(src), str(tgt), "--steps", "2", "-o", str(tmp_path / "morph")]) == 0
+    err = capsys.readouterr().err                   # a morph to the groove in the kicks' sounds: the same guess
+    assert "sounds from A's" in err and "model's guess" in err and "kick hits" not in err
+    assert main(["interpolate", str(tgt), str(tgt), "--steps", "2", "-o", str(tmp_path / "same-morph")]) == 0
+    assert "guess" not in capsys.readouterr().err
 
 
 def silent(d):

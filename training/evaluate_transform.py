@@ -218,7 +218,7 @@ def interpolation_curves(redrummer, data_dir: Path, pairs: int = 10, steps: int 
         for s_i, _, true_i in chosen:                       # A = source, B = the same kit on the target's rhythm
             a, b = ds[s_i], ds[true_i]
             ref_a, ref_b = (reference_onsets(x, list(TRANSCRIPTION_CLASSES)) for x in (a, b))
-            ys = redrummer.interpolate_signals(a["audio"], b["audio"], sr, steps, space, decays=decays)
+            ys = redrummer.interpolate_signals(a["audio"], b["audio"], sr, steps, space, decays=decays).steps
             for k, y in enumerate(ys):
                 for ref, acc in ((ref_a, to_a), (ref_b, to_b)):
                     acc[k] += np.stack(list(rhythm_counts(y, ref, transcriber).values()))

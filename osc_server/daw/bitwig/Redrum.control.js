@@ -114,10 +114,14 @@ function transform() {
         setStatus("redrumming...");
         send("/redrum/transform", [source, target], function (r) {
             insert([r.path]);
-            if (r.guessed && r.guessed.length) {      // drums the source plays none of: made up by the model
-                setStatus("the source plays no " + r.guessed.join(" or ") + ": those hits are the model's guess");
-            }
+            sayGuessed(r, "the source");
         });
+    }
+}
+
+function sayGuessed(r, whose) {     // drums `whose` sounds play none of: made up by the model
+    if (r.guessed && r.guessed.length) {
+        setStatus(whose + " plays no " + r.guessed.join(" or ") + ": those hits are the model's guess");
     }
 }
 
@@ -134,7 +138,7 @@ function interpolate() {
     if (source && target) {
         setStatus("interpolating...");
         send("/redrum/interpolate", [source, target, Math.round(stepsSetting.getRaw())],
-             function (r) { insert(r.paths); });
+             function (r) { insert(r.paths); sayGuessed(r, "the source"); });
     }
 }
 

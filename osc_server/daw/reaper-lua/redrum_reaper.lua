@@ -219,10 +219,14 @@ function M.transform()
   if not items then return end
   M.send("/redrum/transform", {items[1].path, items[2].path}, function(result)
     M.insert_on_new_track({result.path}, items[2].position, "Redrum", items[2].trim)
-    if result.guessed and #result.guessed > 0 then     -- drums the source plays none of: made up by the model
-      M.message("the source plays no " .. table.concat(result.guessed, " or ") .. ": those hits are the model's guess")
-    end
+    M.say_guessed(result, "the source")
   end)
+end
+
+function M.say_guessed(result, whose)   -- drums `whose` sounds play none of: made up by the model
+  if result.guessed and #result.guessed > 0 then
+    M.message(whose .. " plays no " .. table.concat(result.guessed, " or ") .. ": those hits are the model's guess")
+  end
 end
 
 function M.layer()
@@ -238,6 +242,7 @@ function M.interpolate(steps)
   if not items then return end
   M.send("/redrum/interpolate", {items[1].path, items[2].path, steps or 8}, function(result)
     M.insert_on_new_track(result.paths, items[1].position, "Redrum morph")
+    M.say_guessed(result, "the first item")
   end)
 end
 

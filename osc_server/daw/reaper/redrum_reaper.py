@@ -139,8 +139,13 @@ def transform():
 def redrummed(result, position, trim):
     """The redrum on a new track, and which drums the model made up (the source plays none of them)."""
     insert_on_new_track([result["path"]], position, "Redrum", trim)
+    say_guessed(result, "the source")
+
+
+def say_guessed(result, whose):
+    """Name the drums the model made up: `whose` sounds (the source, A) play none of them."""
     if result.get("guessed"):
-        message("the source plays no %s: those hits are the model's guess" % " or ".join(result["guessed"]))
+        message("%s plays no %s: those hits are the model's guess" % (whose, " or ".join(result["guessed"])))
 
 
 def layer():
@@ -158,7 +163,7 @@ def interpolate(steps=8):
     if items:
         (_, a, position), (_, b, _) = items
         send("/redrum/interpolate", [a, b, steps],
-             lambda r: insert_on_new_track(r["paths"], position, "Redrum morph"))
+             lambda r: (insert_on_new_track(r["paths"], position, "Redrum morph"), say_guessed(r, "the first item")))
 
 
 def transcribe():
