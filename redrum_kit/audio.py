@@ -165,6 +165,12 @@ def save(path: str | os.PathLike, y: np.ndarray, sr: int, *,
     return path
 
 
+def peak_db(y: np.ndarray, sr: int, time: float, window: float = 0.03) -> float:
+    """The peak level (dBFS, floored at -120) of `y` in the `window` s after `time`: how hard a hit is played."""
+    seg = y[int(time * sr):int((time + window) * sr)]
+    return 20 * float(np.log10(max(float(np.abs(seg).max()) if seg.size else 0.0, 1e-6)))
+
+
 def peak_normalize(y: np.ndarray, peak: float = 0.99) -> np.ndarray:
     """Scale so that max |y| == `peak` (silent input is returned unchanged)."""
     top = float(np.max(np.abs(y))) if y.size else 0.0

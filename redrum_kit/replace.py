@@ -5,9 +5,15 @@
    isolated one (farthest from any other onset, so a kick layered under a
    crash is avoided), from just before its onset to the next onset.
 3. Play the target's events with those hits (the sampler of `render.py`:
-   velocity sets the gain, hats choke), at the target's rate and length.
+   hats choke), at the target's rate and length. Each hit keeps the source's
+   own balance: a class sounds at the level the source plays it (the median
+   of its hits), moved by how much louder or softer the target plays that
+   event than its other hits of the class (`source_levels`). So a soft hat
+   under a loud kick stays soft, and the target's accents and ghost notes
+   come through.
 A class the source never plays falls back to the nearest one, and the result
-says so. With a library kit instead of a source, step 2 is skipped.
+says so. With a library kit instead of a source, step 2 is skipped and the
+target's velocities play the kit as a sampler would.
 
 This is both a feature and the baseline the learned redrum must beat.
 """
@@ -23,11 +29,14 @@ from redrum_kit import audio
 from redrum_kit.errors import AudioError
 from redrum_kit.library.kits import Kit, Layer, Pad, assign_notes, default_choke
 from redrum_kit.render import render
+from redrum_kit.rhythm.events import Event, Pattern
 from redrum_kit.transcription import EVENT_CLASS, MAX_SECONDS, Transcription, transcribe_signal
 
 PRE_ROLL = 0.005     # seconds kept before an onset
 MAX_HIT = 1.5        # seconds: the longest hit cut from the source
 MIN_HIT = 0.03
+ACCENT_DB = (-30.0, 12.0)   # how far a target event may sit under or over its class's typical level
+LAYERED = 0.03              # seconds: onsets of two classes this close are one layered hit
 
 
 @dataclass
@@ -63,8 +72,42 @@ def cut_hits(y: np.ndarray, sr: int, found: Transcription) -> dict[str, tuple[fl
         if end - start < MIN_HIT:
             continue
         hit = audio.fade_out(y[int(start * sr): int(end * sr)], sr, min(0.01, (end - start) / 4))
-        hits[cls] = (best.time, audio.peak_normalize(hit))
+        hits[cls] = (best.time, hit)
     return hits
+
+
+def source_levels(hits: dict[str, tuple[float, np.ndarray]], source: np.ndarray, source_events: Transcription,
+                  target: np.ndarray, target_events: Transcription, sr: int) -> tuple[dict[str, np.ndarray], list[int]]:
+    """Hits at the source's balance, and a velocity per target event that plays its accent.
+
+    Each class's hit is scaled to the median level of the source's hits of that class, plus the
+    headroom its loudest target accent needs; each target event's velocity then gives the gain
+    (`render.velocity_gain`) that puts it at its own level above or below its class's median in
+    the target. Signals mono at `sr`. -> (class -> audio, a velocity per target event)."""
+    def levels(y: np.ndarray, found: Transcription) -> tuple[list[float], dict[str, float]]:
+        """Each event's level, and each class's typical one: over its hits alone (a layered hit's
+        peak is its loudest layer's)."""
+        each = [audio.peak_db(y, sr, e.time) for e in found.events]
+        typical = {}
+        for cls in {e.cls for e in found.events}:
+            mine = [k for k, e in enumerate(found.events) if e.cls == cls]
+            alone = [k for k in mine if not any(o.cls != cls and abs(o.time - found.events[k].time) < LAYERED
+                                                for o in found.events)]
+            typical[cls] = float(np.median([each[k] for k in alone or mine]))
+        return each, typical
+
+    _, source_typical = levels(source, source_events)
+    target_each, target_typical = levels(target, target_events)
+    accent = [float(np.clip(level - target_typical[e.cls], *ACCENT_DB))
+              for level, e in zip(target_each, target_events.events)]
+    samples, headroom = {}, {}
+    for cls, (time, hit) in hits.items():
+        headroom[cls] = max([0.0] + [a for a, e in zip(accent, target_events.events) if e.cls == cls])
+        gain_db = source_typical[cls] - audio.peak_db(source, sr, time) + headroom[cls]
+        samples[cls] = (hit * 10 ** (gain_db / 20)).astype(np.float32)
+    velocities = [int(np.clip(round(127 * 10 ** ((a - headroom.get(e.cls, 0.0)) / 40)), 1, 127))
+                  for a, e in zip(accent, target_events.events)]
+    return samples, velocities
 
 
 def replace_drums(target: Path, source: Path | None = None, kit: Kit | None = None,
@@ -86,15 +129,19 @@ def replace_signal(t_y: np.ndarray, sr: int, s_y: np.ndarray | None = None, kit:
     """`replace_drums` on signals at one rate `sr`: the target `t_y`, the source `s_y` (or a kit)."""
     t_events = transcribe_signal(t_y, sr, target_name, method, source=transcriber)
     hits: dict[str, tuple[float, np.ndarray]] = {}
+    part = t_events.pattern()
     if kit is None:
-        hits = cut_hits(s_y, sr, transcribe_signal(s_y, sr, source_name, method, source=transcriber))
+        s_events = transcribe_signal(s_y, sr, source_name, method, source=transcriber)
+        hits = cut_hits(s_y, sr, s_events)
         if not hits:
             raise AudioError(f"{source_name}: no usable drum hits in the source")
         pads = [Pad(name=cls, cls=EVENT_CLASS[cls], note=0, layers=[Layer()], choke=default_choke(EVENT_CLASS[cls]))
                 for cls in hits]
         kit = Kit(name="source", pads=assign_notes(pads))
-        kit_samples = {(i, 0): hits[cls][1] for i, cls in enumerate(hits)}
-    part = t_events.pattern()
+        samples, velocities = source_levels(hits, s_y, s_events, t_y, t_events, sr)
+        kit_samples = {(i, 0): samples[cls] for i, cls in enumerate(hits)}
+        part = Pattern([Event(e.time, EVENT_CLASS[e.cls], velocities[k]) for k, e in enumerate(t_events.events)],
+                       part.tempo, part.length)
     y, report = render(part, kit, kit_samples, sr, tail=0.0)
     y = np.pad(y, (0, max(0, len(t_y) - len(y))))[: len(t_y)]
     return ReplaceResult(y=y, sr=sr, events=len(report.played),

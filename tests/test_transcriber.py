@@ -365,6 +365,34 @@ def test_replace_puts_source_sounds_on_target_timing(tmp_path, capsys):
     assert "SOURCE and TARGET" in capsys.readouterr().err
 
 
+def test_replace_keeps_the_sources_balance_and_the_targets_accents():
+    """A source whose hats sit 20 dB under its kicks keeps them there on a target whose hats are as loud
+    as its kicks; the target's accent (one kick 12 dB softer than the others) comes through."""
+    from redrum_kit import synth
+    from redrum_kit.replace import replace_signal
+    sr = 44100
+
+    def place(hits, seconds=3.0):
+        y = np.zeros(int(seconds * sr), np.float32)
+        for t, sound, gain in hits:
+            n = min(len(sound), len(y) - int(t * sr))
+            y[int(t * sr):int(t * sr) + n] += gain * sound[:n]
+        return y
+
+    kick, hat = synth.oneshot("kick", 11, sr)[:sr // 3], synth.oneshot("hat_closed", 11, sr)[:sr // 3]
+    k2, h2 = synth.oneshot("kick", 12, sr)[:sr // 3], synth.oneshot("hat_closed", 12, sr)[:sr // 3]
+    source = place([(t, kick, 0.9) for t in (0.0, 1.0, 2.0)] + [(t, hat, 0.09) for t in (0.5, 1.5, 2.5)])
+    target = place([(0.25, k2, 0.8), (1.25, k2, 0.2), (2.25, k2, 0.8)] + [(t, h2, 0.8) for t in (0.75, 1.75)])
+    out = replace_signal(target, sr, source).y
+
+    def peak_db(t):
+        return 20 * np.log10(np.abs(out[int(t * sr):int((t + 0.03) * sr)]).max() + 1e-9)
+
+    kicks, hats = [peak_db(t) for t in (0.25, 1.25, 2.25)], [peak_db(t) for t in (0.75, 1.75)]
+    assert abs(np.mean(hats) - np.mean([kicks[0], kicks[2]]) + 20) < 4       # the source's hats: 20 dB under
+    assert abs(kicks[1] - kicks[0] + 12) < 3                                # the target's soft kick: 12 dB softer
+
+
 def test_shipped_transcriber_hears_the_kicks_not_the_bass_line_under_a_groove():
     """Grooves without toms on synthesiser kits outside every split, a bass line under them as loud as
     the drums (half its notes start with a kick): the kicks come back and the bass is not heard as toms

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from redrum_kit import features
+from redrum_kit import audio, features
 from redrum_kit.models import checkpoint
 from redrum_kit.rhythm.events import TRANSCRIPTION_CLASSES
 
@@ -174,12 +174,7 @@ def peak_pick(probs: np.ndarray, frame_rate: float, classes: list[str], threshol
 
 def velocities(y: np.ndarray, sr: int, times: list[float], window: float = 0.03) -> list[int]:
     """MIDI velocity of each onset from the peak level just after it (0 dBFS -> 127, -40 dB -> 1)."""
-    out = []
-    for t in times:
-        seg = y[int(t * sr): int((t + window) * sr)]
-        db = 20 * np.log10(max(float(np.max(np.abs(seg))) if seg.size else 0.0, 1e-6))
-        out.append(int(np.clip(round(127 * (1 + db / 40)), 1, 127)))
-    return out
+    return [int(np.clip(round(127 * (1 + audio.peak_db(y, sr, t, window) / 40)), 1, 127)) for t in times]
 
 
 def save(model: Transcriber, path: Path, extra: dict | None = None) -> None:
