@@ -1,9 +1,11 @@
 """Drum replacement, the DSP redrum: the source's own hits on the target's events.
 
 1. Transcribe the target: its events (time, class, velocity) are the part to play.
-2. Transcribe the source and cut one hit per class out of it: the most
-   isolated one (farthest from any other onset, so a kick layered under a
-   crash is avoided), from just before its onset to the next onset.
+2. Transcribe the source and cut one hit per class out of it: the one that
+   can ring longest before the class plays again (a layered one counts half),
+   separated from the drums played over it by score-informed NMF (`separate`:
+   each class's spectral templates may sound only after its own onsets), so
+   a crash keeps its wash under the hats that follow it.
 3. Play the target's events with those hits (the sampler of `render.py`:
    hats choke), at the target's rate and length. Each hit keeps the source's
    own balance: a class sounds at the level the source plays it (the median
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from redrum_kit import audio
 from redrum_kit.errors import AudioError
@@ -37,6 +40,9 @@ MAX_HIT = 1.5        # seconds: the longest hit cut from the source
 MIN_HIT = 0.03
 ACCENT_DB = (-30.0, 12.0)   # how far a target event may sit under or over its class's typical level
 LAYERED = 0.03              # seconds: onsets of two classes this close are one layered hit
+RING = {"kick": 0.6, "snare": 0.6, "hat": 0.6, "tom": 1.0, "cymbal": MAX_HIT}   # s a class's hit may ring
+SEPARATE_CONTEXT = 0.5      # seconds of the source around a hit that its separation hears
+NMF_FFT, NMF_HOP, NMF_COMPONENTS, NMF_ITERATIONS = 2048, 512, 2, 60
 
 
 @dataclass
@@ -54,26 +60,76 @@ class ReplaceResult:
 
 
 def cut_hits(y: np.ndarray, sr: int, found: Transcription) -> dict[str, tuple[float, np.ndarray]]:
-    """One hit per class from a transcribed recording: class -> (onset time, audio)."""
-    times = np.array(sorted(e.time for e in found.events))
+    """One hit per class from a transcribed recording: class -> (onset time, audio).
+
+    The hit that can ring longest (the most time to the class's next onset, up to its RING), played
+    with confidence and alone (a layered one counts half), separated from the other drums around it
+    (`separate`), from just before its onset to that next onset."""
     hits = {}
     for cls in dict.fromkeys(e.cls for e in found.events):
-        best, best_score = None, -1.0
+        mine = sorted(e.time for e in found.events if e.cls == cls)
+        best, best_score, length = None, -1.0, 0.0
         for e in (e for e in found.events if e.cls == cls):
-            others = np.abs(times - e.time)
-            others = others[others > 1e-4]
-            isolation = float(others.min()) if others.size else MAX_HIT
-            score = min(isolation, MAX_HIT) * (0.5 + e.confidence)
+            later = [t for t in mine if t > e.time + 1e-4]
+            ring = min(later[0] - e.time if later else MAX_HIT, RING[cls], len(y) / sr - e.time)
+            layered = any(o.cls != cls and abs(o.time - e.time) < LAYERED for o in found.events)
+            score = ring * (0.5 + e.confidence) * (0.5 if layered else 1.0)
             if score > best_score:
-                best, best_score = e, score
-        later = times[times > best.time + 1e-4]
-        end = min(best.time + MAX_HIT, float(later[0]) if later.size else best.time + MAX_HIT, len(y) / sr)
+                best, best_score, length = e, score, ring
         start = max(0.0, best.time - PRE_ROLL)
-        if end - start < MIN_HIT:
+        if best.time + length - start < MIN_HIT:
             continue
-        hit = audio.fade_out(y[int(start * sr): int(end * sr)], sr, min(0.01, (end - start) / 4))
-        hits[cls] = (best.time, hit)
+        a = max(0.0, start - SEPARATE_CONTEXT)                  # the hit in its context, separated there
+        b = min(len(y) / sr, best.time + length + SEPARATE_CONTEXT)
+        near = [e for e in found.events if a - RING[e.cls] <= e.time < b]
+        stem = separate(y[int(a * sr):int(b * sr)], sr, near, a)[cls]
+        hit = stem[int((start - a) * sr):int((best.time + length - a) * sr)]
+        hits[cls] = (best.time, audio.fade_out(hit, sr, min(0.05, len(hit) / sr / 4)))
     return hits
+
+
+def separate(y: np.ndarray, sr: int, events: list, offset: float = 0.0) -> dict[str, np.ndarray]:
+    """Each transcribed class's part of `y` (score-informed NMF): -> class -> audio, `y`'s length.
+
+    Each class gets NMF_COMPONENTS spectral templates (started from the spectra just after its
+    onsets) whose activations may be non-zero only from its onsets until RING later; a free
+    residual component takes what no class explains. KL-divergence multiplicative updates, then
+    each class's soft mask (its share of the model) on the complex STFT. `events` (transcribed
+    onsets) are timed `offset` s ahead of `y`'s start. Deterministic."""
+    x = torch.stft(torch.from_numpy(np.asarray(y, np.float32)), NMF_FFT, NMF_HOP,
+                   window=torch.hann_window(NMF_FFT), return_complex=True)
+    v = x.abs().double().numpy() + 1e-9                                   # (bins, frames)
+    bins, frames = v.shape
+    rng = np.random.default_rng(0)
+    classes = list(dict.fromkeys(e.cls for e in events))
+    templates, activations, owner = [], [], []
+    for cls in classes:
+        onsets = [int(round((e.time - offset) * sr / NMF_HOP)) for e in events if e.cls == cls]
+        allowed = np.zeros(frames)
+        for f in onsets:
+            allowed[max(0, f - 1):max(0, f + int(RING[cls] * sr / NMF_HOP) + 1)] = 1.0
+        heard = [v[:, f:f + 3].mean(1) for f in onsets if 0 <= f < frames] or [v.mean(1)]
+        for _ in range(NMF_COMPONENTS):
+            templates.append(np.mean(heard, 0) * (0.5 + rng.random(bins)))
+            activations.append(allowed * (0.5 + rng.random(frames)))
+            owner.append(cls)
+    templates.append(v.mean(1) * (0.5 + rng.random(bins)))                # the residual: free everywhere
+    activations.append(np.full(frames, 0.1))
+    owner.append(None)
+    w, h = np.stack(templates, 1), np.stack(activations)
+    for _ in range(NMF_ITERATIONS):
+        h *= (w.T @ (v / (w @ h + 1e-12))) / (w.sum(0)[:, None] + 1e-12)
+        w *= ((v / (w @ h + 1e-12)) @ h.T) / (h.sum(1)[None] + 1e-12)
+        scale = w.sum(0) + 1e-12
+        w, h = w / scale, h * scale[:, None]
+    model = w @ h + 1e-12
+    out = {}
+    for cls in classes:
+        mine = [k for k, o in enumerate(owner) if o == cls]
+        mask = torch.from_numpy(w[:, mine] @ h[mine] / model).float()
+        out[cls] = torch.istft(x * mask, NMF_FFT, NMF_HOP, window=torch.hann_window(NMF_FFT),
+                               length=len(y)).numpy().astype(np.float32)
+    return out
 
 
 def source_levels(hits: dict[str, tuple[float, np.ndarray]], source: np.ndarray, source_events: Transcription,
@@ -101,9 +157,9 @@ def source_levels(hits: dict[str, tuple[float, np.ndarray]], source: np.ndarray,
     accent = [float(np.clip(level - target_typical[e.cls], *ACCENT_DB))
               for level, e in zip(target_each, target_events.events)]
     samples, headroom = {}, {}
-    for cls, (time, hit) in hits.items():
+    for cls, (_, hit) in hits.items():
         headroom[cls] = max([0.0] + [a for a, e in zip(accent, target_events.events) if e.cls == cls])
-        gain_db = source_typical[cls] - audio.peak_db(source, sr, time) + headroom[cls]
+        gain_db = source_typical[cls] - audio.peak_db(hit, sr, PRE_ROLL) + headroom[cls]
         samples[cls] = (hit * 10 ** (gain_db / 20)).astype(np.float32)
     velocities = [int(np.clip(round(127 * 10 ** ((a - headroom.get(e.cls, 0.0)) / 40)), 1, 127))
                   for a, e in zip(accent, target_events.events)]

@@ -393,6 +393,31 @@ def test_replace_keeps_the_sources_balance_and_the_targets_accents():
     assert abs(kicks[1] - kicks[0] + 12) < 3                                # the target's soft kick: 12 dB softer
 
 
+def test_replacement_cuts_a_crash_that_rings_on_without_the_drums_played_over_it():
+    """A crash under a groove: its hit is separated (score-informed NMF) from the kicks and snares
+    that follow it, so it rings on past them (a cut at the next onset would stop at 0.5 s) while
+    they stay out of it."""
+    from redrum_kit import synth
+    from redrum_kit import audio
+    from redrum_kit.replace import cut_hits
+    from redrum_kit.transcription import transcribe_signal
+    sr = 44100
+    crash, kick, snare = (synth.oneshot(v, 21, sr)[:n] for v, n in (("cymbal", None), ("kick", sr // 3),
+                                                                     ("snare", sr // 3)))
+    source = np.zeros(3 * sr, np.float32)
+    source[:len(crash)] += 0.6 * crash
+    drums = [(0.0, kick)] + [(t, kick if k % 2 else snare) for k, t in enumerate(np.arange(0.5, 3.0, 0.5))]
+    for t, sound in drums:
+        source[int(t * sr):int(t * sr) + len(sound)] += 0.8 * sound
+    found = transcribe_signal(source, sr, "groove.wav")
+    start, hit = cut_hits(source, sr, found)["cymbal"]
+    assert len(hit) / sr >= 1.0
+    for t, _ in drums:
+        if start < t < start + len(hit) / sr - 0.05:
+            at = t - start + 0.005                           # the hit starts 5 ms before its onset
+            assert audio.peak_db(hit, sr, at) < audio.peak_db(source, sr, t) - 15
+
+
 def test_shipped_transcriber_hears_the_kicks_not_the_bass_line_under_a_groove():
     """Grooves without toms on synthesiser kits outside every split, a bass line under them as loud as
     the drums (half its notes start with a kick): the kicks come back and the bass is not heard as toms
