@@ -198,10 +198,11 @@ def trim_leading_silence(y: np.ndarray, sr: int, threshold_db: float = -50.0,
 
 
 def fade_out(y: np.ndarray, sr: int, seconds: float = 0.01) -> np.ndarray:
-    """Apply a raised-cosine fade over the last `seconds` (avoids a click at a cut)."""
+    """Apply a raised-cosine fade over the last `seconds` (avoids a click at a cut); `(time[, channels])`."""
     n = min(len(y), max(1, int(seconds * sr)))
     out = y.copy()
-    out[-n:] *= 0.5 * (1 + np.cos(np.linspace(0, np.pi, n, dtype=np.float32)))
+    ramp = 0.5 * (1 + np.cos(np.linspace(0, np.pi, n, dtype=np.float32)))
+    out[-n:] *= ramp.reshape((n,) + (1,) * (y.ndim - 1))
     return out
 
 

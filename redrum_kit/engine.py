@@ -390,7 +390,7 @@ class Engine:
                 from redrum_kit.render import load_kit_samples
                 _, sr, _ = audio.info(target)
                 k = self.kit(kit)
-                result = replace_drums(target, kit=k, kit_samples=load_kit_samples(k, self.library, sr))
+                result = replace_drums(target, kit=k, kit_samples=load_kit_samples(k, self.library, sr, mono=False))
             else:
                 result = replace_drums(target, source=src)
             progress(0.9)

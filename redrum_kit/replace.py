@@ -89,16 +89,17 @@ def cut_hits(y: np.ndarray, sr: int, found: Transcription) -> dict[str, tuple[fl
 
 
 def separate(y: np.ndarray, sr: int, events: list, offset: float = 0.0) -> dict[str, np.ndarray]:
-    """Each transcribed class's part of `y` (score-informed NMF): -> class -> audio, `y`'s length.
+    """Each transcribed class's part of `y`, mono `(time,)` or stereo `(time, 2)` (score-informed NMF,
+    the masks found on the channels' mean): -> class -> audio of `y`'s shape.
 
     Each class gets NMF_COMPONENTS spectral templates (started from the spectra just after its
     onsets) whose activations may be non-zero only from its onsets until RING later; a free
     residual component takes what no class explains. KL-divergence multiplicative updates, then
     each class's soft mask (its share of the model) on the complex STFT. `events` (transcribed
     onsets) are timed `offset` s ahead of `y`'s start. Deterministic."""
-    x = torch.stft(torch.from_numpy(np.asarray(y, np.float32)), NMF_FFT, NMF_HOP,
-                   window=torch.hann_window(NMF_FFT), return_complex=True)
-    v = x.abs().double().numpy() + 1e-9                                   # (bins, frames)
+    x = torch.stft(torch.from_numpy(np.ascontiguousarray(np.asarray(y, np.float32).T)), NMF_FFT, NMF_HOP,
+                   window=torch.hann_window(NMF_FFT), return_complex=True)     # ([channels,] bins, frames)
+    v = (x.mean(0) if x.ndim == 3 else x).abs().double().numpy() + 1e-9     # (bins, frames)
     bins, frames = v.shape
     rng = np.random.default_rng(0)
     classes = list(dict.fromkeys(e.cls for e in events))
@@ -128,7 +129,7 @@ def separate(y: np.ndarray, sr: int, events: list, offset: float = 0.0) -> dict[
         mine = [k for k, o in enumerate(owner) if o == cls]
         mask = torch.from_numpy(w[:, mine] @ h[mine] / model).float()
         out[cls] = torch.istft(x * mask, NMF_FFT, NMF_HOP, window=torch.hann_window(NMF_FFT),
-                               length=len(y)).numpy().astype(np.float32)
+                               length=len(y)).numpy().astype(np.float32).T
     return out
 
 
@@ -174,7 +175,7 @@ def replace_drums(target: Path, source: Path | None = None, kit: Kit | None = No
     if kit is None:
         if source is None:
             raise AudioError("give a source recording or a kit")
-        s_y, _ = audio.load(source, sr=t_sr, max_seconds=MAX_SECONDS, require_sound=True, what="source")
+        s_y, _ = audio.load(source, sr=t_sr, max_seconds=MAX_SECONDS, require_sound=True, what="source", mono=False)
     return replace_signal(t_y, t_sr, s_y, kit, kit_samples, method,
                           Path(target).name, Path(source).name if source else "source")
 
@@ -182,12 +183,14 @@ def replace_drums(target: Path, source: Path | None = None, kit: Kit | None = No
 def replace_signal(t_y: np.ndarray, sr: int, s_y: np.ndarray | None = None, kit: Kit | None = None,
                    kit_samples: dict | None = None, method: str = "auto", target_name: str = "target",
                    source_name: str = "source", transcriber=None) -> ReplaceResult:
-    """`replace_drums` on signals at one rate `sr`: the target `t_y`, the source `s_y` (or a kit)."""
+    """`replace_drums` on signals at one rate `sr`: the target `t_y`, the source `s_y` (or a kit). A stereo
+    source `(time, 2)` (or a kit with stereo samples) gives a stereo result: its hits keep their image."""
     t_events = transcribe_signal(t_y, sr, target_name, method, source=transcriber)
     hits: dict[str, tuple[float, np.ndarray]] = {}
     part = t_events.pattern()
     if kit is None:
-        s_events = transcribe_signal(s_y, sr, source_name, method, source=transcriber)
+        s_events = transcribe_signal(s_y.mean(1) if s_y.ndim == 2 else s_y, sr, source_name, method,
+                                     source=transcriber)
         hits = cut_hits(s_y, sr, s_events)
         if not hits:
             raise AudioError(f"{source_name}: no usable drum hits in the source")
@@ -199,7 +202,7 @@ def replace_signal(t_y: np.ndarray, sr: int, s_y: np.ndarray | None = None, kit:
         part = Pattern([Event(e.time, EVENT_CLASS[e.cls], velocities[k]) for k, e in enumerate(t_events.events)],
                        part.tempo, part.length)
     y, report = render(part, kit, kit_samples, sr, tail=0.0)
-    y = np.pad(y, (0, max(0, len(t_y) - len(y))))[: len(t_y)]
+    y = np.pad(y, [(0, max(0, len(t_y) - len(y)))] + [(0, 0)] * (y.ndim - 1))[: len(t_y)]
     return ReplaceResult(y=y, sr=sr, events=len(report.played),
                          source_hits={cls: t for cls, (t, _) in hits.items()},
                          substitutions=dict(report.substitutions))

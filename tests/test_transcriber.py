@@ -393,6 +393,35 @@ def test_replace_keeps_the_sources_balance_and_the_targets_accents():
     assert abs(kicks[1] - kicks[0] + 12) < 3                                # the target's soft kick: 12 dB softer
 
 
+def test_replacement_keeps_a_stereo_sources_image(tmp_path):
+    """A stereo source (hats panned left, kicks in the middle) redrums a mono target in stereo: the
+    hats stay left, the kicks in the middle; the CLI writes two channels."""
+    import soundfile as sf
+    from conftest import write
+    from redrum_kit import synth
+    from redrum_kit.cli import main
+    from redrum_kit.replace import replace_signal
+    sr = 44100
+    kick, hat = synth.oneshot("kick", 31, sr)[:sr // 3], synth.oneshot("hat_closed", 31, sr)[:sr // 4]
+    source, target = np.zeros((3 * sr, 2), np.float32), np.zeros(3 * sr, np.float32)
+    for t in (0.0, 1.0, 2.0):
+        source[int(t * sr):int(t * sr) + len(kick)] += 0.8 * kick[:, None]
+        source[int((t + 0.5) * sr):int((t + 0.5) * sr) + len(hat)] += 0.5 * hat[:, None] * np.array([1.0, 0.1])
+        target[int((t + 0.25) * sr):int((t + 0.25) * sr) + len(kick)] += 0.8 * kick
+        target[int((t + 0.75) * sr):int((t + 0.75) * sr) + len(hat)] += 0.5 * hat
+    out = replace_signal(target, sr, source).y
+    assert out.shape == (3 * sr, 2)
+    hats = out[int(0.75 * sr):int(0.8 * sr)]
+    kicks = out[int(1.25 * sr):int(1.3 * sr)]
+    assert np.abs(hats[:, 0]).max() > 5 * np.abs(hats[:, 1]).max()                   # left
+    assert abs(np.abs(kicks[:, 0]).max() / np.abs(kicks[:, 1]).max() - 1) < 0.05     # the middle
+    write(tmp_path / "src.wav", source)
+    write(tmp_path / "tgt.wav", target)
+    assert main(["transform", str(tmp_path / "src.wav"), str(tmp_path / "tgt.wav"), "--method", "replace",
+                 "-o", str(tmp_path / "out.wav")]) == 0
+    assert sf.info(str(tmp_path / "out.wav")).channels == 2
+
+
 def test_replacement_cuts_a_crash_that_rings_on_without_the_drums_played_over_it():
     """A crash under a groove: its hit is separated (score-informed NMF) from the kicks and snares
     that follow it, so it rings on past them (a cut at the next onset would stop at 0.5 s) while
