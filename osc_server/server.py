@@ -102,7 +102,8 @@ class OscServer:
         self.jobs: dict[str, Callable[[list], tuple[str, dict]]] = {
             "/redrum/transform": lambda a: ("transform", {
                 "source": _str_arg(a, 0, "source_path"), "target": _str_arg(a, 1, "target_path"),
-                "out": _optional(_str_arg(a, 2, "out_path", "")), "method": _str_arg(a, 3, "method", "model")}),
+                "out": _optional(_str_arg(a, 2, "out_path", "")), "method": _str_arg(a, 3, "method", "model"),
+                "only": _str_arg(a, 4, "only", ""), "double": bool(_num_arg(a, 5, "double", 0))}),
             "/redrum/interpolate": lambda a: ("interpolate", {
                 "a": _str_arg(a, 0, "a_path"), "b": _str_arg(a, 1, "b_path"), "steps": _num_arg(a, 2, "steps", 8),
                 "out_dir": _optional(_str_arg(a, 3, "out_dir", "")), "space": _str_arg(a, 4, "space", "latent")}),

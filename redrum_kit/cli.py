@@ -605,7 +605,7 @@ def cmd_transcribe(args) -> int:
 def cmd_transform(args) -> int:
     out = Path(args.output)
     refuse_existing(out, args.json, args.plot)
-    method = args.method or ("replace" if args.kit else "model")
+    method = args.method or ("replace" if args.kit or args.only or args.double else "model")
     if method == "model" and args.kit:
         raise RedrumError("--kit plays a library kit by drum replacement: use --method replace")
     if args.plot and method != "model":
@@ -619,7 +619,7 @@ def cmd_transform(args) -> int:
             raise RedrumError("give SOURCE and TARGET recordings (or --method replace --kit NAME TARGET)")
         source, target = args.inputs
     result = _engine().transform(source, target, out, method, args.kit, args.json, args.plot,
-                                 decays=args.decays)
+                                 decays=args.decays, only=args.only or (), double=args.double)
     for cls, other in result.get("substitutions", {}).items():
         print(f"note: the source has no {cls}; played its {other} instead", file=sys.stderr)
     print(f"{out}: {result['seconds']:.2f} s at {result['sample_rate']} Hz ({result['message']})")
@@ -912,6 +912,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--decays", choices=("source", "model"), default="source",
                    help="model: source (default): no drum rings on longer than the source's own do (each band "
                         "lowered, never raised, after the target's hits); model: the output as decoded")
+    s.add_argument("--only", metavar="CLASSES",
+                   help="replace: only these drums (e.g. kick,snare); the target's others stay in its mix")
+    s.add_argument("--double", action="store_true",
+                   help="replace: keep the target's own drums and lay the new hits over them")
     s.set_defaults(func=cmd_transform)
 
     s = sub.add_parser("interpolate", help="morph from A's rhythm to B's in N steps (A's sounds)")

@@ -354,17 +354,27 @@ class Engine:
 
     def transform(self, source: str | Path | None, target: str | Path, out: str | Path | None = None,
                   method: str = "model", kit: str | None = None, json_path: str | Path | None = None,
-                  plot: str | Path | None = None, progress=_no_progress, decays: str = "source") -> dict:
+                  plot: str | Path | None = None, progress=_no_progress, decays: str = "source",
+                  only: str | tuple[str, ...] = (), double: bool = False) -> dict:
         """The source's drum sounds on the target's rhythm (method model or replace; `kit` plays a
         library kit by replacement; `decays`, model only: "source", each drum dying away as the
-        source's do, or "model", as decoded). -> {"path", "method", ...}."""
+        source's do, or "model", as decoded; `only` (classes, or "kick,snare") and `double`, replace
+        only: replace those drums alone in the target's mix, or lay the new hits over the target's
+        own). -> {"path", "method", ...}."""
         from redrum_kit import audio, files
+        from redrum_kit.rhythm.events import TRANSCRIPTION_CLASSES
         method = method or ("replace" if kit else "model")
         if method not in ("model", "replace"):
             raise RedrumError(f"unknown method {method!r}; choose model or replace")
         self._check_decays(decays)
         if kit and method == "model":
             raise RedrumError("a kit is played by drum replacement: use method replace")
+        only = tuple(c.strip() for c in only.split(",") if c.strip()) if isinstance(only, str) else tuple(only)
+        if sorted(set(only) - set(TRANSCRIPTION_CLASSES)):
+            raise RedrumError(f"no drum class {', '.join(sorted(set(only) - set(TRANSCRIPTION_CLASSES)))}; "
+                              f"choose from {', '.join(TRANSCRIPTION_CLASSES)}")
+        if (only or double) and method != "replace":
+            raise RedrumError("replacing only some drums, or doubling them, is drum replacement: use method replace")
         if plot and method != "model":
             raise RedrumError("the plot draws the model's attention: use it with method model")
         target = self.input_path(target, "target")
@@ -390,9 +400,10 @@ class Engine:
                 from redrum_kit.render import load_kit_samples
                 _, sr, _ = audio.info(target)
                 k = self.kit(kit)
-                result = replace_drums(target, kit=k, kit_samples=load_kit_samples(k, self.library, sr, mono=False))
+                result = replace_drums(target, kit=k, kit_samples=load_kit_samples(k, self.library, sr, mono=False),
+                                       only=only, double=double)
             else:
-                result = replace_drums(target, source=src)
+                result = replace_drums(target, source=src, only=only, double=double)
             progress(0.9)
             data = dict(result.to_json(), message=f"{result.events} hits")
         save_audio(out, result.y, result.sr)

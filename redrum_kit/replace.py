@@ -42,6 +42,7 @@ ACCENT_DB = (-30.0, 12.0)   # how far a target event may sit under or over its c
 LAYERED = 0.03              # seconds: onsets of two classes this close are one layered hit
 RING = {"kick": 0.6, "snare": 0.6, "hat": 0.6, "tom": 1.0, "cymbal": MAX_HIT}   # s a class's hit may ring
 SEPARATE_CONTEXT = 0.5      # seconds of the source around a hit that its separation hears
+SEPARATE_CHUNK = 10.0       # seconds of a target separated at a time (`remove_classes`)
 NMF_FFT, NMF_HOP, NMF_COMPONENTS, NMF_ITERATIONS = 2048, 512, 2, 60
 
 
@@ -52,11 +53,13 @@ class ReplaceResult:
     events: int
     source_hits: dict[str, float] = field(default_factory=dict)   # class -> time of the hit used (s)
     substitutions: dict[str, str] = field(default_factory=dict)   # class -> class played instead
+    only: tuple[str, ...] = ()          # the classes replaced, the target's others kept (empty: all replaced)
+    double: bool = False                # the target's own drums kept under the new hits
 
     def to_json(self) -> dict:
         return {"method": "replace", "events": self.events, "sample_rate": self.sr,
                 "source_hits": {k: round(v, 4) for k, v in self.source_hits.items()},
-                "substitutions": self.substitutions}
+                "substitutions": self.substitutions, "only": list(self.only), "double": self.double}
 
 
 def cut_hits(y: np.ndarray, sr: int, found: Transcription) -> dict[str, tuple[float, np.ndarray]]:
@@ -134,13 +137,15 @@ def separate(y: np.ndarray, sr: int, events: list, offset: float = 0.0) -> dict[
 
 
 def source_levels(hits: dict[str, tuple[float, np.ndarray]], source: np.ndarray, source_events: Transcription,
-                  target: np.ndarray, target_events: Transcription, sr: int) -> tuple[dict[str, np.ndarray], list[int]]:
+                  target: np.ndarray, target_events: Transcription, sr: int,
+                  at_target: bool = False) -> tuple[dict[str, np.ndarray], list[int]]:
     """Hits at the source's balance, and a velocity per target event that plays its accent.
 
-    Each class's hit is scaled to the median level of the source's hits of that class, plus the
+    Each class's hit is scaled to the median level of the source's hits of that class (`at_target`:
+    of the target's, for a hit that takes the place of the target's own drum in its mix), plus the
     headroom its loudest target accent needs; each target event's velocity then gives the gain
     (`render.velocity_gain`) that puts it at its own level above or below its class's median in
-    the target. Signals mono at `sr`. -> (class -> audio, a velocity per target event)."""
+    the target. -> (class -> audio, a velocity per target event)."""
     def levels(y: np.ndarray, found: Transcription) -> tuple[list[float], dict[str, float]]:
         """Each event's level, and each class's typical one: over its hits alone (a layered hit's
         peak is its loudest layer's)."""
@@ -160,16 +165,38 @@ def source_levels(hits: dict[str, tuple[float, np.ndarray]], source: np.ndarray,
     samples, headroom = {}, {}
     for cls, (_, hit) in hits.items():
         headroom[cls] = max([0.0] + [a for a, e in zip(accent, target_events.events) if e.cls == cls])
-        gain_db = source_typical[cls] - audio.peak_db(hit, sr, PRE_ROLL) + headroom[cls]
+        typical = target_typical[cls] if at_target and cls in target_typical else source_typical[cls]
+        gain_db = typical - audio.peak_db(hit, sr, PRE_ROLL) + headroom[cls]
         samples[cls] = (hit * 10 ** (gain_db / 20)).astype(np.float32)
     velocities = [int(np.clip(round(127 * 10 ** ((a - headroom.get(e.cls, 0.0)) / 40)), 1, 127))
                   for a, e in zip(accent, target_events.events)]
     return samples, velocities
 
 
+def remove_classes(y: np.ndarray, sr: int, found: Transcription, classes: tuple[str, ...]) -> np.ndarray:
+    """`y` without its drums of `classes`: their separated parts (`separate`) taken out, SEPARATE_CHUNK
+    seconds at a time (each heard with SEPARATE_CONTEXT around it), so a long recording costs no more
+    per second than a short one."""
+    out = np.array(y, np.float32, copy=True)
+    seconds = len(y) / sr
+    for a in np.arange(0.0, seconds, SEPARATE_CHUNK):
+        b = min(seconds, a + SEPARATE_CHUNK)
+        lo, hi = max(0.0, a - SEPARATE_CONTEXT), min(seconds, b + SEPARATE_CONTEXT)
+        near = [e for e in found.events if lo - RING[e.cls] <= e.time < hi]
+        if not any(e.cls in classes for e in near):
+            continue
+        stems = separate(y[int(lo * sr):int(hi * sr)], sr, near, lo)
+        part = sum(stems[c] for c in classes if c in stems)
+        i, j, k = int(a * sr), int(b * sr), int(lo * sr)
+        out[i:j] -= part[i - k:j - k]
+    return out
+
+
 def replace_drums(target: Path, source: Path | None = None, kit: Kit | None = None,
-                  kit_samples: dict | None = None, method: str = "auto") -> ReplaceResult:
-    """Redrum `target` with the hits of `source` (or with `kit` and its samples at the target's rate)."""
+                  kit_samples: dict | None = None, method: str = "auto", only: tuple[str, ...] = (),
+                  double: bool = False) -> ReplaceResult:
+    """Redrum `target` with the hits of `source` (or with `kit` and its samples at the target's rate);
+    `only` and `double` as in `replace_signal`."""
     t_y, t_sr = audio.load(target, max_seconds=MAX_SECONDS, require_sound=True, what="target")
     s_y = None
     if kit is None:
@@ -177,15 +204,27 @@ def replace_drums(target: Path, source: Path | None = None, kit: Kit | None = No
             raise AudioError("give a source recording or a kit")
         s_y, _ = audio.load(source, sr=t_sr, max_seconds=MAX_SECONDS, require_sound=True, what="source", mono=False)
     return replace_signal(t_y, t_sr, s_y, kit, kit_samples, method,
-                          Path(target).name, Path(source).name if source else "source")
+                          Path(target).name, Path(source).name if source else "source", only=only, double=double)
 
 
 def replace_signal(t_y: np.ndarray, sr: int, s_y: np.ndarray | None = None, kit: Kit | None = None,
                    kit_samples: dict | None = None, method: str = "auto", target_name: str = "target",
-                   source_name: str = "source", transcriber=None) -> ReplaceResult:
+                   source_name: str = "source", transcriber=None, only: tuple[str, ...] = (),
+                   double: bool = False) -> ReplaceResult:
     """`replace_drums` on signals at one rate `sr`: the target `t_y`, the source `s_y` (or a kit). A stereo
-    source `(time, 2)` (or a kit with stereo samples) gives a stereo result: its hits keep their image."""
+    source `(time, 2)` (or a kit with stereo samples) gives a stereo result: its hits keep their image.
+
+    `only` (transcription classes): replace those drums alone; the target's others stay as they are
+    (the replaced ones taken out of it by separation). `double`: keep the target's own drums and lay
+    the new hits over them. Either way the new hits sit at the level of the target's drums they
+    replace or double."""
+    unknown = sorted(set(only) - set(EVENT_CLASS))
+    if unknown:
+        raise AudioError(f"no drum class {', '.join(unknown)}; choose from {', '.join(EVENT_CLASS)}")
     t_events = transcribe_signal(t_y, sr, target_name, method, source=transcriber)
+    if only and not any(e.cls in only for e in t_events.events):
+        raise AudioError(f"{target_name}: no {' or '.join(only)} hits found to replace")
+    in_mix = bool(only) or double
     hits: dict[str, tuple[float, np.ndarray]] = {}
     part = t_events.pattern()
     if kit is None:
@@ -197,12 +236,19 @@ def replace_signal(t_y: np.ndarray, sr: int, s_y: np.ndarray | None = None, kit:
         pads = [Pad(name=cls, cls=EVENT_CLASS[cls], note=0, layers=[Layer()], choke=default_choke(EVENT_CLASS[cls]))
                 for cls in hits]
         kit = Kit(name="source", pads=assign_notes(pads))
-        samples, velocities = source_levels(hits, s_y, s_events, t_y, t_events, sr)
+        samples, velocities = source_levels(hits, s_y, s_events, t_y, t_events, sr, at_target=in_mix)
         kit_samples = {(i, 0): samples[cls] for i, cls in enumerate(hits)}
-        part = Pattern([Event(e.time, EVENT_CLASS[e.cls], velocities[k]) for k, e in enumerate(t_events.events)],
-                       part.tempo, part.length)
+        part = Pattern([Event(max(0.0, e.time - PRE_ROLL), EVENT_CLASS[e.cls], velocities[k])   # cut PRE_ROLL early
+                        for k, e in enumerate(t_events.events)], part.tempo, part.length)
+    if only:
+        part = Pattern([e for e in part.events if e.cls in {EVENT_CLASS[c] for c in only}], part.tempo, part.length)
     y, report = render(part, kit, kit_samples, sr, tail=0.0)
     y = np.pad(y, [(0, max(0, len(t_y) - len(y)))] + [(0, 0)] * (y.ndim - 1))[: len(t_y)]
-    return ReplaceResult(y=y, sr=sr, events=len(report.played),
+    if in_mix:
+        rest = t_y if double else remove_classes(t_y, sr, t_events, only)
+        y = y + (rest[:, None] if y.ndim > rest.ndim else rest)
+        peak = float(np.abs(y).max())
+        y = y * (0.99 / peak) if peak > 0.99 else y
+    return ReplaceResult(y=y.astype(np.float32), sr=sr, events=len(report.played),
                          source_hits={cls: t for cls, (t, _) in hits.items()},
-                         substitutions=dict(report.substitutions))
+                         substitutions=dict(report.substitutions), only=tuple(only), double=double)

@@ -4,6 +4,7 @@ script trains a config and leaves what a later session needs."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -61,8 +62,11 @@ def test_the_device_script_trains_a_config_and_leaves_what_a_later_session_needs
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     back = {p.name for p in (tmp_path / "out").iterdir()}
-    assert {"last.pt", "best.pt", "log.jsonl", "tiny.safetensors", "tiny.md", "tiny.metrics.json",
-            "train.log"} <= back
+    assert {"last.pt", "log.jsonl", "tiny.safetensors", "tiny.md", "tiny.metrics.json", "train.log"} <= back
+    validated = any(k.startswith("val_") for line in (tmp_path / "out" / "log.jsonl").read_text().splitlines()
+                    for k in json.loads(line))
+    # the best weights come back once a validation ran (a loaded machine may spend the minute before the first)
+    assert "best.pt" in back or not validated
     log = (tmp_path / "out" / "train.log").read_text()
     assert "saved" in log and "training for 1 min" in log        # the call's budget left more than MINUTES
     bad = subprocess.run(["bash", "training/gpu.sh", str(tmp_path / "nope.toml"), "transcriber"], cwd=ROOT, env=env,

@@ -226,6 +226,11 @@ def test_transform_round_trip_model_and_replace(jobs):
     assert abs(sf.info(out).duration - 2.0) < 0.01                   # the target's length
     _, status, body = c.call("/redrum/transform", "t2", str(source), str(target), "", "replace")
     assert status == "ok" and Path(json.loads(body)["path"]).is_file()
+    _, status, body = c.call("/redrum/transform", "t4", str(source), str(target), "", "replace", "kick", 1)
+    assert status == "ok", body                                      # the source's kicks doubled on the target's
+    assert (json.loads(body)["only"], json.loads(body)["double"]) == (["kick"], True)
+    _, status, text = c.call("/redrum/transform", "t5", str(source), str(target), "", "model", "kick")
+    assert status == "error" and "use method replace" in text and len(text.splitlines()) == 1
     t = np.arange(88200) / 44100                                    # a held tone: sound, but no drum hit
     tone = write(allowed / "tone.wav", (0.3 * np.sin(2 * np.pi * 220 * t) * np.minimum(1, t / 0.5)).astype(np.float32))
     rid, status, text = c.call("/redrum/transform", "t3", str(source), str(tone), str(allowed / "none.wav"))

@@ -422,6 +422,64 @@ def test_replacement_keeps_a_stereo_sources_image(tmp_path):
     assert sf.info(str(tmp_path / "out.wav")).channels == 2
 
 
+def _groove(sr, kick_seed, with_kicks=True, gain=0.3):
+    """3 s: kicks on the beat (if any), hats on the off-beats, snares at 0.5 and 1.5 s. -> (mix, the rest)."""
+    from redrum_kit import synth
+    rest = np.zeros(3 * sr, np.float32)
+    kicks = np.zeros(3 * sr, np.float32)
+    hat, snare = synth.oneshot("hat_closed", 42, sr)[:sr // 4], synth.oneshot("snare", 42, sr)[:sr // 3]
+    kick = synth.oneshot("kick", kick_seed, sr)[:sr // 3]
+    for t in np.arange(0.25, 3.0, 0.5):
+        rest[int(t * sr):int(t * sr) + len(hat)] += gain * 0.6 * hat[:3 * sr - int(t * sr)]
+    for t in (0.5, 1.5):
+        rest[int(t * sr):int(t * sr) + len(snare)] += gain * snare
+    for t in (0.0, 1.0, 2.0):
+        kicks[int(t * sr):int(t * sr) + len(kick)] += gain * kick
+    return (rest + kicks if with_kicks else rest), rest
+
+
+def test_only_some_drums_replaced_leaves_the_others_in_the_mix(tmp_path, capsys):
+    """`--only kick`: the target's kicks are taken out (separated) and the source's put in their place at
+    their level; its hats and snares stay. `--double`: the target stays whole, the new kicks on top."""
+    import json
+    from conftest import write
+    from redrum_kit.cli import main
+    from redrum_kit.replace import remove_classes, replace_signal
+    from redrum_kit.transcription import transcribe_signal
+    sr = 44100
+    target, rest = _groove(sr, 46)
+    source, _ = _groove(sr, 45, gain=0.5)
+
+    def db(x):
+        return 20 * np.log10(np.sqrt(np.mean(np.square(x))) + 1e-12)
+
+    removed = remove_classes(target, sr, transcribe_signal(target, sr, "t"), ("kick",))
+    assert db(removed - rest) < db(target - rest) - 20 and abs(db(removed) - db(rest)) < 1
+    only = replace_signal(target, sr, source, only=("kick",)).y
+    between = slice(int(0.45 * sr), int(0.95 * sr))                 # snare and hats, no kick ringing
+    assert db(only[between] - target[between]) < db(target[between]) - 20
+    kick = slice(int(1.0 * sr), int(1.1 * sr))
+    assert abs(db(only[kick]) - db(target[kick])) < 3                # the new kick at the old one's level
+    double = replace_signal(target, sr, source, only=("kick",), double=True).y
+    assert db(double[between] - target[between]) < db(target[between]) - 20   # the target whole
+    assert db(double[kick]) > db(target[kick]) + 2                   # with a second kick on its kicks
+    write(tmp_path / "src.wav", source)
+    write(tmp_path / "tgt.wav", target)
+    write(tmp_path / "no-kicks.wav", rest)
+    js = tmp_path / "out.json"
+    assert main(["transform", str(tmp_path / "src.wav"), str(tmp_path / "tgt.wav"), "--only", "kick",
+                 "-o", str(tmp_path / "out.wav"), "--json", str(js)]) == 0       # --only implies replace
+    assert json.loads(js.read_text())["only"] == ["kick"]
+    for args, needle in ((["--only", "banjo"], "no drum class banjo"),
+                         (["--method", "model", "--double"], "use method replace"),
+                         (["--only", "kick"], "no kick hits found to replace")):
+        target_file = tmp_path / ("no-kicks.wav" if "found" in needle else "tgt.wav")
+        out = tmp_path / f"bad-{len(args)}-{needle[:5]}.wav"
+        assert main(["transform", str(tmp_path / "src.wav"), str(target_file), *args, "-o", str(out)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0] and not out.exists()
+
+
 def test_replacement_cuts_a_crash_that_rings_on_without_the_drums_played_over_it():
     """A crash under a groove: its hit is separated (score-informed NMF) from the kicks and snares
     that follow it, so it rings on past them (a cut at the next onset would stop at 0.5 s) while
