@@ -75,20 +75,29 @@ def cut_hits(y: np.ndarray, sr: int, found: Transcription) -> dict[str, tuple[fl
         for e in (e for e in found.events if e.cls == cls):
             later = [t for t in mine if t > e.time + 1e-4]
             ring = min(later[0] - e.time if later else MAX_HIT, RING[cls], len(y) / sr - e.time)
-            layered = any(o.cls != cls and abs(o.time - e.time) < LAYERED for o in found.events)
-            score = ring * (0.5 + e.confidence) * (0.5 if layered else 1.0)
+            score = ring * (0.5 + e.confidence) * (0.5 if layered(e, found.events) else 1.0)
             if score > best_score:
                 best, best_score, length = e, score, ring
         start = max(0.0, best.time - PRE_ROLL)
         if best.time + length - start < MIN_HIT:
             continue
-        a = max(0.0, start - SEPARATE_CONTEXT)                  # the hit in its context, separated there
-        b = min(len(y) / sr, best.time + length + SEPARATE_CONTEXT)
-        near = [e for e in found.events if a - RING[e.cls] <= e.time < b]
-        stem = separate(y[int(a * sr):int(b * sr)], sr, near, a)[cls]
-        hit = stem[int((start - a) * sr):int((best.time + length - a) * sr)]
+        a, stems = separate_around(y, sr, found.events, start, best.time + length)
+        hit = stems[cls][int((start - a) * sr):int((best.time + length - a) * sr)]
         hits[cls] = (best.time, audio.fade_out(hit, sr, min(0.05, len(hit) / sr / 4)))
     return hits
+
+
+def layered(event, events: list) -> bool:
+    """Whether another class's onset shares `event`'s (within LAYERED)."""
+    return any(o.cls != event.cls and abs(o.time - event.time) < LAYERED for o in events)
+
+
+def separate_around(y: np.ndarray, sr: int, events: list, start: float, end: float) -> tuple[float, dict]:
+    """`separate` over `start`..`end` s of `y` and SEPARATE_CONTEXT either side, with the onsets that
+    can ring there. -> (where the stems start, s; class -> stem)."""
+    a, b = max(0.0, start - SEPARATE_CONTEXT), min(len(y) / sr, end + SEPARATE_CONTEXT)
+    near = [e for e in events if a - RING[e.cls] <= e.time < b]
+    return a, separate(y[int(a * sr):int(b * sr)], sr, near, a)
 
 
 def separate(y: np.ndarray, sr: int, events: list, offset: float = 0.0) -> dict[str, np.ndarray]:
@@ -153,8 +162,7 @@ def source_levels(hits: dict[str, tuple[float, np.ndarray]], source: np.ndarray,
         typical = {}
         for cls in {e.cls for e in found.events}:
             mine = [k for k, e in enumerate(found.events) if e.cls == cls]
-            alone = [k for k in mine if not any(o.cls != cls and abs(o.time - found.events[k].time) < LAYERED
-                                                for o in found.events)]
+            alone = [k for k in mine if not layered(found.events[k], found.events)]
             typical[cls] = float(np.median([each[k] for k in alone or mine]))
         return each, typical
 
@@ -181,11 +189,9 @@ def remove_classes(y: np.ndarray, sr: int, found: Transcription, classes: tuple[
     seconds = len(y) / sr
     for a in np.arange(0.0, seconds, SEPARATE_CHUNK):
         b = min(seconds, a + SEPARATE_CHUNK)
-        lo, hi = max(0.0, a - SEPARATE_CONTEXT), min(seconds, b + SEPARATE_CONTEXT)
-        near = [e for e in found.events if lo - RING[e.cls] <= e.time < hi]
-        if not any(e.cls in classes for e in near):
+        lo, stems = separate_around(y, sr, found.events, a, b)
+        if not any(c in stems for c in classes):
             continue
-        stems = separate(y[int(lo * sr):int(hi * sr)], sr, near, lo)
         part = sum(stems[c] for c in classes if c in stems)
         i, j, k = int(a * sr), int(b * sr), int(lo * sr)
         out[i:j] -= part[i - k:j - k]
