@@ -29,6 +29,7 @@ from redrum_kit.drums import ONESHOT_CLASSES
 from redrum_kit.engine import Engine
 from redrum_kit.errors import RedrumError
 from redrum_kit.layering import installed_classes
+from redrum_kit.rhythm.events import TRANSCRIPTION_CLASSES
 from redrum_kit.rhythm.generator import STYLES as GROOVE_STYLES
 from redrum_kit.transcription import describe
 
@@ -109,7 +110,7 @@ def build(engine: Engine) -> gr.Blocks:
 
     # -- Transform -----------------------------------------------------------------
     @friendly
-    def transform(source, target, method, kit):
+    def transform(source, target, method, kit, only=(), double=False):
         target = _need(target, "target recording")
         kit_name = kit if method == "kit" else None
         if method != "kit":
@@ -117,7 +118,7 @@ def build(engine: Engine) -> gr.Blocks:
         plot = engine.fresh_path("transform-plot", ".png") if method == "model" else None
         result = engine.run("transform", source=None if kit_name else source, target=target,
                             method="replace" if method != "model" else "model", kit=kit_name,
-                            plot=str(plot) if plot else None)
+                            plot=str(plot) if plot else None, only=tuple(only or ()), double=bool(double))
         return result["path"], (str(plot) if plot else None), result.get("message", "")
 
     # -- Layer -----------------------------------------------------------------------
@@ -277,12 +278,18 @@ def build(engine: Engine) -> gr.Blocks:
                                          "hits; kit: replacement with a library kit")
                 t_kit = gr.Dropdown(["default"], value="default", label="kit (method kit)", allow_custom_value=True,
                                     elem_id="transform-kit")
+            with gr.Row():
+                t_only = gr.CheckboxGroup(list(TRANSCRIPTION_CLASSES), value=[], label="replace only these drums",
+                                          info="replace or kit: the target's other drums stay in its mix",
+                                          elem_id="transform-only")
+                t_double = gr.Checkbox(False, label="double: keep the target's own drums under the new hits",
+                                       elem_id="transform-double")
             t_go = gr.Button("Redrum", variant="primary", elem_id="transform-run")
             t_out = gr.Audio(type="filepath", label="result", interactive=False, elem_id="transform-output")
             t_info = gr.Textbox(label="about the result", interactive=False)
             t_plot = gr.Image(type="filepath", label="source, output and target; the target's transcription; "
                                                      "the attention heads", interactive=False)
-            t_go.click(transform, [t_source, t_target, t_method, t_kit], [t_out, t_plot, t_info],
+            t_go.click(transform, [t_source, t_target, t_method, t_kit, t_only, t_double], [t_out, t_plot, t_info],
                        api_name="transform")
 
         with gr.Tab("Layer"):

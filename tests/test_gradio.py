@@ -94,6 +94,14 @@ def test_transform_and_interpolate_endpoints(client, tmp_path, home):
     out, plot, info = client.predict(handle_file(str(a)), handle_file(str(b)), "model", "default",
                                      api_name="/transform")
     assert abs(sf.info(_path(out)).duration - 2.0) < 0.01 and _path(plot).suffix == ".png"
+    out, _, info = client.predict(handle_file(str(a)), handle_file(str(b)), "replace", "default", ["kick"], True,
+                                  api_name="/transform")            # the source's kicks over the target's own
+    assert abs(sf.info(_path(out)).duration - 2.0) < 0.01 and "hits" in info
+    from gradio_client.exceptions import AppError
+    with pytest.raises(AppError) as err:
+        client.predict(handle_file(str(a)), handle_file(str(b)), "model", "default", ["kick"], False,
+                       api_name="/transform")
+    assert "use method replace" in str(err.value) and "Traceback" not in str(err.value)
     first, *players, about = client.predict(handle_file(str(a)), handle_file(str(b)), 3, "latent",
                                             api_name="/interpolate")
     assert _path(first).is_file() and _path(first).name.endswith("-00.wav") and about.startswith("sounds from A's")
