@@ -9,13 +9,16 @@
 3. Play the target's events with those hits (the sampler of `render.py`:
    hats choke), at the target's rate and length. Each hit keeps the source's
    own balance: a class sounds at the level the source plays it (the median
-   of its hits), moved by how much louder or softer the target plays that
-   event than its other hits of the class (`source_levels`). So a soft hat
-   under a loud kick stays soft, and the target's accents and ghost notes
-   come through.
+   of its hits that no other drum shares), moved by how much louder or
+   softer the target plays that event than its other hits of the class
+   (`source_levels`). So a soft hat under a loud kick stays soft, and the
+   target's accents and ghost notes come through.
 A class the source never plays falls back to the nearest one, and the result
 says so. With a library kit instead of a source, step 2 is skipped and the
-target's velocities play the kit as a sampler would.
+target's velocities play the kit as a sampler would. `only` replaces some
+drums inside the target's mix (its own taken out by the same separation,
+`remove_classes`) and `double` lays the new hits over the target's own;
+then the new hits sit at the level of the drums they replace.
 
 This is both a feature and the baseline the learned redrum must beat.
 """
