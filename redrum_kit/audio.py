@@ -197,12 +197,17 @@ def trim_leading_silence(y: np.ndarray, sr: int, threshold_db: float = -50.0,
     return np.concatenate([np.zeros(keep - first, dtype=y.dtype), y])
 
 
+def fit_channels(y: np.ndarray, ndim: int) -> np.ndarray:
+    """`y` (`(time,)` or `(time, channels)`) shaped to add to or scale a signal of `ndim` dimensions:
+    a mono signal (or a gain curve over time) in a stereo one goes to every channel."""
+    return y[:, None] if ndim == 2 and y.ndim == 1 else y
+
+
 def fade_out(y: np.ndarray, sr: int, seconds: float = 0.01) -> np.ndarray:
     """Apply a raised-cosine fade over the last `seconds` (avoids a click at a cut); `(time[, channels])`."""
     n = min(len(y), max(1, int(seconds * sr)))
     out = y.copy()
-    ramp = 0.5 * (1 + np.cos(np.linspace(0, np.pi, n, dtype=np.float32)))
-    out[-n:] *= ramp.reshape((n,) + (1,) * (y.ndim - 1))
+    out[-n:] *= fit_channels(0.5 * (1 + np.cos(np.linspace(0, np.pi, n, dtype=np.float32))), y.ndim)
     return out
 
 

@@ -362,17 +362,14 @@ class Engine:
         only: replace those drums alone in the target's mix, or lay the new hits over the target's
         own). -> {"path", "method", ...}."""
         from redrum_kit import audio, files
-        from redrum_kit.rhythm.events import TRANSCRIPTION_CLASSES
+        from redrum_kit.replace import drum_classes
         method = method or ("replace" if kit else "model")
         if method not in ("model", "replace"):
             raise RedrumError(f"unknown method {method!r}; choose model or replace")
         self._check_decays(decays)
         if kit and method == "model":
             raise RedrumError("a kit is played by drum replacement: use method replace")
-        only = tuple(c.strip() for c in only.split(",") if c.strip()) if isinstance(only, str) else tuple(only)
-        if sorted(set(only) - set(TRANSCRIPTION_CLASSES)):
-            raise RedrumError(f"no drum class {', '.join(sorted(set(only) - set(TRANSCRIPTION_CLASSES)))}; "
-                              f"choose from {', '.join(TRANSCRIPTION_CLASSES)}")
+        only = drum_classes(only)
         if (only or double) and method != "replace":
             raise RedrumError("replacing only some drums, or doubling them, is drum replacement: use method replace")
         if plot and method != "model":

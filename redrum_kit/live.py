@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from redrum_kit import audio
 from redrum_kit.errors import RedrumError
 from redrum_kit.pads import Player
 
@@ -70,8 +71,7 @@ def open_audio_output(player: Player, device: str | None):
         raise RedrumError(f"no audio output: {exc} (install PortAudio, e.g. apt-get install libportaudio2)") from None
 
     def callback(outdata, frames, t, status):
-        block = player.render(frames)
-        outdata[:] = block if block.ndim == 2 else block[:, None]
+        outdata[:] = audio.fit_channels(player.render(frames), 2)
 
     try:
         with quiet_stderr():

@@ -199,8 +199,7 @@ class Player:
 
     def _choke(self, v: Voice) -> None:
         rest = v.y[v.position:v.position + self._fade] * v.gain
-        ramp = np.linspace(1.0, 0.0, len(rest), dtype=np.float32)
-        v.fade = rest * (ramp[:, None] if rest.ndim == 2 else ramp)
+        v.fade = rest * audio.fit_channels(np.linspace(1.0, 0.0, len(rest), dtype=np.float32), rest.ndim)
         v.position = 0
 
     def control_change(self, control: int, value: int) -> bool:
@@ -256,7 +255,7 @@ class Player:
                 src = v.fade if v.fade is not None else v.y
                 gain = 1.0 if v.fade is not None else v.gain
                 chunk = src[v.position:v.position + frames]
-                out[:len(chunk)] += (chunk[:, None] if out.ndim > chunk.ndim else chunk) * gain
+                out[:len(chunk)] += audio.fit_channels(chunk, out.ndim) * gain
                 v.position += len(chunk)
                 if v.position < len(src):
                     keep.append(v)

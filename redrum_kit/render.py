@@ -86,9 +86,6 @@ def render(pattern: Pattern, kit: Kit, samples: dict[tuple[int, int], np.ndarray
         stored = samples
     stereo = any(y.ndim == 2 for y in stored.values())
     out = np.zeros((int((pattern.length + tail) * sr) + 1,) + ((2,) if stereo else ()), np.float32)
-
-    def fit(y: np.ndarray) -> np.ndarray:      # a mono sound in a stereo mix: both sides
-        return y[:, None] if stereo and y.ndim == 1 else y
     ringing: dict[int, tuple[int, np.ndarray]] = {}  # choke group -> (start, samples) of its last voice
     fade_n = max(1, int(CHOKE_FADE * sr))
     for event in pattern.events:
@@ -106,9 +103,10 @@ def render(pattern: Pattern, kit: Kit, samples: dict[tuple[int, int], np.ndarray
                 keep = np.zeros(len(rest), np.float32)
                 n = min(fade_n, len(rest))
                 keep[:n] = np.linspace(1.0, 0.0, n, dtype=np.float32)
-                out[start:start + len(rest)] -= rest * (1 - keep[:, None] if stereo else 1 - keep)
+                out[start:start + len(rest)] -= rest * audio.fit_channels(1 - keep, rest.ndim)
         report.played.append((event.time, pad.cls, event.velocity))
-        voice = fit(sound(index, event.velocity)[: len(out) - start] * pad_gain(pad, event.velocity))
+        voice = audio.fit_channels(sound(index, event.velocity)[: len(out) - start] * pad_gain(pad, event.velocity),
+                                   out.ndim)                   # a mono sound in a stereo mix: both sides
         out[start:start + len(voice)] += voice
         if pad.choke:
             ringing[pad.choke] = (start, voice)

@@ -25,6 +25,7 @@ This is both a feature and the baseline the learned redrum must beat.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 
 from redrum_kit import audio
-from redrum_kit.errors import AudioError
+from redrum_kit.errors import AudioError, RedrumError
 from redrum_kit.library.kits import Kit, Layer, Pad, assign_notes, default_choke
 from redrum_kit.render import render
 from redrum_kit.rhythm.events import Event, Pattern
@@ -72,13 +73,14 @@ def cut_hits(y: np.ndarray, sr: int, found: Transcription) -> dict[str, tuple[fl
     with confidence and alone (a layered one counts half), separated from the other drums around it
     (`separate`), from just before its onset to that next onset."""
     hits = {}
+    shared = layered_flags(found.events)
     for cls in dict.fromkeys(e.cls for e in found.events):
         mine = sorted(e.time for e in found.events if e.cls == cls)
         best, best_score, length = None, -1.0, 0.0
-        for e in (e for e in found.events if e.cls == cls):
-            later = [t for t in mine if t > e.time + 1e-4]
-            ring = min(later[0] - e.time if later else MAX_HIT, RING[cls], len(y) / sr - e.time)
-            score = ring * (0.5 + e.confidence) * (0.5 if layered(e, found.events) else 1.0)
+        for e, is_layered in ((e, f) for e, f in zip(found.events, shared) if e.cls == cls):
+            k = bisect.bisect_right(mine, e.time + 1e-4)                # the class's next onset
+            ring = min(mine[k] - e.time if k < len(mine) else MAX_HIT, RING[cls], len(y) / sr - e.time)
+            score = ring * (0.5 + e.confidence) * (0.5 if is_layered else 1.0)
             if score > best_score:
                 best, best_score, length = e, score, ring
         start = max(0.0, best.time - PRE_ROLL)
@@ -90,9 +92,17 @@ def cut_hits(y: np.ndarray, sr: int, found: Transcription) -> dict[str, tuple[fl
     return hits
 
 
-def layered(event, events: list) -> bool:
-    """Whether another class's onset shares `event`'s (within LAYERED)."""
-    return any(o.cls != event.cls and abs(o.time - event.time) < LAYERED for o in events)
+def layered_flags(events: list) -> list[bool]:
+    """For each onset of `events`, whether another class's onset shares it (within LAYERED); found
+    through the sorted onset times, so a ten-minute recording's thousands of hits cost milliseconds."""
+    order = sorted(range(len(events)), key=lambda k: events[k].time)
+    times = [events[k].time for k in order]
+    flags = []
+    for e in events:                    # the onsets near it, then the exact test on those alone
+        lo, hi = bisect.bisect_left(times, e.time - 2 * LAYERED), bisect.bisect_right(times, e.time + 2 * LAYERED)
+        flags.append(any(o.cls != e.cls and abs(o.time - e.time) < LAYERED
+                         for o in (events[order[j]] for j in range(lo, hi))))
+    return flags
 
 
 def separate_around(y: np.ndarray, sr: int, events: list, start: float, end: float) -> tuple[float, dict]:
@@ -162,10 +172,11 @@ def source_levels(hits: dict[str, tuple[float, np.ndarray]], source: np.ndarray,
         """Each event's level, and each class's typical one: over its hits alone (a layered hit's
         peak is its loudest layer's)."""
         each = [audio.peak_db(y, sr, e.time) for e in found.events]
+        shared = layered_flags(found.events)
         typical = {}
         for cls in {e.cls for e in found.events}:
             mine = [k for k, e in enumerate(found.events) if e.cls == cls]
-            alone = [k for k in mine if not layered(found.events[k], found.events)]
+            alone = [k for k in mine if not shared[k]]
             typical[cls] = float(np.median([each[k] for k in alone or mine]))
         return each, typical
 
@@ -201,6 +212,15 @@ def remove_classes(y: np.ndarray, sr: int, found: Transcription, classes: tuple[
     return out
 
 
+def drum_classes(given: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Transcription classes given as "kick,snare" or a sequence, checked: -> a tuple (empty: none)."""
+    classes = tuple(c.strip() for c in given.split(",") if c.strip()) if isinstance(given, str) else tuple(given)
+    unknown = sorted(set(classes) - set(EVENT_CLASS))
+    if unknown:
+        raise RedrumError(f"no drum class {', '.join(unknown)}; choose from {', '.join(EVENT_CLASS)}")
+    return classes
+
+
 def replace_drums(target: Path, source: Path | None = None, kit: Kit | None = None,
                   kit_samples: dict | None = None, method: str = "auto", only: tuple[str, ...] = (),
                   double: bool = False) -> ReplaceResult:
@@ -227,9 +247,7 @@ def replace_signal(t_y: np.ndarray, sr: int, s_y: np.ndarray | None = None, kit:
     (the replaced ones taken out of it by separation). `double`: keep the target's own drums and lay
     the new hits over them. Either way the new hits sit at the level of the target's drums they
     replace or double."""
-    unknown = sorted(set(only) - set(EVENT_CLASS))
-    if unknown:
-        raise AudioError(f"no drum class {', '.join(unknown)}; choose from {', '.join(EVENT_CLASS)}")
+    only = drum_classes(only)
     t_events = transcribe_signal(t_y, sr, target_name, method, source=transcriber)
     if only and not any(e.cls in only for e in t_events.events):
         raise AudioError(f"{target_name}: no {' or '.join(only)} hits found to replace")
@@ -255,7 +273,7 @@ def replace_signal(t_y: np.ndarray, sr: int, s_y: np.ndarray | None = None, kit:
     y = np.pad(y, [(0, max(0, len(t_y) - len(y)))] + [(0, 0)] * (y.ndim - 1))[: len(t_y)]
     if in_mix:
         rest = t_y if double else remove_classes(t_y, sr, t_events, only)
-        y = y + (rest[:, None] if y.ndim > rest.ndim else rest)
+        y = y + audio.fit_channels(rest, y.ndim)
         peak = float(np.abs(y).max())
         y = y * (0.99 / peak) if peak > 0.99 else y
     return ReplaceResult(y=y.astype(np.float32), sr=sr, events=len(report.played),
