@@ -332,8 +332,18 @@ def _names(text: str) -> list[str]:
 
 
 def cmd_eval_tempo(args) -> int:
-    from redrum_kit.workspace import HELD_OUT_KITS
     from training.evaluate_tempo import evaluate, table
+    return _eval_held_out_kits(args, evaluate, table)
+
+
+def cmd_eval_voices(args) -> int:
+    from training.evaluate_voices import evaluate, table
+    return _eval_held_out_kits(args, evaluate, table)
+
+
+def _eval_held_out_kits(args, evaluate, table) -> int:
+    """An evaluation of grooves rendered on Hydrogen kits (`--kits`, default the held-out ones)."""
+    from redrum_kit.workspace import HELD_OUT_KITS
     if not 1 <= args.grooves <= 100:
         raise RedrumError("--grooves must be between 1 and 100")
     kits = tuple(_names(args.kits)) if args.kits else HELD_OUT_KITS
@@ -504,6 +514,8 @@ def cmd_eval(args) -> int:
         return cmd_eval_interpolate(args)
     if args.what == "tempo":
         return cmd_eval_tempo(args)
+    if args.what == "voices":
+        return cmd_eval_voices(args)
     if args.what == "transcriber":
         return cmd_eval_transcriber(args)
     if args.what == "stage1":
@@ -811,8 +823,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("eval", help="measure a model on held-out kits")
-    s.add_argument("what", choices=("classifier", "transcriber", "tempo", "stage1", "transform", "interpolate",
-                                    "layering"))
+    s.add_argument("what", choices=("classifier", "transcriber", "tempo", "voices", "stage1", "transform",
+                                    "interpolate", "layering"))
     s.add_argument("--class", dest="cls", metavar="C", help="layering: the class (default snare)")
     s.add_argument("--config", metavar="FILE")
     s.add_argument("--patterns", type=int, default=8, help="stage1: generated parts per held-out kit")
@@ -822,8 +834,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, help="transcriber: at most this many clips; layering: hits")
     s.add_argument("--kits", metavar="A,B",
                    help="transcriber: only the clips of these kits of the split (e.g. the ones a model never heard); "
-                        "tempo: these Hydrogen kits (default the held-out ones)")
-    s.add_argument("--grooves", type=int, default=2, help="tempo: grooves per style and kit (default 2)")
+                        "tempo, voices: these Hydrogen kits (default the held-out ones)")
+    s.add_argument("--grooves", type=int, default=2, help="tempo, voices: grooves per style and kit (default 2)")
     s.add_argument("--bass", type=float, metavar="DB",
                    help="transcriber: a synth bass line under each clip, DB to the drums' RMS (0: as loud)")
     s.add_argument("--checkpoint", metavar="FILE")

@@ -1,21 +1,25 @@
 """Drum replacement, the DSP redrum: the source's own hits on the target's events.
 
-1. Transcribe the target: its events (time, class, velocity) are the part to play.
-2. Transcribe the source and cut one hit per class out of it: the one that
-   can ring longest before the class plays again (a layered one counts half),
+1. Transcribe the target: its events (time, class, velocity) are the part to play,
+   each of a voice (`variants`: which tom by pitch, closed or open hat by ring).
+2. Transcribe the source and cut one hit per voice out of it: the one that
+   can ring longest before its class plays again (a layered one counts half),
    separated from the drums played over it by score-informed NMF (`separate`:
-   each class's spectral templates may sound only after its own onsets), so
-   a crash keeps its wash under the hats that follow it.
-3. Play the target's events with those hits (the sampler of `render.py`:
-   hats choke), at the target's rate and length. Each hit keeps the source's
-   own balance: a class sounds at the level the source plays it (the median
-   of its hits that no other drum shares), moved by how much louder or
-   softer the target plays that event than its other hits of the class
-   (`source_levels`). So a soft hat under a loud kick stays soft, and the
-   target's accents and ghost notes come through.
+   each voice's spectral templates may sound only after its own onsets), so
+   a crash keeps its wash under the hats that follow it and each tom its pitch.
+3. Play each of the target's voices with the source's voice in the same place
+   (`variants.match`: the lowest tom with the lowest, the open hat with the
+   open), through the sampler of `render.py` (hats choke), at the target's
+   rate and length. Each hit keeps the source's own balance: a voice sounds
+   at the level the source plays it (the median of its hits that no other
+   drum shares), moved by how much louder or softer the target plays that
+   event than its other hits of the voice (`source_levels`). So a soft hat
+   under a loud kick stays soft, and the target's accents and ghost notes
+   come through.
 A class the source never plays falls back to the nearest one, and the result
 says so. With a library kit instead of a source, step 2 is skipped and the
-target's velocities play the kit as a sampler would. `only` replaces some
+target's velocities play the kit as a sampler would, its toms in pitch order
+(`variants.pad_toms`) and its hats by their notes. `only` replaces some
 drums inside the target's mix (its own taken out by the same separation,
 `remove_classes`) and `double` lays the new hits over the target's own;
 then the new hits sit at the level of the drums they replace.
@@ -32,12 +36,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from redrum_kit import audio
+from redrum_kit import audio, variants
 from redrum_kit.errors import AudioError, RedrumError
 from redrum_kit.library.kits import Kit, Layer, Pad, assign_notes, default_choke
 from redrum_kit.render import render
-from redrum_kit.rhythm.events import Event, Pattern
-from redrum_kit.transcription import EVENT_CLASS, MAX_SECONDS, Transcription, transcribe_signal
+from redrum_kit.rhythm.events import GM_CLASS, TRANSCRIPTION_CLASSES, Event, Pattern
+from redrum_kit.transcription import MAX_SECONDS, Transcription, transcribe_signal
 
 PRE_ROLL = 0.005     # seconds kept before an onset
 MAX_HIT = 1.5        # seconds: the longest hit cut from the source
@@ -55,40 +59,46 @@ class ReplaceResult:
     y: np.ndarray
     sr: int
     events: int
-    source_hits: dict[str, float] = field(default_factory=dict)   # class -> time of the hit used (s)
+    source_hits: dict[str, float] = field(default_factory=dict)   # voice -> time of the hit used (s)
     substitutions: dict[str, str] = field(default_factory=dict)   # class -> class played instead
     only: tuple[str, ...] = ()          # the classes replaced, the target's others kept (empty: all replaced)
     double: bool = False                # the target's own drums kept under the new hits
+    voices: dict[str, str] = field(default_factory=dict)   # the target's voice -> the source's voice (or kit pad) playing it
 
     def to_json(self) -> dict:
         return {"method": "replace", "events": self.events, "sample_rate": self.sr,
                 "source_hits": {k: round(v, 4) for k, v in self.source_hits.items()},
-                "substitutions": self.substitutions, "only": list(self.only), "double": self.double}
+                "voices": self.voices, "substitutions": self.substitutions, "only": list(self.only),
+                "double": self.double}
 
 
 def cut_hits(y: np.ndarray, sr: int, found: Transcription) -> dict[str, tuple[float, np.ndarray]]:
-    """One hit per class from a transcribed recording: class -> (onset time, audio).
+    """One hit per voice (each tom, the closed and the open hat: `variants`) from a transcribed
+    recording: voice -> (onset time, audio).
 
-    The hit that can ring longest (the most time to the class's next onset, up to its RING), played
-    with confidence and alone (a layered one counts half), separated from the other drums around it
-    (`separate`), from just before its onset to that next onset."""
+    The hit that can ring longest (the most time to its class's next onset, up to the class's RING),
+    played with confidence and alone (a layered one counts half), separated from the other drums
+    around it (`separate`), from just before its onset to that next onset."""
     hits = {}
     shared = layered_flags(found.events)
-    for cls in dict.fromkeys(e.cls for e in found.events):
-        mine = sorted(e.time for e in found.events if e.cls == cls)
+    parts = [found.voice(k) for k in range(len(found.events))]
+    for voice in dict.fromkeys(parts):
+        mine = [k for k, p in enumerate(parts) if p == voice]
+        cls = found.events[mine[0]].cls
+        onsets = sorted(e.time for e in found.events if e.cls == cls)
         best, best_score, length = None, -1.0, 0.0
-        for e, is_layered in ((e, f) for e, f in zip(found.events, shared) if e.cls == cls):
-            k = bisect.bisect_right(mine, e.time + 1e-4)                # the class's next onset
-            ring = min(mine[k] - e.time if k < len(mine) else MAX_HIT, RING[cls], len(y) / sr - e.time)
+        for e, is_layered in ((found.events[k], shared[k]) for k in mine):
+            k = bisect.bisect_right(onsets, e.time + 1e-4)              # the class's next onset
+            ring = min(onsets[k] - e.time if k < len(onsets) else MAX_HIT, RING[cls], len(y) / sr - e.time)
             score = ring * (0.5 + e.confidence) * (0.5 if is_layered else 1.0)
             if score > best_score:
                 best, best_score, length = e, score, ring
         start = max(0.0, best.time - PRE_ROLL)
         if best.time + length - start < MIN_HIT:
             continue
-        a, stems = separate_around(y, sr, found.events, start, best.time + length)
-        hit = stems[cls][int((start - a) * sr):int((best.time + length - a) * sr)]
-        hits[cls] = (best.time, audio.fade_out(hit, sr, min(0.05, len(hit) / sr / 4)))
+        a, stems = separate_around(y, sr, found.events, start, best.time + length, parts)
+        hit = stems[voice][int((start - a) * sr):int((best.time + length - a) * sr)]
+        hits[voice] = (best.time, audio.fade_out(hit, sr, min(0.05, len(hit) / sr / 4)))
     return hits
 
 
@@ -105,40 +115,45 @@ def layered_flags(events: list) -> list[bool]:
     return flags
 
 
-def separate_around(y: np.ndarray, sr: int, events: list, start: float, end: float) -> tuple[float, dict]:
+def separate_around(y: np.ndarray, sr: int, events: list, start: float, end: float,
+                    parts: list[str] | None = None) -> tuple[float, dict]:
     """`separate` over `start`..`end` s of `y` and SEPARATE_CONTEXT either side, with the onsets that
-    can ring there. -> (where the stems start, s; class -> stem)."""
+    can ring there. -> (where the stems start, s; part -> stem)."""
     a, b = max(0.0, start - SEPARATE_CONTEXT), min(len(y) / sr, end + SEPARATE_CONTEXT)
-    near = [e for e in events if a - RING[e.cls] <= e.time < b]
-    return a, separate(y[int(a * sr):int(b * sr)], sr, near, a)
+    near = [k for k, e in enumerate(events) if a - RING[e.cls] <= e.time < b]
+    return a, separate(y[int(a * sr):int(b * sr)], sr, [events[k] for k in near], a,
+                       [parts[k] for k in near] if parts else None)
 
 
-def separate(y: np.ndarray, sr: int, events: list, offset: float = 0.0) -> dict[str, np.ndarray]:
-    """Each transcribed class's part of `y`, mono `(time,)` or stereo `(time, 2)` (score-informed NMF,
-    the masks found on the channels' mean): -> class -> audio of `y`'s shape.
+def separate(y: np.ndarray, sr: int, events: list, offset: float = 0.0,
+             parts: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Each transcribed part's share of `y`, mono `(time,)` or stereo `(time, 2)` (score-informed NMF,
+    the masks found on the channels' mean): -> part -> audio of `y`'s shape. A part is a class, or
+    what `parts` names each event (a voice: each tom its own part).
 
-    Each class gets NMF_COMPONENTS spectral templates (started from the spectra just after its
-    onsets) whose activations may be non-zero only from its onsets until RING later; a free
-    residual component takes what no class explains. KL-divergence multiplicative updates, then
-    each class's soft mask (its share of the model) on the complex STFT. `events` (transcribed
+    Each part gets NMF_COMPONENTS spectral templates (started from the spectra just after its
+    onsets) whose activations may be non-zero only from its onsets until its class's RING later; a
+    free residual component takes what no part explains. KL-divergence multiplicative updates, then
+    each part's soft mask (its share of the model) on the complex STFT. `events` (transcribed
     onsets) are timed `offset` s ahead of `y`'s start. Deterministic."""
     x = torch.stft(torch.from_numpy(np.ascontiguousarray(np.asarray(y, np.float32).T)), NMF_FFT, NMF_HOP,
                    window=torch.hann_window(NMF_FFT), return_complex=True)     # ([channels,] bins, frames)
     v = (x.mean(0) if x.ndim == 3 else x).abs().double().numpy() + 1e-9     # (bins, frames)
     bins, frames = v.shape
     rng = np.random.default_rng(0)
-    classes = list(dict.fromkeys(e.cls for e in events))
+    parts = parts or [e.cls for e in events]
     templates, activations, owner = [], [], []
-    for cls in classes:
-        onsets = [int(round((e.time - offset) * sr / NMF_HOP)) for e in events if e.cls == cls]
+    for part in dict.fromkeys(parts):
+        mine = [e for e, p in zip(events, parts) if p == part]
+        onsets = [int(round((e.time - offset) * sr / NMF_HOP)) for e in mine]
         allowed = np.zeros(frames)
         for f in onsets:
-            allowed[max(0, f - 1):max(0, f + int(RING[cls] * sr / NMF_HOP) + 1)] = 1.0
+            allowed[max(0, f - 1):max(0, f + int(RING[mine[0].cls] * sr / NMF_HOP) + 1)] = 1.0
         heard = [v[:, f:f + 3].mean(1) for f in onsets if 0 <= f < frames] or [v.mean(1)]
         for _ in range(NMF_COMPONENTS):
             templates.append(np.mean(heard, 0) * (0.5 + rng.random(bins)))
             activations.append(allowed * (0.5 + rng.random(frames)))
-            owner.append(cls)
+            owner.append(part)
     templates.append(v.mean(1) * (0.5 + rng.random(bins)))                # the residual: free everywhere
     activations.append(np.full(frames, 0.1))
     owner.append(None)
@@ -150,48 +165,51 @@ def separate(y: np.ndarray, sr: int, events: list, offset: float = 0.0) -> dict[
         w, h = w / scale, h * scale[:, None]
     model = w @ h + 1e-12
     out = {}
-    for cls in classes:
-        mine = [k for k, o in enumerate(owner) if o == cls]
+    for part in dict.fromkeys(parts):
+        mine = [k for k, o in enumerate(owner) if o == part]
         mask = torch.from_numpy(w[:, mine] @ h[mine] / model).float()
-        out[cls] = torch.istft(x * mask, NMF_FFT, NMF_HOP, window=torch.hann_window(NMF_FFT),
+        out[part] = torch.istft(x * mask, NMF_FFT, NMF_HOP, window=torch.hann_window(NMF_FFT),
                                length=len(y)).numpy().astype(np.float32).T
     return out
 
 
 def source_levels(hits: dict[str, tuple[float, np.ndarray]], source: np.ndarray, source_events: Transcription,
-                  target: np.ndarray, target_events: Transcription, sr: int,
+                  target: np.ndarray, target_events: Transcription, sr: int, plays: dict[str, str],
                   at_target: bool = False) -> tuple[dict[str, np.ndarray], list[int]]:
-    """Hits at the source's balance, and a velocity per target event that plays its accent.
+    """A sample per target voice at the source's balance, and a velocity per target event that plays its accent.
 
-    Each class's hit is scaled to the median level of the source's hits of that class (`at_target`:
-    of the target's, for a hit that takes the place of the target's own drum in its mix), plus the
-    headroom its loudest target accent needs; each target event's velocity then gives the gain
-    (`render.velocity_gain`) that puts it at its own level above or below its class's median in
-    the target. -> (class -> audio, a velocity per target event)."""
+    `plays`: target voice -> the source voice (a key of `hits`) that plays it. Each target voice's
+    sample is that hit scaled to the median level of the source's hits of its voice (`at_target`: of
+    the target voice's own, for a hit that takes the place of the target's drum in its mix), plus the
+    headroom its loudest accent needs; each target event's velocity then gives the gain
+    (`render.velocity_gain`) that puts it at its own level above or below its voice's median in the
+    target. -> (target voice -> audio, a velocity per target event)."""
     def levels(y: np.ndarray, found: Transcription) -> tuple[list[float], dict[str, float]]:
-        """Each event's level, and each class's typical one: over its hits alone (a layered hit's
+        """Each event's level, and each voice's typical one: over its hits alone (a layered hit's
         peak is its loudest layer's)."""
         each = [audio.peak_db(y, sr, e.time) for e in found.events]
         shared = layered_flags(found.events)
         typical = {}
-        for cls in {e.cls for e in found.events}:
-            mine = [k for k, e in enumerate(found.events) if e.cls == cls]
+        parts = [found.voice(k) for k in range(len(found.events))]
+        for voice in set(parts):
+            mine = [k for k, p in enumerate(parts) if p == voice]
             alone = [k for k in mine if not shared[k]]
-            typical[cls] = float(np.median([each[k] for k in alone or mine]))
+            typical[voice] = float(np.median([each[k] for k in alone or mine]))
         return each, typical
 
     _, source_typical = levels(source, source_events)
     target_each, target_typical = levels(target, target_events)
-    accent = [float(np.clip(level - target_typical[e.cls], *ACCENT_DB))
-              for level, e in zip(target_each, target_events.events)]
+    voice = [target_events.voice(k) for k in range(len(target_events.events))]
+    accent = [float(np.clip(level - target_typical[v], *ACCENT_DB)) for level, v in zip(target_each, voice)]
     samples, headroom = {}, {}
-    for cls, (_, hit) in hits.items():
-        headroom[cls] = max([0.0] + [a for a, e in zip(accent, target_events.events) if e.cls == cls])
-        typical = target_typical[cls] if at_target and cls in target_typical else source_typical[cls]
-        gain_db = typical - audio.peak_db(hit, sr, PRE_ROLL) + headroom[cls]
-        samples[cls] = (hit * 10 ** (gain_db / 20)).astype(np.float32)
-    velocities = [int(np.clip(round(127 * 10 ** ((a - headroom.get(e.cls, 0.0)) / 40)), 1, 127))
-                  for a, e in zip(accent, target_events.events)]
+    for theirs, mine in plays.items():
+        hit = hits[mine][1]
+        headroom[theirs] = max([0.0] + [a for a, v in zip(accent, voice) if v == theirs])
+        typical = target_typical[theirs] if at_target else source_typical[mine]
+        gain_db = typical - audio.peak_db(hit, sr, PRE_ROLL) + headroom[theirs]
+        samples[theirs] = (hit * 10 ** (gain_db / 20)).astype(np.float32)
+    velocities = [int(np.clip(round(127 * 10 ** ((a - headroom.get(v, 0.0)) / 40)), 1, 127))
+                  for a, v in zip(accent, voice)]
     return samples, velocities
 
 
@@ -215,9 +233,9 @@ def remove_classes(y: np.ndarray, sr: int, found: Transcription, classes: tuple[
 def drum_classes(given: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """Transcription classes given as "kick,snare" or a sequence, checked: -> a tuple (empty: none)."""
     classes = tuple(c.strip() for c in given.split(",") if c.strip()) if isinstance(given, str) else tuple(given)
-    unknown = sorted(set(classes) - set(EVENT_CLASS))
+    unknown = sorted(set(classes) - set(TRANSCRIPTION_CLASSES))
     if unknown:
-        raise RedrumError(f"no drum class {', '.join(unknown)}; choose from {', '.join(EVENT_CLASS)}")
+        raise RedrumError(f"no drum class {', '.join(unknown)}; choose from {', '.join(TRANSCRIPTION_CLASSES)}")
     return classes
 
 
@@ -253,22 +271,33 @@ def replace_signal(t_y: np.ndarray, sr: int, s_y: np.ndarray | None = None, kit:
         raise AudioError(f"{target_name}: no {' or '.join(only)} hits found to replace")
     in_mix = bool(only) or double
     hits: dict[str, tuple[float, np.ndarray]] = {}
-    part = t_events.pattern()
+    voice = [t_events.voice(k) for k in range(len(t_events.events))]
+    notes = [t_events.note(k) for k in range(len(t_events.events))]    # a voice no pad plays keeps its GM note
+    shift, velocities = 0.0, [e.velocity for e in t_events.events]
     if kit is None:
         s_events = transcribe_signal(s_y.mean(1) if s_y.ndim == 2 else s_y, sr, source_name, method,
                                      source=transcriber)
         hits = cut_hits(s_y, sr, s_events)
         if not hits:
             raise AudioError(f"{source_name}: no usable drum hits in the source")
-        pads = [Pad(name=cls, cls=EVENT_CLASS[cls], note=0, layers=[Layer()], choke=default_choke(EVENT_CLASS[cls]))
-                for cls in hits]
-        kit = Kit(name="source", pads=assign_notes(pads))
-        samples, velocities = source_levels(hits, s_y, s_events, t_y, t_events, sr, at_target=in_mix)
-        kit_samples = {(i, 0): samples[cls] for i, cls in enumerate(hits)}
-        part = Pattern([Event(max(0.0, e.time - PRE_ROLL), EVENT_CLASS[e.cls], velocities[k])   # cut PRE_ROLL early
-                        for k, e in enumerate(t_events.events)], part.tempo, part.length)
-    if only:
-        part = Pattern([e for e in part.events if e.cls in {EVENT_CLASS[c] for c in only}], part.tempo, part.length)
+        s_events.voices.cls = {v: c for v, c in s_events.voices.cls.items() if v in hits}   # voices with a hit
+        plays = variants.match(t_events.voices, s_events.voices)
+        samples, velocities = source_levels(hits, s_y, s_events, t_y, t_events, sr, plays, at_target=in_mix)
+        kit = Kit(name="source", pads=assign_notes([Pad(name=v, cls=GM_CLASS[t_events.voices.note[v]], note=0,
+                                                        layers=[Layer()],
+                                                        choke=default_choke(GM_CLASS[t_events.voices.note[v]]))
+                                                    for v in plays]))
+        kit_samples = {(i, 0): samples[v] for i, v in enumerate(plays)}
+        pad = {p.name: p for p in kit.pads}
+        shift = PRE_ROLL                                    # the cut hits start PRE_ROLL early
+    else:
+        plays = variants.match(t_events.voices, variants.pad_toms(kit, kit_samples, sr))   # which tom
+        pad = {v: kit.pads[int(i)] for v, i in plays.items()}
+        plays = {v: p.name for v, p in pad.items()}
+    part = Pattern([Event(max(0.0, e.time - shift), pad[v].cls if v in pad else GM_CLASS[n], velocities[k],
+                          pad[v].note if v in pad else n)
+                    for k, (e, v, n) in enumerate(zip(t_events.events, voice, notes))
+                    if not only or e.cls in only], t_events.tempo, t_events.duration)
     y, report = render(part, kit, kit_samples, sr, tail=0.0)
     y = np.pad(y, [(0, max(0, len(t_y) - len(y)))] + [(0, 0)] * (y.ndim - 1))[: len(t_y)]
     if in_mix:
@@ -278,4 +307,5 @@ def replace_signal(t_y: np.ndarray, sr: int, s_y: np.ndarray | None = None, kit:
         y = y * (0.99 / peak) if peak > 0.99 else y
     return ReplaceResult(y=y.astype(np.float32), sr=sr, events=len(report.played),
                          source_hits={cls: t for cls, (t, _) in hits.items()},
-                         substitutions=dict(report.substitutions), only=tuple(only), double=double)
+                         substitutions=dict(report.substitutions), only=tuple(only), double=double,
+                         voices=dict(plays))

@@ -16,17 +16,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from redrum_kit import audio, features, workspace
+from redrum_kit import audio, features, variants, workspace
 from redrum_kit.errors import AudioError, ModelError
 from redrum_kit.models import transcriber as crnn
-from redrum_kit.rhythm.events import TRANSCRIPTION_CLASSES, Event, Pattern
+from redrum_kit.rhythm.events import GM_CLASS, TRANSCRIPTION_CLASSES, Event, Pattern
 
 MAX_SECONDS = 600.0
 TEMPO_SEARCH = (50.0, 220.0)      # bpm: the beats `estimate_tempo` considers
 DEFAULT_TEMPO = 120.0             # bpm, when a recording is too short to say (under MIN_TEMPO_SECONDS)
 MIN_TEMPO_SECONDS = 2.0
-# transcription class -> the library class its events are written as (GM notes follow)
-EVENT_CLASS = {"kick": "kick", "snare": "snare", "hat": "hat_closed", "tom": "tom", "cymbal": "cymbal"}
 
 
 class BandBaseline:
@@ -136,26 +134,48 @@ class Transcription:
     duration: float               # seconds
     tempo: float = DEFAULT_TEMPO  # bpm: given, or estimated from the activations
     tempo_from: str = "default"   # "given", "estimate" or "default" (too short to estimate)
+    voices: variants.Voices | None = None   # which tom, open or closed hat (None: by class alone)
+
+    def voice(self, k: int) -> str:
+        """Event `k`'s voice ("tom 2", "hat open", ...; its class when not told apart)."""
+        return self.voices.of_event[k] if self.voices else self.events[k].cls
+
+    def note(self, k: int) -> int:
+        """The General MIDI note event `k` is written on: its voice's."""
+        return self.voices.note[self.voice(k)] if self.voices else variants.CLASS_NOTE[self.events[k].cls]
 
     def to_json(self) -> dict:
         return {"events": [{"time": round(e.time, 4), "class": e.cls, "velocity": e.velocity,
                             "confidence": round(e.confidence, 3)} for e in self.events],
+                "voices": [self.voice(k) for k in range(len(self.events))],     # each event's, in order
+                "notes": [self.note(k) for k in range(len(self.events))],
                 "classes": list(TRANSCRIPTION_CLASSES), "frame_rate": self.frame_rate, "duration": self.duration,
                 "tempo": round(self.tempo, 2), "tempo_from": self.tempo_from}
 
     def pattern(self) -> Pattern:
-        """The events at their times, in a pattern of the transcription's tempo (the MIDI file's)."""
-        return Pattern([Event(e.time, EVENT_CLASS[e.cls], e.velocity) for e in self.events], self.tempo,
-                       self.duration)
+        """The events at their times, each on its voice's note, in a pattern of the transcription's tempo
+        (the MIDI file's)."""
+        notes = [self.note(k) for k in range(len(self.events))]
+        return Pattern([Event(e.time, GM_CLASS[n], e.velocity, n) for e, n in zip(self.events, notes)],
+                       self.tempo, self.duration)
 
 
 def describe(result: dict) -> str:
-    """A transcription's JSON -> "12 events (6 kick, 6 snare) at 96 bpm (estimated)"."""
+    """A transcription's JSON -> "12 events (6 kick, 4 hat (1 open), 2 tom on 2 notes) at 96 bpm (estimated)"."""
     counts: dict[str, int] = {}
-    for e in result["events"]:
+    voices: dict[str, set] = {}
+    for e, voice in zip(result["events"], result.get("voices") or [e["class"] for e in result["events"]]):
         counts[e["class"]] = counts.get(e["class"], 0) + 1
+        voices.setdefault(e["class"], set()).add(voice)
+    opened = sum(v == "hat open" for v in result.get("voices") or [])
+
+    def said(cls: str, n: int) -> str:
+        if cls == "hat" and opened:
+            return f"{n} hat ({opened} open)"
+        return f"{n} tom on {len(voices[cls])} notes" if cls == "tom" and len(voices[cls]) > 1 else f"{n} {cls}"
+
     how = {"given": "as given", "estimate": "estimated", "default": "default: too short to estimate"}
-    return (f"{len(result['events'])} events ({', '.join(f'{n} {c}' for c, n in counts.items())}) "
+    return (f"{len(result['events'])} events ({', '.join(said(c, n) for c, n in counts.items())}) "
             f"at {result['tempo']:g} bpm ({how[result['tempo_from']]})")
 
 
@@ -185,4 +205,4 @@ def transcribe_signal(y: np.ndarray, sr: int, name: str = "audio", method: str =
     else:
         tempo_from = "given"
     return Transcription(events, probs, source.cfg.frame_rate, len(y) / source.cfg.sr,
-                         tempo or DEFAULT_TEMPO, tempo_from)
+                         tempo or DEFAULT_TEMPO, tempo_from, variants.voices(y, source.cfg.sr, events))

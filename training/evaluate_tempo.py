@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 
 from redrum_kit import workspace
-from redrum_kit.errors import RedrumError
 
 OCTAVES = (1.0, 2.0, 0.5, 3.0, 1.0 / 3.0)
 TOLERANCE = 0.04
@@ -24,20 +23,17 @@ SONG_SECONDS = 60.0
 
 def evaluate(kits: tuple[str, ...] = workspace.HELD_OUT_KITS, grooves: int = 2, seed: int = 0,
              method: str = "auto") -> dict:
-    from redrum_kit.datasets.kits import from_hydrogen
+    from redrum_kit.datasets.kits import installed_hydrogen
     from redrum_kit.render import render
     from redrum_kit.rhythm.generator import STYLES, generate
     from redrum_kit.rhythm.h2song import read_song
     from redrum_kit.transcription import load_model, transcribe_signal
-    missing = [k for k in kits if not (workspace.HYDROGEN_DRUMKITS / k).is_dir()]
-    if missing:
-        raise RedrumError(f"Hydrogen kits not installed: {', '.join(missing)} (`make data` installs them)")
+    loaded = installed_hydrogen(kits, 22050)
     source = load_model(method)
     rng = np.random.default_rng(seed)
     songs = sorted(workspace.HYDROGEN_SONGS.glob("*.h2song"))
     rows = []
-    for name in kits:
-        kit = from_hydrogen(workspace.HYDROGEN_DRUMKITS / name, 22050)
+    for name, kit in zip(kits, loaded):
         parts = [(style, generate(style, bars=4, seed=int(rng.integers(1 << 30))))
                  for style in STYLES for _ in range(grooves)]
         for style, part in parts + [(DEMO_SONGS, read_song(song)) for song in songs]:

@@ -60,6 +60,17 @@ def from_hydrogen(folder: Path, sr: int) -> SampleKit:
     return SampleKit(_keyed(folder.name, pads, f"Hydrogen kit {h2.name}"), samples, sr)
 
 
+def installed_hydrogen(names: tuple[str, ...], sr: int):
+    """The Hydrogen kits `names` (folders of the installed drumkits), loaded one by one; a one-line
+    error first when any is not installed."""
+    from redrum_kit import workspace
+    from redrum_kit.errors import RedrumError
+    missing = [k for k in names if not (workspace.HYDROGEN_DRUMKITS / k).is_dir()]
+    if missing:
+        raise RedrumError(f"Hydrogen kits not installed: {', '.join(missing)} (`make data` installs them)")
+    return (from_hydrogen(workspace.HYDROGEN_DRUMKITS / name, sr) for name in names)
+
+
 def from_synth(seed: int, sr: int, machine: bool = False, dark_metals: float = 0.0) -> SampleKit:
     pads, samples = [], {}
     for i, (name, voice, y) in enumerate(synth.kit(seed, sr=sr, machine=machine, dark_metals=dark_metals)):

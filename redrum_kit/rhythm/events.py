@@ -19,6 +19,8 @@ from redrum_kit.errors import RedrumError
 TRANSCRIPTION_CLASSES = ("kick", "snare", "hat", "tom", "cymbal")
 TRANSCRIPTION_CLASS = {"kick": "kick", "snare": "snare", "clap": "snare", "hat_closed": "hat",
                        "hat_open": "hat", "tom": "tom", "cymbal": "cymbal", "perc": None}
+# transcription class -> the library class its events are written as (GM notes follow)
+EVENT_CLASS = {"kick": "kick", "snare": "snare", "hat": "hat_closed", "tom": "tom", "cymbal": "cymbal"}
 
 # General MIDI percussion key map (notes 35-81) -> class
 GM_CLASS: dict[int, str] = {35: "kick", 36: "kick", 37: "perc", 38: "snare", 39: "clap", 40: "snare",

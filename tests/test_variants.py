@@ -1,0 +1,139 @@
+"""Telling the drums of a class apart: which tom, closed or open hat, in transcription and replacement."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from redrum_kit import variants
+
+SR = 22050
+EIGHTH = 0.3          # s, at 100 bpm
+OPEN_AT, CLOSED_AT = (0.9, 3.3), (0.3, 1.5, 2.1)    # hats alone (no snare or kick on them)
+FILL = (3.6, 3.9, 4.2, 4.5)                         # high, high, mid, low tom
+
+
+def _kit(seed):
+    from redrum_kit.datasets.kits import from_synth
+    return from_synth(seed, SR)
+
+
+def _toms_low_to_high(kit) -> list[int]:
+    """The kit's tom pads (indices among its toms), lowest pitch first, measured on their samples."""
+    toms = [p for p in kit.kit.pads if p.cls == "tom"]
+    pitched = variants.pad_toms(kit.kit, kit.samples, SR)
+    return [toms.index(kit.kit.pads[int(v)]) for v in pitched.of_class("tom")]
+
+
+def _groove(kit, fill: list[int]) -> np.ndarray:
+    """Two bars at 100 bpm: kick, snare, closed hats on the eighths and an open one on the fourth; the
+    second bar's second half a fill down `fill` (tom indices, one per eighth)."""
+    from redrum_kit.render import render
+    from redrum_kit.rhythm.events import Event, Pattern
+    toms = [p for p in kit.kit.pads if p.cls == "tom"]
+    events = []
+    for bar in range(2):
+        b = bar * 8 * EIGHTH
+        events += [Event(b, "kick", 110), Event(b + 2 * EIGHTH, "snare", 110)]
+        if bar == 0:
+            events += [Event(b + 4 * EIGHTH, "kick", 110), Event(b + 6 * EIGHTH, "snare", 110)]
+        events += [Event(b + i * EIGHTH, "hat_open" if i == 3 else "hat_closed", 90) for i in range(8 if bar == 0 else 4)]
+    events += [Event(t, "tom", 110, toms[i].note) for t, i in zip(FILL, fill)]
+    y, _ = render(Pattern(events, 100.0, 5.4), kit.kit, kit.samples, SR)
+    return y
+
+
+def _down_the_toms(kit) -> np.ndarray:
+    low, mid, high = _toms_low_to_high(kit)[:3]
+    return _groove(kit, [high, high, mid, low])
+
+
+def test_split_tells_toms_apart_by_pitch_and_hats_by_ring():
+    toms = [7.0, 7.02, 6.98, 7.5, 7.52, 8.1]                       # log2 Hz: three toms, velocity wobble
+    assert variants.split(toms, "tom") == [0, 0, 0, 1, 1, 2]
+    assert variants.split([7.0, 7.05, 7.1, 7.14], "tom") == [0, 0, 0, 0]   # closer than SPLIT: one tom
+    assert max(variants.split([6.0, 6.5, 7.0, 7.5, 8.0, 8.5], "tom")) == variants.MOST - 1
+    rings = [-3.5, -3.0, variants.OPEN_RING + 0.5, -4.0]
+    assert variants.split(rings, "hat") == [0, 0, 1, 0]
+
+
+def test_transcription_writes_each_tom_and_the_open_hat_on_its_own_note(tmp_path, capsys):
+    """A fill down three toms comes out on three General MIDI tom notes, high to low; the open hat on 46,
+    the closed ones on 42 (before, every tom was 45 and every hat 42)."""
+    from redrum_kit import audio
+    from redrum_kit.cli import main
+    from redrum_kit.rhythm.midi import read_midi
+    path = tmp_path / "fill.wav"
+    audio.save(path, _down_the_toms(_kit(11)), SR)
+    assert main(["transcribe", str(path), "-o", str(tmp_path / "fill.mid"), "--json", str(tmp_path / "fill.json")]) == 0
+    said = capsys.readouterr().out
+    assert "tom on 3 notes" in said and " open)" in said, said
+    data = json.loads((tmp_path / "fill.json").read_text())
+    assert len(data["notes"]) == len(data["voices"]) == len(data["events"])
+
+    def note_at(t, cls):
+        found = [n for e, n in zip(data["events"], data["notes"]) if e["class"] == cls and abs(e["time"] - t) < 0.03]
+        assert found, f"no {cls} found at {t} s"
+        return found[0]
+
+    high, high2, mid, low = (note_at(t, "tom") for t in FILL)
+    assert high == high2 > mid > low
+    assert [note_at(t, "hat") for t in OPEN_AT] == [46, 46]
+    assert [note_at(t, "hat") for t in CLOSED_AT] == [42, 42, 42]
+    notes = {e.note for e in read_midi(tmp_path / "fill.mid").events}
+    assert {high, mid, low, 42, 46} <= notes
+
+
+@pytest.mark.parametrize("mode", ["source", "kit"])
+def test_replacement_plays_each_tom_and_the_open_hat_with_their_counterparts(mode):
+    """The target's fill runs down its toms: the output runs down the source's (or the kit's) toms, and
+    its open hat rings where the target's does, its closed ones where the target's are closed. Before,
+    one tom and the one hat played every tom and every hat."""
+    from redrum_kit.replace import replace_signal
+    source_kit, target_kit = _kit(21), _kit(11)
+    low, mid, high = _toms_low_to_high(source_kit)[:3]
+    target = _down_the_toms(target_kit)
+    if mode == "source":
+        result = replace_signal(target, SR, _groove(source_kit, [low, mid, high, high]))
+        assert result.voices["hat open"] == "hat open" and result.voices["hat"] == "hat"
+        for voice, played_at in (("tom 1", FILL[:1]), ("tom 2", FILL[1:2]), ("tom 3", FILL[2:])):
+            assert result.voices[voice] == voice                       # the same place among the toms
+            assert min(abs(result.source_hits[voice] - t) for t in played_at) < 0.03   # cut from that tom
+    else:
+        result = replace_signal(target, SR, kit=source_kit.kit, kit_samples=source_kit.samples)
+        toms = [p for p in source_kit.kit.pads if p.cls == "tom"]
+        assert [result.voices[f"tom {i}"] for i in (1, 2, 3)] == [toms[i].name for i in (low, mid, high)]
+    out = result.y.mean(1) if result.y.ndim == 2 else result.y
+    high_hit, _, mid_hit, low_hit = (variants.tom_pitch(out, SR, t, t + EIGHTH) for t in FILL)
+    assert high_hit > low_hit + 0.4 and mid_hit > low_hit + 0.3, (high_hit, mid_hit, low_hit)   # octaves
+    levels = variants._Levels(out, SR)
+    assert variants.hat_ring(levels, OPEN_AT[0], OPEN_AT[0] + EIGHTH) > variants.OPEN_RING
+    assert all(variants.hat_ring(levels, t, t + EIGHTH) < variants.OPEN_RING for t in CLOSED_AT)
+
+
+def test_one_tom_stays_one_voice_on_the_old_note():
+    """A groove whose fill plays one tom: one voice, "tom", on note 45, as before."""
+    from redrum_kit.transcription import transcribe_signal
+    kit = _kit(11)
+    one = _toms_low_to_high(kit)[1]
+    found = transcribe_signal(_groove(kit, [one] * 4), SR)
+    toms = [k for k, e in enumerate(found.events) if e.cls == "tom"]
+    assert toms and {found.voice(k) for k in toms} == {"tom"} and {found.note(k) for k in toms} == {45}
+
+
+def test_eval_voices_cli(capsys):
+    """`redrum eval voices` scores a held-out kit's open and closed hats and tom fills; bad input is one line."""
+    from redrum_kit.cli import main
+    assert main(["eval", "voices", "--kits", "ForzeeStereo", "--grooves", "1"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| ForzeeStereo |"))
+    cells = [c.strip() for c in row.strip("|").split("|")][1:]
+    assert len(cells) == 4 and all(c != "-" for c in cells)              # hats and toms both scored
+    assert all(0.0 <= float(c.split()[0]) <= 1.0 for c in cells)
+    assert "| all |" in out
+    for bad in (["--grooves", "0"], ["--kits", "NoSuchKit"], ["--kits", ","]):
+        assert main(["eval", "voices", *bad]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("redrum: error:") and len(err.splitlines()) == 1
