@@ -4,7 +4,10 @@ Velocity picks the pad's velocity layer and sets the gain with the SFZ
 default curve (amplitude = (velocity / 127)^2), so a render sounds like the
 same kit exported to SFZ. Pads in one choke group cut each other off with a
 5 ms fade (a closed hat silences a ringing open hat). Samples are the
-original files, resampled to the output rate, at full quality.
+original files, resampled to the output rate, at full quality. A General
+MIDI tom note the kit has no pad for plays the kit's tom in the same place
+among its toms by pitch (a fill on 50, 47, 43 runs down three toms keyed 45,
+47, 48), where before it played the kit's first tom.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from redrum_kit import audio
+from redrum_kit import audio, variants
 from redrum_kit.library.kits import Kit, Pad
 from redrum_kit.rhythm.events import Event, Pattern, RhythmError
 
 CHOKE_FADE = 0.005  # seconds
+GM_TOMS = (41, 43, 45, 47, 48, 50)   # General MIDI's toms, low floor to high
 # when a kit has no pad of a class, play the nearest one it has
 FALLBACK = {"clap": ["snare"], "snare": ["clap"], "hat_open": ["hat_closed", "cymbal"],
             "hat_closed": ["hat_open"], "cymbal": ["hat_open"], "tom": ["snare"], "perc": ["snare", "clap"],
@@ -47,10 +51,14 @@ def velocity_layer(pad: Pad, velocity: int) -> int:
                 len(pad.layers) - 1)
 
 
-def choose_pad(kit: Kit, event: Event, report: RenderReport) -> Pad | None:
+def choose_pad(kit: Kit, event: Event, report: RenderReport, toms: list[Pad] | None = None) -> Pad | None:
+    """The pad keyed to the event's note; else a tom note's place among the kit's `toms` (low to high);
+    else the first pad of its class or of the nearest (FALLBACK)."""
     by_note = [p for p in kit.pads if p.note == event.midi_note()]
     if by_note:
         return by_note[0]
+    if event.cls == "tom" and event.note in GM_TOMS and toms:
+        return toms[round(GM_TOMS.index(event.note) * (len(toms) - 1) / (len(GM_TOMS) - 1))]
     for cls in [event.cls] + FALLBACK.get(event.cls, []):
         pads = [p for p in kit.pads if p.cls == cls]
         if pads:
@@ -85,11 +93,14 @@ def render(pattern: Pattern, kit: Kit, samples: dict[tuple[int, int], np.ndarray
             return samples[(index, velocity_layer(kit.pads[index], velocity))]
         stored = samples
     stereo = any(y.ndim == 2 for y in stored.values())
+    toms = None
+    if any(e.cls == "tom" and e.note is not None for e in pattern.events):     # toms by pitch, for tom notes the kit lacks
+        toms = [kit.pads[int(v)] for v in variants.pad_toms(kit, stored, sr).of_class("tom")]
     out = np.zeros((int((pattern.length + tail) * sr) + 1,) + ((2,) if stereo else ()), np.float32)
     ringing: dict[int, tuple[int, np.ndarray]] = {}  # choke group -> (start, samples) of its last voice
     fade_n = max(1, int(CHOKE_FADE * sr))
     for event in pattern.events:
-        pad = choose_pad(kit, event, report)
+        pad = choose_pad(kit, event, report, toms)
         if pad is None:
             continue
         index = kit.pads.index(pad)

@@ -137,3 +137,20 @@ def test_eval_voices_cli(capsys):
         assert main(["eval", "voices", *bad]) == 1
         err = capsys.readouterr().err.strip()
         assert err.startswith("redrum: error:") and len(err.splitlines()) == 1
+
+
+def test_render_plays_tom_notes_the_kit_lacks_by_their_place_among_its_toms():
+    """A fill on GM 50, 47, 43 (high, low-mid, high floor: what `transcribe` writes for three toms) on a kit
+    whose toms are keyed 45, 47, 48: high, middle, low by pitch. Before, 50 and 43 played the first tom."""
+    from redrum_kit.render import render
+    from redrum_kit.rhythm.events import Event, Pattern
+    kit = _kit(11)
+    assert sorted(p.note for p in kit.kit.pads if p.cls == "tom") == [45, 47, 48]
+    times = (0.0, 0.6, 1.2)
+    y, _ = render(Pattern([Event(t, "tom", 110, n) for t, n in zip(times, (50, 47, 43))], 100.0, 2.0),
+                  kit.kit, kit.samples, SR)
+    high, mid, low = (variants.tom_pitch(y, SR, t, t + 0.5) for t in times)
+    pitched = variants.pad_toms(kit.kit, kit.samples, SR)
+    lowest, middle, highest = (pitched.key[v] for v in pitched.of_class("tom"))
+    for heard, own in ((high, highest), (mid, middle), (low, lowest)):
+        assert abs(heard - own) < 0.05, (heard, own)
