@@ -42,12 +42,12 @@ from redrum_kit.library.kits import Kit, Layer, Pad, assign_notes, default_choke
 from redrum_kit.render import render
 from redrum_kit.rhythm.events import GM_CLASS, TRANSCRIPTION_CLASSES, Event, Pattern
 from redrum_kit.transcription import MAX_SECONDS, Transcription, transcribe_signal
+from redrum_kit.variants import LAYERED    # seconds: onsets of two classes this close are one layered hit
 
 PRE_ROLL = 0.005     # seconds kept before an onset
 MAX_HIT = 1.5        # seconds: the longest hit cut from the source
 MIN_HIT = 0.03
 ACCENT_DB = (-30.0, 12.0)   # how far a target event may sit under or over its class's typical level
-LAYERED = 0.03              # seconds: onsets of two classes this close are one layered hit
 RING = {"kick": 0.6, "snare": 0.6, "hat": 0.6, "tom": 1.0, "cymbal": MAX_HIT}   # s a class's hit may ring
 SEPARATE_CONTEXT = 0.5      # seconds of the source around a hit that its separation hears
 SEPARATE_CHUNK = 10.0       # seconds of a target separated at a time (`remove_classes`)

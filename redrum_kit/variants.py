@@ -138,7 +138,7 @@ class _Onsets:
 
 def measures(y: np.ndarray, sr: int, events: list) -> list[float | None]:
     """Each event's measure (`tom_pitch`, `hat_ring`); None for other classes, for a hit layered with a
-    drum that sounds where it is measured (a tom with a kick, a hat with a snare or a cymbal), and
+    drum that sounds where it is measured (a tom with a kick, a hat with a snare), and
     where too little can be heard. `events` have `time` and `cls` (transcription classes)."""
     if not any(e.cls in MEASURED for e in events):
         return [None] * len(events)
