@@ -63,7 +63,7 @@ class ReplaceResult:
     substitutions: dict[str, str] = field(default_factory=dict)   # class -> class played instead
     only: tuple[str, ...] = ()          # the classes replaced, the target's others kept (empty: all replaced)
     double: bool = False                # the target's own drums kept under the new hits
-    voices: dict[str, str] = field(default_factory=dict)   # the target's voice -> the source's voice (or kit pad) playing it
+    voices: dict[str, str] = field(default_factory=dict)   # target's voice -> the source's voice (kit pad) playing it
 
     def to_json(self) -> dict:
         return {"method": "replace", "events": self.events, "sample_rate": self.sr,

@@ -46,7 +46,7 @@ def _hats(kit, source, rng, grooves: int) -> dict:
     right = {"hat_open": [], "hat_closed": []}
     for style in HAT_STYLES:
         for _ in range(grooves):
-            part = generate(style, bars=4, seed=int(rng.integers(1 << 30)))
+            part = generate(style, bars=4, seed=int(rng.integers(1 << 30)), tom_notes=False)
             y, report = render(part, kit.kit, kit.samples, SR)
             found = transcribe_signal(y, SR, kit.name, source=source)
             hats = [(e.time, found.note(k)) for k, e in enumerate(found.events) if e.cls == "hat"]

@@ -290,7 +290,7 @@ class Builder:
             base = self.song_patterns[int(rng.integers(len(self.song_patterns)))]
         else:
             style = self.cfg.styles[int(rng.integers(len(self.cfg.styles)))]
-            base = generate(style, bars=4, seed=int(rng.integers(2**31)), microtiming=0.0)
+            base = generate(style, bars=4, seed=int(rng.integers(2**31)), microtiming=0.0, tom_notes=False)
         p = aug.augment_pattern(base, rng, self.acfg)
         p = p.looped(self.cfg.clip_seconds + p.length + p.bar_seconds)
         start = p.bar_seconds * int(rng.integers(0, max(1, int(p.length / p.bar_seconds) - 1)))

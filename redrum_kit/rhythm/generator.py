@@ -3,8 +3,8 @@
 Each style is a grid (16 steps a bar, 12 for triplet feels) of hit
 probabilities and velocity ranges per class. A seed draws one groove from
 it: the pattern is fixed for the song and varied slightly bar to bar, with
-swing, microtiming, ghost notes and a fill (toms or a snare roll, then a
-crash) every `fill_every` bars.
+swing, microtiming, ghost notes and a fill (a run down the high, middle and
+floor toms, or a snare roll; then a crash) every `fill_every` bars.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from redrum_kit.rhythm.events import Event, Pattern, RhythmError
+
+FILL_TOMS = (50, 47, 43)     # General MIDI high tom, low-mid tom, high floor tom: a fill runs down them
 
 STYLES = ("rock", "funk", "hiphop", "house", "breakbeat", "shuffle", "jazz")
 MAX_BARS = 1000                 # about 33 minutes at 120 bpm
@@ -68,17 +70,19 @@ STYLE_DEFS: dict[str, Style] = {
 }
 
 
-def _fill(rng: np.random.Generator, steps: int, start_step: int) -> list[tuple[int, str, int]]:
-    """Hits for the last beat or two of a bar: a tom run down, or a snare roll."""
+def _fill(rng: np.random.Generator, steps: int, start_step: int,
+          toms: tuple[int | None, ...]) -> list[tuple[int, str, int, int | None]]:
+    """Hits (step, class, velocity, GM note) for the last beat or two of a bar: a run down `toms`
+    (notes, high to low; None: the class's note), or a snare roll."""
     out = []
     length = steps // 4 * int(rng.integers(1, 3))
     if rng.random() < 0.6:
         for i, step in enumerate(range(start_step - length, start_step)):
             if rng.random() < 0.85:
-                out.append((step, "tom", int(rng.integers(85, 120))))
+                out.append((step, "tom", int(rng.integers(85, 120)), toms[i * len(toms) // length]))
     else:
         for i, step in enumerate(range(start_step - length, start_step)):
-            out.append((step, "snare", int(60 + 60 * (i + 1) / length)))
+            out.append((step, "snare", int(60 + 60 * (i + 1) / length), None))
     return out
 
 
@@ -92,7 +96,8 @@ def check_tempo(tempo) -> float:
 
 
 def generate(style: str, bars: int = 4, seed: int = 0, tempo: float | None = None,
-             swing: float | None = None, microtiming: float = 0.008, fill_every: int = 4) -> Pattern:
+             swing: float | None = None, microtiming: float = 0.008, fill_every: int = 4,
+             tom_notes: bool = True) -> Pattern:
     """A drum part of `bars` 4/4 bars.
 
     Args:
@@ -101,6 +106,9 @@ def generate(style: str, bars: int = 4, seed: int = 0, tempo: float | None = Non
         swing: delay of every second grid step as a fraction of a step; default from the style.
         microtiming: standard deviation of timing jitter in seconds (a human drummer ~ 5-10 ms).
         fill_every: a fill closes every this many bars (0: none).
+        tom_notes: a tom fill runs down FILL_TOMS (high, low-mid, floor tom); False: every fill
+            tom on the tom's one note (45), as the datasets and evaluations built before session 26
+            were, so their figures stay reproducible. The draws are the same either way.
     """
     if style not in STYLE_DEFS:
         raise RhythmError(f"unknown style {style!r}; choose from {', '.join(STYLES)}")
@@ -119,10 +127,10 @@ def generate(style: str, bars: int = 4, seed: int = 0, tempo: float | None = Non
     groove = {cls: [p >= 1.0 or rng.random() < p for p in probs] for cls, probs in st.grid.items()}
     events = []
     for bar in range(bars):
-        hits: list[tuple[int, str, int]] = []
+        hits: list[tuple[int, str, int, int | None]] = []
         fill = fill_every and (bar + 1) % fill_every == 0 and bar > 0
-        fill_hits = _fill(rng, st.steps, st.steps) if fill else []
-        fill_from = min((s for s, _, _ in fill_hits), default=st.steps)
+        fill_hits = _fill(rng, st.steps, st.steps, FILL_TOMS if tom_notes else (None,)) if fill else []
+        fill_from = min((s for s, *_ in fill_hits), default=st.steps)
         for cls, on in groove.items():
             lo, hi = st.velocity[cls]
             for step, hit in enumerate(on):
@@ -130,19 +138,19 @@ def generate(style: str, bars: int = 4, seed: int = 0, tempo: float | None = Non
                     continue
                 if hit != (rng.random() < 0.04):  # 4% of steps flip: a living groove
                     accent = 1.0 if step % (st.steps // 4) == 0 else 0.9
-                    hits.append((step, cls, int(rng.integers(lo, hi + 1) * accent)))
+                    hits.append((step, cls, int(rng.integers(lo, hi + 1) * accent), None))
         if st.ghost and "snare" in st.grid:
             for step in range(st.steps):
                 if not groove["snare"][step] and step < fill_from and rng.random() < st.ghost:
-                    hits.append((step, "snare", int(rng.integers(22, 45))))
+                    hits.append((step, "snare", int(rng.integers(22, 45)), None))
         if bar > 0 and (bar % fill_every == 0 if fill_every else False):
-            hits.append((0, "cymbal", int(rng.integers(100, 127))))
+            hits.append((0, "cymbal", int(rng.integers(100, 127)), None))
         hits += fill_hits
-        for step, cls, vel in hits:
+        for step, cls, vel, note in hits:
             t = (bar * st.steps + step) * step_s
             if step % 2 == 1:
                 t += swing * step_s
             t = max(0.0, t + rng.normal(0, microtiming))
-            events.append(Event(t, cls, max(1, min(127, vel))))
+            events.append(Event(t, cls, max(1, min(127, vel)), note))
     return Pattern(events, tempo, bars * 4 * 60.0 / tempo, 4, f"{style}-{seed}",
                    {"style": style, "swing": round(swing, 3), "seed": seed})
