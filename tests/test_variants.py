@@ -172,3 +172,17 @@ def test_generated_fills_run_down_the_toms():
                 assert set(fill) <= set(FILL_TOMS) and fill == sorted(fill, reverse=True) and len(set(fill)) > 1
                 runs += 1
     assert runs >= 3
+
+
+def test_a_new_kit_keys_its_toms_low_to_high():
+    """Toms chosen high, low, mid: the built kit keys them by pitch (low 45, mid 47, high 48), as GM's toms
+    climb, so a DAW's low tom plays the low one. Before, they were keyed in the order chosen."""
+    from redrum_kit.library import Library
+    lib = Library()
+    lib.import_synth([5])
+    ids = {o.name: o.id for o in lib.list(kit="synth-0005")}
+    toms = [n for n in ids if n.startswith("Tom")]
+    assert sorted(toms) == ["Tom High", "Tom Low", "Tom Mid"]
+    kit = lib.kit_from_ids("mine", [[ids["Kick"]], [ids["Tom High"]], [ids["Tom Low"]], [ids["Tom Mid"]]])
+    note = {p.name: p.note for p in kit.pads}
+    assert (note["Tom Low"], note["Tom Mid"], note["Tom High"]) == (45, 47, 48) and note["Kick"] == 36

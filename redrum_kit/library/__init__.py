@@ -387,7 +387,7 @@ class Library:
             ends = [max(s, n - 1) for s, n in zip(starts, starts[1:])] + [127]
             pads.append(Pad(name=pad_name, cls=cls, note=0, choke=default_choke(cls),
                             layers=[self._layer(o, (lo, hi)) for o, lo, hi in zip(shots, starts, ends)]))
-        return self._keyed(Kit(name=check_name(name), pads=pads, description=description))
+        return self._keyed(Kit(name=check_name(name), pads=pads, description=description), toms_by_pitch=True)
 
     def kit_from_ids(self, name: str, pad_ids: list[list[int]], description: str = "") -> Kit:
         """A kit with one pad per list of oneshot ids (several ids: velocity layers, soft to loud)."""
@@ -398,7 +398,7 @@ class Library:
             layers = [self._layer(o, (int(k * span), int((k + 1) * span) - 1)) for k, o in enumerate(shots)]
             cls = shots[0].cls
             pads.append(Pad(name=shots[0].name, cls=cls, note=0, choke=default_choke(cls), layers=layers))
-        return self._keyed(Kit(name=check_name(name), pads=pads, description=description))
+        return self._keyed(Kit(name=check_name(name), pads=pads, description=description), toms_by_pitch=True)
 
     def add_pad(self, kit_name: str, oneshot_id: int, pad_name: str | None = None) -> Kit:
         """Add a pad playing `oneshot_id` to the user kit `kit_name` (made if it does not exist;
@@ -429,12 +429,26 @@ class Library:
     def _layer(o: Oneshot, velocity: tuple[int, int]) -> Layer:
         return Layer(hash=o.hash, path=o.path, velocity=velocity)
 
-    @staticmethod
-    def _keyed(kit: Kit) -> Kit:
+    def _keyed(self, kit: Kit, toms_by_pitch: bool = False) -> Kit:
+        """Pads in class order, keyed to General MIDI notes by class (`assign_notes`). `toms_by_pitch`
+        (a new kit): its toms low to high first, so their notes climb as GM's toms do (45, 47, 48, 50)
+        and a DAW's low tom plays the low one; an existing kit's toms keep their notes."""
         order = {c: i for i, c in enumerate(ONESHOT_CLASSES)}
-        kit.pads.sort(key=lambda p: order[p.cls])
+        pitch = {id(p): self._tom_pitch(p) for p in kit.pads if p.cls == "tom"} if toms_by_pitch else {}
+        kit.pads.sort(key=lambda p: (order[p.cls], pitch.get(id(p), 0.0)))
         assign_notes(kit.pads)
         return kit
+
+    def _tom_pitch(self, pad: Pad) -> float:
+        """log2 Hz of a tom pad's loudest layer (`variants.tom_pitch`; unmeasurable: after the others)."""
+        from redrum_kit import variants
+        try:
+            y, sr = audio.load(self.source_file(self.resolve_layer(pad.layers[-1])))
+        except (AudioError, LibraryError):
+            return float("inf")
+        start = int(np.argmax(np.abs(y) >= 0.1 * np.abs(y).max())) / sr if np.abs(y).max() > 0 else 0.0
+        found = variants.tom_pitch(y, sr, start, len(y) / sr)
+        return float("inf") if found is None else found
 
     def resolve_layer(self, layer: Layer) -> Oneshot:
         """The library oneshot a kit layer plays, importing it first if needed."""
