@@ -10,7 +10,7 @@ apart, a hat played closed and open. One measure per class tells them apart on a
 Toms whose pitches lie close are one voice (a gap of SPLIT between sorted pitches starts another);
 a hat is open when it rings past OPEN_RING (`voices`). Then
 - transcription writes each voice on its own General MIDI note (toms low to high, closed hat 42,
-  open hat 46; `notes`),
+  open hat 46; `Voices.note`),
 - replacement plays, for each of the target's voices, the source's voice in the same place (the
   lowest tom on the lowest, the open hat on the open; `match`),
 - a kit's toms are voices too, pitched on their samples (`pad_toms`).
