@@ -94,8 +94,9 @@ def render(pattern: Pattern, kit: Kit, samples: dict[tuple[int, int], np.ndarray
         stored = samples
     stereo = any(y.ndim == 2 for y in stored.values())
     toms = None
-    if any(e.cls == "tom" and e.note is not None for e in pattern.events):     # by pitch, for tom notes it lacks
-        toms = [kit.pads[int(v)] for v in variants.pad_toms(kit, stored, sr).of_class("tom")]
+    keyed = {p.note for p in kit.pads}
+    if any(e.cls == "tom" and e.note is not None and e.note not in keyed for e in pattern.events):
+        toms = [kit.pads[int(v)] for v in variants.pad_toms(kit, stored, sr).of_class("tom")]   # by pitch
     out = np.zeros((int((pattern.length + tail) * sr) + 1,) + ((2,) if stereo else ()), np.float32)
     ringing: dict[int, tuple[int, np.ndarray]] = {}  # choke group -> (start, samples) of its last voice
     fade_n = max(1, int(CHOKE_FADE * sr))

@@ -223,15 +223,24 @@ def pad_toms(kit, samples: dict, sr: int) -> Voices:
         if pad.cls != "tom":
             continue
         y = np.asarray(samples[(i, len(pad.layers) - 1)], np.float32)
-        y = y.mean(1) if y.ndim == 2 else y
-        if not len(y) or not np.abs(y).max() > 0:
+        if not y.size or not np.abs(y).max() > 0:
             continue
-        start = int(np.argmax(np.abs(y) >= 0.1 * np.abs(y).max())) / sr
-        key = tom_pitch(y, sr, start, len(y) / sr)
+        key = oneshot_pitch(y, sr)
         out.cls[str(i)], out.note[str(i)] = "tom", pad.note
         if key is not None:
             out.key[str(i)] = key
     return out
+
+
+def oneshot_pitch(y: np.ndarray, sr: int) -> float | None:
+    """`tom_pitch` of a oneshot, mono `(time,)` or stereo `(time, 2)`, from where it starts (its first
+    sample at a tenth of its peak) to its end; None when silent or too short to tell."""
+    y = np.asarray(y, np.float32)
+    y = y.mean(1) if y.ndim == 2 else y
+    peak = float(np.abs(y).max()) if y.size else 0.0
+    if not peak > 0:
+        return None
+    return tom_pitch(y, sr, int(np.argmax(np.abs(y) >= 0.1 * peak)) / sr, len(y) / sr)
 
 
 def match(target: Voices, source: Voices) -> dict[str, str]:

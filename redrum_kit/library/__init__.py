@@ -440,14 +440,13 @@ class Library:
         return kit
 
     def _tom_pitch(self, pad: Pad) -> float:
-        """log2 Hz of a tom pad's loudest layer (`variants.tom_pitch`; unmeasurable: after the others)."""
+        """log2 Hz of a tom pad's loudest layer (`variants.oneshot_pitch`; unmeasurable: after the others)."""
         from redrum_kit import variants
         try:
             y, sr = audio.load(self.source_file(self.resolve_layer(pad.layers[-1])))
         except (AudioError, LibraryError):
             return float("inf")
-        start = int(np.argmax(np.abs(y) >= 0.1 * np.abs(y).max())) / sr if np.abs(y).max() > 0 else 0.0
-        found = variants.tom_pitch(y, sr, start, len(y) / sr)
+        found = variants.oneshot_pitch(y, sr)
         return float("inf") if found is None else found
 
     def resolve_layer(self, layer: Layer) -> Oneshot:
