@@ -223,6 +223,16 @@ def cmd_kit_layer(args) -> int:
     return 0
 
 
+def cmd_kit_rekey(args) -> int:
+    result = _engine().rekey_kit(args.name, args.output)
+    if not result["saved"]:
+        print(f"kit {args.name!r}: its toms already climb with their pitch; nothing saved")
+        return 0
+    moves = ", ".join(f"{m['pad']} {m['from']} -> {m['to']}" for m in result["moved"])
+    print(f"kit {result['kit']!r}: toms keyed low to high by pitch ({moves})")
+    return 0
+
+
 def cmd_midi(args) -> int:
     import signal
     import threading
@@ -799,6 +809,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--velocity-pc", type=int, default=1, help="PCA slider that velocity moves (1-11; 0: none)")
     s.add_argument("--depth", type=float, default=1.5, help="standard deviations from soft to hard hits")
     s.set_defaults(func=cmd_kit_layer)
+
+    s = kit.add_parser("rekey", help="key a kit's toms low to high by the pitch of their samples (moves notes)")
+    s.add_argument("name")
+    s.add_argument("-o", "--output", metavar="NEW_NAME", help="save as a new kit (default: change NAME, kept as .bak)")
+    s.set_defaults(func=cmd_kit_rekey)
 
     s = kit.add_parser("export", help="export a kit as SFZ, Hydrogen drumkit or plain folder")
     s.add_argument("name")

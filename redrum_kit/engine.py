@@ -332,6 +332,19 @@ class Engine:
         self.library.kits.save(kit, replace=self.library.kits.is_user_kit(kit.name))
         return {"kit": kit.name, "layered": layered}
 
+    def rekey_kit(self, name: str, new_name: str | None = None) -> dict:
+        """Key kit `name`'s toms low to high by the pitch of their samples (`Library.rekey_toms`; kits
+        built since session 26 already are); saved as user kit `new_name` (default: `name`; a user kit
+        of that name is kept as .bak) when a note moves, else nothing is written."""
+        from redrum_kit.library.kits import check_name
+        kit = self.kit(name)
+        kit.name = check_name(new_name or name)
+        moved = self.library.rekey_toms(kit)
+        if moved:
+            self.library.kits.save(kit, replace=self.library.kits.is_user_kit(kit.name))
+        return {"kit": kit.name, "saved": bool(moved),
+                "moved": [{"pad": pad, "from": old, "to": new} for pad, old, new in moved]}
+
     def pad_trigger(self, pad: int | str, velocity: int = 100, kit: str = "default") -> dict:
         """Play a pad (MIDI note or pad name) of `kit` on the server's audio output."""
         if isinstance(velocity, bool) or not isinstance(velocity, (int, float)) or int(velocity) != velocity:

@@ -186,3 +186,37 @@ def test_a_new_kit_keys_its_toms_low_to_high():
     kit = lib.kit_from_ids("mine", [[ids["Kick"]], [ids["Tom High"]], [ids["Tom Low"]], [ids["Tom Mid"]]])
     note = {p.name: p.note for p in kit.pads}
     assert (note["Tom Low"], note["Tom Mid"], note["Tom High"]) == (45, 47, 48) and note["Kick"] == 36
+
+
+def test_kit_rekey_keys_an_old_kits_toms_by_pitch_only_when_asked(capsys):
+    """A kit keyed before session 26 (toms in the order chosen: high 45, low 47, mid 48): `redrum kit
+    rekey` keys them low 45, mid 47, high 48 and leaves the other pads where they were; the old kit is
+    kept as .bak, `-o` leaves it untouched, a second rekey writes nothing, bad input is one line."""
+    from redrum_kit.cli import main
+    from redrum_kit.library import Library
+    lib = Library()
+    lib.import_synth([5])
+    ids = {o.name: o.id for o in lib.list(kit="synth-0005")}
+    old = lib.kit_from_ids("old", [[ids["Kick"]], [ids["Tom High"]], [ids["Tom Low"]], [ids["Tom Mid"]]])
+    for pad in old.pads:                        # as kits were keyed before: in the order chosen
+        pad.note = {"Tom High": 45, "Tom Low": 47, "Tom Mid": 48}.get(pad.name, pad.note)
+    lib.kits.save(old)
+
+    def notes(name):
+        return {p.name: p.note for p in Library().kits.load(name).pads}
+    assert main(["kit", "rekey", "old", "-o", "new"]) == 0
+    assert "Tom High 45 -> 48" in capsys.readouterr().out
+    assert notes("old")["Tom High"] == 45                                   # -o: the old kit untouched
+    assert notes("new") == {"Kick": 36, "Tom Low": 45, "Tom Mid": 47, "Tom High": 48}
+    assert main(["kit", "rekey", "old"]) == 0
+    assert notes("old") == notes("new")
+    bak = lib.kits.user_dir / "old.toml.bak"
+    assert bak.is_file() and "note = 47" in bak.read_text()                  # the old keys kept
+    capsys.readouterr()
+    assert main(["kit", "rekey", "new"]) == 0
+    assert "nothing saved" in capsys.readouterr().out
+    assert not (lib.kits.user_dir / "new.toml.bak").exists()
+    for bad in (["NoSuchKit"], ["old", "-o", "bad/name"]):
+        assert main(["kit", "rekey", *bad]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("redrum: error:") and len(err.splitlines()) == 1

@@ -25,7 +25,7 @@ from redrum_kit.drums import ONESHOT_CLASSES
 from redrum_kit.errors import AudioError, LibraryError, ModelError
 from redrum_kit.library import db, importer
 from redrum_kit.library.exemplars import greedy_frank_wolfe
-from redrum_kit.library.kits import (EXPORT_FORMATS, Kit, KitStore, Layer, Pad, ResolvedLayer,
+from redrum_kit.library.kits import (EXPORT_FORMATS, Kit, KitStore, Layer, Pad, ResolvedLayer, key_toms,
                                      assign_notes, check_name, default_choke, export)
 from redrum_kit.library.oneshot import LIBRARY_SR, Oneshot, same_sound
 from redrum_kit.features import LAYERING_DIM, MFCC_DIM
@@ -438,6 +438,13 @@ class Library:
         kit.pads.sort(key=lambda p: (order[p.cls], pitch.get(id(p), 0.0)))
         assign_notes(kit.pads)
         return kit
+
+    def rekey_toms(self, kit: Kit) -> list[tuple[str, int, int]]:
+        """Key `kit`'s toms low to high by the pitch of their samples (`kits.key_toms`: the notes they
+        already use; other pads, and a tom whose pitch cannot be measured, keep theirs). Changes `kit`
+        in place: -> (pad, old note, new note) for each tom that moved."""
+        toms = [p for p in kit.pads if p.cls == "tom"]
+        return key_toms(toms, [self._tom_pitch(p) for p in toms])
 
     def _tom_pitch(self, pad: Pad) -> float:
         """log2 Hz of a tom pad's loudest layer (`variants.oneshot_pitch`; unmeasurable: after the others)."""

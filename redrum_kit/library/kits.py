@@ -36,6 +36,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import tomli_w
 
 from redrum_kit import audio, files, hydrogen
@@ -143,6 +144,20 @@ def assign_notes(pads: list[Pad]) -> list[Pad]:
     for pad, note in zip(pads, gm_notes_for([p.cls for p in pads])):
         pad.note = note
     return pads
+
+
+def key_toms(toms: list[Pad], pitches: list) -> list[tuple[str, int, int]]:
+    """Give `toms` the notes they already use, low to high by `pitches` (log2 Hz; None: not measured,
+    keeps its note), as GM's tom notes climb with pitch (41, 43, 45, 47, 48, 50), so a DAW's low tom
+    plays the low one. Changes the pads: -> (pad, old note, new note) for each that moved."""
+    heard = sorted(((p, k) for p, k in zip(toms, pitches) if k is not None and np.isfinite(k)),
+                   key=lambda pk: pk[1])
+    moved = []
+    for (pad, _), note in zip(heard, sorted(p.note for p, _ in heard)):
+        if pad.note != note:
+            moved.append((pad.name, pad.note, note))
+            pad.note = note
+    return moved
 
 
 class KitStore:
