@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 from redrum_kit import workspace
 from redrum_kit.cli import main
 from redrum_kit.datasets.build import Builder, Dataset, DatasetConfig, build, kit_splits
+from redrum_kit.datasets.kits import SampleKit, toms_by_pitch
 from redrum_kit.errors import RedrumError
 from redrum_kit.hydrogen import H2Instrument, H2Kit, H2Layer, write_drumkit
 from tests.conftest import needs_hydrogen
@@ -417,3 +419,36 @@ def test_every_shipped_training_config_loads_and_names_files_that_exist():
         cfg = load_config(kinds[path.stem.split("-")[0]], path)
         named = getattr(cfg, "dataset_config", None)
         assert named is None or (workspace.presets_dir().parent / named).is_file(), (path.name, named)
+
+
+def test_tom_notes_run_fills_down_each_kits_toms_by_pitch(tmp_path):
+    """`tom_notes = true`: the same rhythms (times, classes) with the fills on 50, 47, 43, and each kit's
+    toms keyed low to high by the pitch of their samples, so those notes run down the kit; the kit as
+    loaded (and a build without the flag) keeps its keys."""
+    from redrum_kit.variants import oneshot_pitch
+    plain, toms = Builder(tiny(tmp_path)), Builder(tiny(tmp_path, tom_notes=True))
+    fills = 0
+    for seed in range(40):
+        a, b = plain.rhythm(np.random.default_rng(seed)), toms.rhythm(np.random.default_rng(seed))
+        assert [(e.time, e.cls) for e in a.events] == [(e.time, e.cls) for e in b.events]
+        fills += any(e.cls == "tom" for e in b.events)
+        assert {e.midi_note() for e in a.events if e.cls == "tom"} <= {45}
+        assert {e.midi_note() for e in b.events if e.cls == "tom"} <= {43, 47, 50}
+    assert fills >= 3
+    kit_id = toms.splits["test"][0]
+    keyed = toms.augmented(kit_id, "test", np.random.default_rng(0))
+    as_loaded = plain.augmented(kit_id, "test", np.random.default_rng(0))
+
+    def tom_notes(kit):
+        pads = [(i, p) for i, p in enumerate(kit.kit.pads) if p.cls == "tom"]
+        return [p.note for _, p in sorted(pads, key=lambda ip: oneshot_pitch(kit.samples[(ip[0], 0)], kit.sr))]
+    assert len(tom_notes(keyed)) == 3 and tom_notes(keyed) == sorted(tom_notes(keyed))   # climbing with pitch
+    assert [p.note for p in toms.kit(kit_id).kit.pads] == [p.note for p in as_loaded.kit.pads]
+    swap = {45: 48, 48: 45}                       # a kit whose pads come high tom first, as many recorded ones do
+    scrambled = SampleKit(dataclasses.replace(as_loaded.kit, pads=[
+        dataclasses.replace(p, note=swap.get(p.note, p.note)) if p.cls == "tom" else p for p in as_loaded.kit.pads]),
+        as_loaded.samples, as_loaded.sr)
+    assert tom_notes(scrambled) == [48, 47, 45]
+    assert tom_notes(toms_by_pitch(scrambled)) == [45, 47, 48] and tom_notes(scrambled) == [48, 47, 45]
+    assert [p.note for p in toms_by_pitch(scrambled).kit.pads if p.cls != "tom"] == \
+        [p.note for p in as_loaded.kit.pads if p.cls != "tom"]

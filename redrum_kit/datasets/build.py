@@ -46,7 +46,7 @@ import numpy as np
 
 from redrum_kit import files, workspace
 from redrum_kit.datasets import augment as aug
-from redrum_kit.datasets.kits import SampleKit, from_hydrogen, from_library, from_synth
+from redrum_kit.datasets.kits import SampleKit, from_hydrogen, from_library, from_synth, toms_by_pitch
 from redrum_kit.errors import RedrumError
 from redrum_kit.library.kits import Kit, assign_notes
 from redrum_kit.render import render
@@ -79,6 +79,9 @@ class DatasetConfig:
     library_kits: list = field(default_factory=list)  # the user's kits, added to train
     styles: list = field(default_factory=lambda: list(STYLES))
     song_pattern_share: float = 0.3  # of rhythms taken from Hydrogen demo songs when installed
+    tom_notes: bool = False          # generated fills run down the high, low-mid and floor toms (each kit's
+                                     # toms by pitch); False: every fill tom on one note, as every dataset
+                                     # before session 27 was built (the same draws either way)
     grid_rhythms: int = 0            # > 0: items are a kit-instance x rhythm grid (stage-2 pairs)
     grid_blocks: int = 1             # training kit instances in this many blocks, each playing rhythms of its
                                      # own (blocks x grid_rhythms rhythms; pairs come from within a block)
@@ -244,8 +247,10 @@ class Builder:
         return self._kits[kit_id]
 
     def augmented(self, kit_id: str, split: str, rng: np.random.Generator) -> SampleKit:
-        """Kit `kit_id` with the augmentations of `split`'s clips."""
-        return aug.augment_kit(self.kit(kit_id), rng, self.acfg if split == "train" else self.held_out_acfg)
+        """Kit `kit_id` with the augmentations of `split`'s clips (with `tom_notes`, its toms then keyed by
+        pitch, so the fills' notes 50, 47, 43 run down them)."""
+        kit = aug.augment_kit(self.kit(kit_id), rng, self.acfg if split == "train" else self.held_out_acfg)
+        return toms_by_pitch(kit) if self.cfg.tom_notes else kit
 
     def recorded(self, split: str) -> list[str]:
         """The split's recorded kits (Hydrogen, library): the kind users bring, and the scarce kind."""
@@ -290,7 +295,8 @@ class Builder:
             base = self.song_patterns[int(rng.integers(len(self.song_patterns)))]
         else:
             style = self.cfg.styles[int(rng.integers(len(self.cfg.styles)))]
-            base = generate(style, bars=4, seed=int(rng.integers(2**31)), microtiming=0.0, tom_notes=False)
+            base = generate(style, bars=4, seed=int(rng.integers(2**31)), microtiming=0.0,
+                            tom_notes=self.cfg.tom_notes)
         p = aug.augment_pattern(base, rng, self.acfg)
         p = p.looped(self.cfg.clip_seconds + p.length + p.bar_seconds)
         start = p.bar_seconds * int(rng.integers(0, max(1, int(p.length / p.bar_seconds) - 1)))

@@ -8,6 +8,7 @@ the library (`from_library`), for retraining on their sounds.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy as np
 from redrum_kit import audio, synth
 from redrum_kit.drums import class_from_name
 from redrum_kit.hydrogen import read_drumkit
-from redrum_kit.library.kits import Kit, Layer, Pad, assign_notes, default_choke
+from redrum_kit.library.kits import Kit, Layer, Pad, assign_notes, default_choke, key_toms
 
 
 @dataclass
@@ -58,6 +59,17 @@ def from_hydrogen(folder: Path, sr: int) -> SampleKit:
                 samples[(len(pads), j)] = y
             pads.append(Pad(name=inst.name, cls=cls, note=0, layers=layers, choke=default_choke(cls)))
     return SampleKit(_keyed(folder.name, pads, f"Hydrogen kit {h2.name}"), samples, sr)
+
+
+def toms_by_pitch(kit: SampleKit) -> SampleKit:
+    """`kit` (a copy of its pads; the samples shared) with its toms keyed low to high by the pitch of
+    their loudest layers (`library.kits.key_toms`), as a kit built by the library is."""
+    from redrum_kit.variants import oneshot_pitch
+    pads = [dataclasses.replace(p) for p in kit.kit.pads]
+    toms = [i for i, p in enumerate(pads) if p.cls == "tom"]
+    key_toms([pads[i] for i in toms],
+             [oneshot_pitch(kit.samples[(i, len(pads[i].layers) - 1)], kit.sr) for i in toms])
+    return SampleKit(dataclasses.replace(kit.kit, pads=pads), kit.samples, kit.sr)
 
 
 def installed_hydrogen(names: tuple[str, ...], sr: int):
