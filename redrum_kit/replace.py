@@ -78,10 +78,11 @@ def cut_hits(y: np.ndarray, sr: int, found: Transcription) -> dict[str, tuple[fl
 
     The hit that can ring longest (the most time to its class's next onset, up to the class's RING),
     played with confidence and alone (a layered one counts half), separated from the other drums
-    around it (`separate`), from just before its onset to that next onset."""
-    hits = {}
+    around it (`separate`), from just before its onset to that next onset. Hits whose separations
+    would hear overlapping audio share one (`regions`): each voice has its own templates there."""
     shared = layered_flags(found.events)
     parts = [found.voice(k) for k in range(len(found.events))]
+    chosen = {}                                     # voice -> (onset, start, end) of its hit, s
     for voice in dict.fromkeys(parts):
         mine = [k for k, p in enumerate(parts) if p == voice]
         cls = found.events[mine[0]].cls
@@ -94,12 +95,29 @@ def cut_hits(y: np.ndarray, sr: int, found: Transcription) -> dict[str, tuple[fl
             if score > best_score:
                 best, best_score, length = e, score, ring
         start = max(0.0, best.time - PRE_ROLL)
-        if best.time + length - start < MIN_HIT:
-            continue
-        a, stems = separate_around(y, sr, found.events, start, best.time + length, parts)
-        hit = stems[voice][int((start - a) * sr):int((best.time + length - a) * sr)]
-        hits[voice] = (best.time, audio.fade_out(hit, sr, min(0.05, len(hit) / sr / 4)))
+        if best.time + length - start >= MIN_HIT:
+            chosen[voice] = (best.time, start, best.time + length)
+    hits = {}
+    for lo, hi, voices in regions({v: (start, end) for v, (_, start, end) in chosen.items()}):
+        a, stems = separate_around(y, sr, found.events, lo, hi, parts, keep=voices)
+        for voice in voices:
+            onset, start, end = chosen[voice]
+            hit = stems[voice][int((start - a) * sr):int((end - a) * sr)]
+            hits[voice] = (onset, audio.fade_out(hit, sr, min(0.05, len(hit) / sr / 4)))
     return hits
+
+
+def regions(spans: dict[str, tuple[float, float]]) -> list[tuple[float, float, list[str]]]:
+    """Spans (key -> start, end s) grouped where their separations, each hearing SEPARATE_CONTEXT either
+    side, would overlap: -> (start, end, keys) per group, in time order. One separation of a group
+    hears no more audio than one per span would, and usually much less."""
+    out: list[tuple[float, float, list[str]]] = []
+    for key, (start, end) in sorted(spans.items(), key=lambda kv: kv[1]):
+        if out and start - out[-1][1] < 2 * SEPARATE_CONTEXT:
+            out[-1] = (out[-1][0], max(out[-1][1], end), out[-1][2] + [key])
+        else:
+            out.append((start, end, [key]))
+    return out
 
 
 def layered_flags(events: list) -> list[bool]:
@@ -116,17 +134,17 @@ def layered_flags(events: list) -> list[bool]:
 
 
 def separate_around(y: np.ndarray, sr: int, events: list, start: float, end: float,
-                    parts: list[str] | None = None) -> tuple[float, dict]:
+                    parts: list[str] | None = None, keep=None) -> tuple[float, dict]:
     """`separate` over `start`..`end` s of `y` and SEPARATE_CONTEXT either side, with the onsets that
-    can ring there. -> (where the stems start, s; part -> stem)."""
+    can ring there. -> (where the stems start, s; part -> stem, for the parts in `keep` if given)."""
     a, b = max(0.0, start - SEPARATE_CONTEXT), min(len(y) / sr, end + SEPARATE_CONTEXT)
     near = [k for k, e in enumerate(events) if a - RING[e.cls] <= e.time < b]
     return a, separate(y[int(a * sr):int(b * sr)], sr, [events[k] for k in near], a,
-                       [parts[k] for k in near] if parts else None)
+                       [parts[k] for k in near] if parts else None, keep)
 
 
 def separate(y: np.ndarray, sr: int, events: list, offset: float = 0.0,
-             parts: list[str] | None = None) -> dict[str, np.ndarray]:
+             parts: list[str] | None = None, keep=None) -> dict[str, np.ndarray]:
     """Each transcribed part's share of `y`, mono `(time,)` or stereo `(time, 2)` (score-informed NMF,
     the masks found on the channels' mean): -> part -> audio of `y`'s shape. A part is a class, or
     what `parts` names each event (a voice: each tom its own part).
@@ -135,10 +153,11 @@ def separate(y: np.ndarray, sr: int, events: list, offset: float = 0.0,
     onsets) whose activations may be non-zero only from its onsets until its class's RING later; a
     free residual component takes what no part explains. KL-divergence multiplicative updates, then
     each part's soft mask (its share of the model) on the complex STFT. `events` (transcribed
-    onsets) are timed `offset` s ahead of `y`'s start. Deterministic."""
+    onsets) are timed `offset` s ahead of `y`'s start. `keep`: the parts whose audio is wanted (all
+    by default; the others still take their share). Deterministic."""
     x = torch.stft(torch.from_numpy(np.ascontiguousarray(np.asarray(y, np.float32).T)), NMF_FFT, NMF_HOP,
                    window=torch.hann_window(NMF_FFT), return_complex=True)     # ([channels,] bins, frames)
-    v = (x.mean(0) if x.ndim == 3 else x).abs().double().numpy() + 1e-9     # (bins, frames)
+    v = (x.mean(0) if x.ndim == 3 else x).abs().numpy() + np.float32(1e-9)     # (bins, frames), float32
     bins, frames = v.shape
     rng = np.random.default_rng(0)
     parts = parts or [e.cls for e in events]
@@ -157,7 +176,7 @@ def separate(y: np.ndarray, sr: int, events: list, offset: float = 0.0,
     templates.append(v.mean(1) * (0.5 + rng.random(bins)))                # the residual: free everywhere
     activations.append(np.full(frames, 0.1))
     owner.append(None)
-    w, h = np.stack(templates, 1), np.stack(activations)
+    w, h = np.stack(templates, 1).astype(np.float32), np.stack(activations).astype(np.float32)
     for _ in range(NMF_ITERATIONS):
         h *= (w.T @ (v / (w @ h + 1e-12))) / (w.sum(0)[:, None] + 1e-12)
         w *= ((v / (w @ h + 1e-12)) @ h.T) / (h.sum(1)[None] + 1e-12)
@@ -165,9 +184,9 @@ def separate(y: np.ndarray, sr: int, events: list, offset: float = 0.0,
         w, h = w / scale, h * scale[:, None]
     model = w @ h + 1e-12
     out = {}
-    for part in dict.fromkeys(parts):
+    for part in (p for p in dict.fromkeys(parts) if keep is None or p in keep):
         mine = [k for k, o in enumerate(owner) if o == part]
-        mask = torch.from_numpy(w[:, mine] @ h[mine] / model).float()
+        mask = torch.from_numpy(w[:, mine] @ h[mine] / model)
         out[part] = torch.istft(x * mask, NMF_FFT, NMF_HOP, window=torch.hann_window(NMF_FFT),
                                length=len(y)).numpy().astype(np.float32).T
     return out
@@ -221,7 +240,7 @@ def remove_classes(y: np.ndarray, sr: int, found: Transcription, classes: tuple[
     seconds = len(y) / sr
     for a in np.arange(0.0, seconds, SEPARATE_CHUNK):
         b = min(seconds, a + SEPARATE_CHUNK)
-        lo, stems = separate_around(y, sr, found.events, a, b)
+        lo, stems = separate_around(y, sr, found.events, a, b, keep=classes)
         if not any(c in stems for c in classes):
             continue
         part = sum(stems[c] for c in classes if c in stems)
