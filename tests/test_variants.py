@@ -155,7 +155,7 @@ def test_eval_voices_cli(capsys):
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("| ForzeeStereo |"))
     cells = [c.strip() for c in row.strip("|").split("|")][1:]
-    assert len(cells) == 4 and all(c != "-" for c in cells)              # hats and toms both scored
+    assert len(cells) == 5 and all(c != "-" for c in cells)              # hats and toms both scored
     assert all(0.0 <= float(c.split()[0]) <= 1.0 for c in cells)
     assert "| all |" in out
     for bad in (["--grooves", "0"], ["--kits", "NoSuchKit"], ["--kits", ","]):

@@ -8,7 +8,9 @@ Each held-out Hydrogen kit plays generated grooves:
   sixteenths down the kit's toms (high, high, mid, mid, low, low; two toms: three each); every two
   found toms of the fill that are different drums are scored: are their notes in the order of
   their pitches (the pitch of each tom pad's sample alone, `variants.pad_toms`; equal notes count
-  half)? And how many of the fills come out on as many notes as they played toms.
+  half)? And how many of the fills come out on as many notes as they played toms;
+- one tom (session 27): the same parts with the fill on one tom (each of the kit's toms in turn, at
+  velocities 70-120, as a drummer plays one tom): how many come out on one note.
 Kits without two toms, or without an open hat, are left out of that part.
 """
 
@@ -33,7 +35,8 @@ def evaluate(kits: tuple[str, ...] = workspace.HELD_OUT_KITS, grooves: int = 2, 
     rng = np.random.default_rng(seed)
     rows = {}
     for name, kit in zip(kits, loaded):
-        rows[name] = {**_hats(kit, source, rng, grooves), **_toms(kit, source, rng, grooves)}
+        rows[name] = {**_hats(kit, source, rng, grooves), **_toms(kit, source, rng, grooves),
+                      **_one_tom(kit, source, np.random.default_rng([seed, 1, len(rows)]), grooves)}
     return {"kits": rows, "all": _pooled(list(rows.values())), "grooves": grooves}
 
 
@@ -60,10 +63,6 @@ def _hats(kit, source, rng, grooves: int) -> dict:
 
 def _toms(kit, source, rng, grooves: int) -> dict:
     from redrum_kit import variants
-    from redrum_kit.render import render
-    from redrum_kit.rhythm.events import Event, Pattern
-    from redrum_kit.rhythm.generator import generate
-    from redrum_kit.transcription import transcribe_signal
     pitched = variants.pad_toms(kit.kit, kit.samples, SR)
     toms = [pitched.note[v] for v in pitched.of_class("tom") if v in pitched.key]    # notes, low to high
     toms = [toms[0], toms[len(toms) // 2], toms[-1]] if len(toms) > 2 else toms
@@ -74,17 +73,9 @@ def _toms(kit, source, rng, grooves: int) -> dict:
     pairs, distinct, fills = [], 0, 0
     for style in TOM_STYLES:
         for _ in range(grooves):
-            part = generate(style, bars=4, seed=int(rng.integers(1 << 30)), fill_every=0)
-            bar, step = part.bar_seconds, part.bar_seconds / 16
-            fills_at = {b: [Event(b * bar + (10 + i) * step, "tom", 110, note) for i, note in enumerate(order)]
-                        for b in (1, 3)}
-            kept = [e for e in part.events if not any(b * bar + 10 * step - 0.01 <= e.time < (b + 1) * bar
-                                                      for b in fills_at)]
-            played = kept + [e for fill in fills_at.values() for e in fill]
-            y, _ = render(Pattern(played, part.tempo, part.length), kit.kit, kit.samples, SR)
-            found = transcribe_signal(y, SR, kit.name, source=source)
-            heard = [(e.time, found.note(k)) for k, e in enumerate(found.events) if e.cls == "tom"]
-            for fill in fills_at.values():
+            part, played = _fill_part(style, int(rng.integers(1 << 30)), [(note, 110) for note in order])
+            heard = _heard_toms(kit, source, part)
+            for fill in played:
                 got = [(rank[e.note], near[0]) for e in fill
                        for near in [[n for u, n in heard if abs(u - e.time) < WITHIN]] if near]
                 pairs += [0.5 if a[1] == b[1] else float((a[1] < b[1]) == (a[0] < b[0]))
@@ -92,6 +83,47 @@ def _toms(kit, source, rng, grooves: int) -> dict:
                 fills += 1
                 distinct += len({n for _, n in got}) == len(rank)
     return {"tom_pairs": len(pairs), "tom_pairs_right": float(sum(pairs)), "fills": fills, "fills_distinct": distinct}
+
+
+def _fill_part(style: str, seed: int, fill) -> tuple:
+    """A 4-bar part of `style` whose second and fourth bars end in `fill` (events at sixteenths from the
+    eleventh on, timed from the bar's start), in place of what it played there: -> (part, the fills)."""
+    from redrum_kit.rhythm.events import Event, Pattern
+    from redrum_kit.rhythm.generator import generate
+    part = generate(style, bars=4, seed=seed, fill_every=0)
+    bar, step = part.bar_seconds, part.bar_seconds / 16
+    fills = {b: [Event(b * bar + (10 + i) * step, "tom", velocity, note) for i, (note, velocity) in enumerate(fill)]
+             for b in (1, 3)}
+    kept = [e for e in part.events if not any(b * bar + 10 * step - 0.01 <= e.time < (b + 1) * bar for b in fills)]
+    return Pattern(kept + [e for f in fills.values() for e in f], part.tempo, part.length), list(fills.values())
+
+
+def _heard_toms(kit, source, part) -> list[tuple[float, int]]:
+    """The part played by the kit and transcribed: its toms, (time, note)."""
+    from redrum_kit.render import render
+    from redrum_kit.transcription import transcribe_signal
+    y, _ = render(part, kit.kit, kit.samples, SR)
+    found = transcribe_signal(y, SR, kit.name, source=source)
+    return [(e.time, found.note(k)) for k, e in enumerate(found.events) if e.cls == "tom"]
+
+
+def _one_tom(kit, source, rng, grooves: int) -> dict:
+    toms = [p.note for p in kit.kit.pads if p.cls == "tom"]
+    if not toms:
+        return {}
+    one, fills = 0, 0
+    for style in TOM_STYLES:
+        for g in range(grooves):
+            note = toms[(g + TOM_STYLES.index(style)) % len(toms)]
+            fill = [(note, int(rng.integers(70, 121))) for _ in range(6)]
+            part, played = _fill_part(style, int(rng.integers(1 << 30)), fill)
+            heard = _heard_toms(kit, source, part)
+            for f in played:
+                notes = {n for e in f for u, n in heard if abs(u - e.time) < WITHIN}
+                if notes:
+                    fills += 1
+                    one += len(notes) == 1
+    return {"one_tom_fills": fills, "one_tom_one_note": one}
 
 
 def _pooled(rows: list[dict]) -> dict:
@@ -108,12 +140,15 @@ def _share(right, n) -> str:
 
 def table(result: dict) -> str:
     lines = [f"Held-out Hydrogen kits, {result['grooves']} grooves a style; the shipped transcriber. Open hats on 46 "
-             f"(of those found), closed ones on 42; fill tom pairs in pitch order; fills on as many notes as toms",
-             "| kit | open hats on 46 | closed hats on 42 | tom pairs in order | fills with every tom apart |",
-             "|---|---|---|---|---|"]
+             f"(of those found), closed ones on 42; fill tom pairs in pitch order; fills on as many notes as toms; "
+             f"fills on one tom on one note",
+             "| kit | open hats on 46 | closed hats on 42 | tom pairs in order | fills with every tom apart "
+             "| one-tom fills on one note |",
+             "|---|---|---|---|---|---|"]
     for name, r in [*result["kits"].items(), ("all", result["all"])]:
         lines.append(f"| {name} | {_share(r.get('open_right', 0), r.get('open_hats', 0))} "
                      f"| {_share(r.get('closed_right', 0), r.get('closed_hats', 0))} "
                      f"| {_share(r.get('tom_pairs_right', 0), r.get('tom_pairs', 0))} "
-                     f"| {_share(r.get('fills_distinct', 0), r.get('fills', 0))} |")
+                     f"| {_share(r.get('fills_distinct', 0), r.get('fills', 0))} "
+                     f"| {_share(r.get('one_tom_one_note', 0), r.get('one_tom_fills', 0))} |")
     return "\n".join(lines) + "\n"
