@@ -415,7 +415,7 @@ class Engine:
             else:
                 result = replace_drums(target, source=src, only=only, double=double)
             progress(0.9)
-            data = dict(result.to_json(), message=f"{result.events} hits")
+            data = dict(result.to_json(), message=result.describe(f"kit {kit!r}" if kit else "the source"))
         save_audio(out, result.y, result.sr)
         data.update(path=str(out), seconds=round(len(result.y) / result.sr, 3))
         if json_path:

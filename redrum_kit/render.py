@@ -59,14 +59,19 @@ def choose_pad(kit: Kit, event: Event, report: RenderReport, toms: list[Pad] | N
         return by_note[0]
     if event.cls == "tom" and event.note in GM_TOMS and toms:
         return toms[round(GM_TOMS.index(event.note) * (len(toms) - 1) / (len(GM_TOMS) - 1))]
-    for cls in [event.cls] + FALLBACK.get(event.cls, []):
-        pads = [p for p in kit.pads if p.cls == cls]
-        if pads:
-            if cls != event.cls:
-                report.substitutions[event.cls] = cls
-            return pads[0]
-    report.skipped[event.cls] = report.skipped.get(event.cls, 0) + 1
-    return None
+    cls = stand_in(event.cls, {p.cls for p in kit.pads})
+    if cls is None:
+        report.skipped[event.cls] = report.skipped.get(event.cls, 0) + 1
+        return None
+    if cls != event.cls:
+        report.substitutions[event.cls] = cls
+    return next(p for p in kit.pads if p.cls == cls)
+
+
+def stand_in(cls: str, classes: set[str]) -> str | None:
+    """The class of pad that plays a `cls` hit on a kit with pads of `classes`: its own, else the
+    nearest (FALLBACK); None when neither is there."""
+    return next((c for c in [cls] + FALLBACK.get(cls, []) if c in classes), None)
 
 
 def render(pattern: Pattern, kit: Kit, samples: dict[tuple[int, int], np.ndarray], sr: int,

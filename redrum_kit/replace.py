@@ -17,7 +17,9 @@
    under a loud kick stays soft, and the target's accents and ghost notes
    come through.
 A class the source never plays falls back to the nearest one, and the result
-says so. With a library kit instead of a source, step 2 is skipped and the
+says so; with no drum near it either (a source of hats alone under a target
+with kicks), the built-in synthesiser's drum plays it (`builtin`), at the
+target's level for it, and the result says that too. With a library kit instead of a source, step 2 is skipped and the
 target's velocities play the kit as a sampler would, its toms in pitch order
 (`variants.pad_toms`) and its hats by their notes. `only` replaces some
 drums inside the target's mix (its own taken out by the same separation,
@@ -30,6 +32,7 @@ This is both a feature and the baseline the learned redrum must beat.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,8 +42,8 @@ import torch
 from redrum_kit import audio, variants
 from redrum_kit.errors import AudioError, RedrumError
 from redrum_kit.library.kits import Kit, Layer, Pad, assign_notes, default_choke
-from redrum_kit.render import render
-from redrum_kit.rhythm.events import GM_CLASS, TRANSCRIPTION_CLASSES, Event, Pattern
+from redrum_kit.render import render, stand_in
+from redrum_kit.rhythm.events import GM_CLASS, TRANSCRIPTION_CLASS, TRANSCRIPTION_CLASSES, Event, Pattern
 from redrum_kit.transcription import MAX_SECONDS, Transcription, transcribe_signal
 from redrum_kit.variants import LAYERED    # seconds: onsets of two classes this close are one layered hit
 
@@ -64,12 +67,20 @@ class ReplaceResult:
     only: tuple[str, ...] = ()          # the classes replaced, the target's others kept (empty: all replaced)
     double: bool = False                # the target's own drums kept under the new hits
     voices: dict[str, str] = field(default_factory=dict)   # target's voice -> the source's voice (kit pad) playing it
+    builtin: tuple[str, ...] = ()       # classes neither the source nor a drum near them plays: the synthesiser's do
 
     def to_json(self) -> dict:
         return {"method": "replace", "events": self.events, "sample_rate": self.sr,
                 "source_hits": {k: round(v, 4) for k, v in self.source_hits.items()},
-                "voices": self.voices, "substitutions": self.substitutions, "only": list(self.only),
-                "double": self.double}
+                "voices": self.voices, "substitutions": self.substitutions, "builtin": list(self.builtin),
+                "only": list(self.only), "double": self.double}
+
+    def describe(self, source: str = "the source") -> str:
+        text = f"{self.events} hits"
+        if self.builtin:
+            text += (f"; {source} has no {' or '.join(self.builtin)} (nor a drum to stand in), so the built-in "
+                     f"synthesiser's {'plays it' if len(self.builtin) == 1 else 'play them'}")
+        return text
 
 
 def cut_hits(y: np.ndarray, sr: int, found: Transcription) -> dict[str, tuple[float, np.ndarray]]:
@@ -313,6 +324,17 @@ def replace_signal(t_y: np.ndarray, sr: int, s_y: np.ndarray | None = None, kit:
         plays = variants.match(t_events.voices, variants.pad_toms(kit, kit_samples, sr))   # which tom
         pad = {v: kit.pads[int(i)] for v, i in plays.items()}
         plays = {v: p.name for v, p in pad.items()}
+    played = [k for k, e in enumerate(t_events.events) if not only or e.cls in only]
+    layered, unplayed = layered_flags(t_events.events), [k for k in played if voice[k] not in pad]
+    # a class heard once or twice, always on another drum's hit, may be that drum heard twice: not borrowed
+    needed = {c for c in {GM_CLASS[notes[k]] for k in unplayed}
+              if sum(GM_CLASS[notes[k]] == c for k in unplayed) >= 3
+              or any(GM_CLASS[notes[k]] == c and not layered[k] for k in unplayed)}
+    level = None
+    if shift:                                       # a source's kit: its samples sit at the level they play
+        level = {c: float(np.median([audio.peak_db(t_y, sr, t_events.events[k].time) for k in played
+                                     if GM_CLASS[notes[k]] == c])) for c in needed}
+    kit, kit_samples, builtin = with_builtin(kit, kit_samples, needed, sr, level)
     part = Pattern([Event(max(0.0, e.time - shift), pad[v].cls if v in pad else GM_CLASS[n], velocities[k],
                           pad[v].note if v in pad else n)
                     for k, (e, v, n) in enumerate(zip(t_events.events, voice, notes))
@@ -327,4 +349,30 @@ def replace_signal(t_y: np.ndarray, sr: int, s_y: np.ndarray | None = None, kit:
     return ReplaceResult(y=y.astype(np.float32), sr=sr, events=len(report.played),
                          source_hits={cls: t for cls, (t, _) in hits.items()},
                          substitutions=dict(report.substitutions), only=tuple(only), double=double,
-                         voices=dict(plays))
+                         voices=dict(plays), builtin=builtin)
+
+
+def with_builtin(kit: Kit, kit_samples: dict, classes: set[str], sr: int,
+                 level: dict[str, float] | None = None) -> tuple[Kit, dict, tuple[str, ...]]:
+    """`kit` and its samples with the built-in synthesiser's pads (the default kit's sounds) of each of
+    `classes` (kit classes) that neither the kit nor a drum near it (`render.stand_in`) can play. `level`:
+    class -> the peak (dBFS) the added samples are scaled to; None: as the synthesiser makes them.
+    (`replace_signal` asks for the classes the target plays three times or more, or on a hit of its own.)
+    -> (kit, samples, the classes added, as transcription classes)."""
+    have = {p.cls for p in kit.pads}
+    missing = sorted(c for c in classes if stand_in(c, have) is None)
+    if not missing:
+        return kit, kit_samples, ()
+    from redrum_kit.datasets.kits import from_synth
+    from redrum_kit.library import DEFAULT_SYNTH_SEED
+    synth = from_synth(DEFAULT_SYNTH_SEED, sr)
+    pads, samples, taken = list(kit.pads), dict(kit_samples), {p.note for p in kit.pads}
+    for i, p in enumerate(synth.kit.pads):
+        if p.cls in missing and p.note not in taken:
+            y = synth.samples[(i, 0)]
+            if level is not None:
+                y = y * 10 ** ((level[p.cls] - audio.peak_db(y, sr, 0.0)) / 20)
+            samples[(len(pads), 0)] = np.asarray(y, np.float32)
+            pads.append(dataclasses.replace(p, layers=p.layers[:1]))
+    return (dataclasses.replace(kit, pads=pads), samples,
+            tuple(dict.fromkeys(TRANSCRIPTION_CLASS[c] for c in missing)))

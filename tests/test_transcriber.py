@@ -365,6 +365,40 @@ def test_replace_puts_source_sounds_on_target_timing(tmp_path, capsys):
     assert "SOURCE and TARGET" in capsys.readouterr().err
 
 
+def test_replacement_plays_a_drum_no_source_hit_can_stand_in_for_and_says_so(tmp_path, capsys):
+    """A source of hats alone under a target with kicks and snares: before, the kicks and snares were
+    dropped without a word; now the built-in synthesiser's kick and snare play them, within 3 dB of
+    the target's level, and the CLI, `--json` and the engine's message say so."""
+    import json
+    from redrum_kit import audio
+    from redrum_kit.cli import main
+    from redrum_kit.datasets.kits import from_synth
+    from redrum_kit.render import render
+    from redrum_kit.rhythm.events import Event, Pattern
+    from redrum_kit.transcription import transcribe
+    sr, kit = 22050, from_synth(21, 22050)
+
+    def part(with_drums):
+        events = [Event(i * 0.25, "hat_closed", 90) for i in range(16)]
+        events += [Event(i * 0.25, "kick" if i % 4 == 0 else "snare", 110)
+                   for i in range(0, 16, 2) if with_drums]
+        return render(Pattern(events, 120.0, 4.0), kit.kit, kit.samples, sr)[0]
+    audio.save(tmp_path / "hats.wav", part(False), sr)
+    audio.save(tmp_path / "groove.wav", part(True), sr)
+    assert main(["transform", str(tmp_path / "hats.wav"), str(tmp_path / "groove.wav"), "-o", str(tmp_path / "out.wav"),
+                 "--method", "replace", "--json", str(tmp_path / "out.json")]) == 0
+    said = capsys.readouterr().out
+    assert "the source has no kick or snare" in said and "built-in synthesiser" in said
+    assert json.loads((tmp_path / "out.json").read_text())["builtin"] == ["kick", "snare"]
+    target, out = (transcribe(tmp_path / f).events for f in ("groove.wav", "out.wav"))
+    y_t, y_o = audio.load(tmp_path / "groove.wav")[0], audio.load(tmp_path / "out.wav")[0]
+    for cls in ("kick", "snare"):
+        times = [e.time for e in target if e.cls == cls]
+        assert len(times) == 4 and len([e for e in out if e.cls == cls]) == 4
+        level = [np.median([audio.peak_db(y, sr, t) for t in times]) for y in (y_t, y_o)]
+        assert abs(level[0] - level[1]) < 3.0, (cls, level)
+
+
 def test_replace_keeps_the_sources_balance_and_the_targets_accents():
     """A source whose hats sit 20 dB under its kicks keeps them there on a target whose hats are as loud
     as its kicks; the target's accent (one kick 12 dB softer than the others) comes through."""
