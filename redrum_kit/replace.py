@@ -19,7 +19,8 @@
 A class the source never plays falls back to the nearest one, and the result
 says so; with no drum near it either (a source of hats alone under a target
 with kicks), the built-in synthesiser's drum plays it (`builtin`), at the
-target's level for it, and the result says that too. With a library kit instead of a source, step 2 is skipped and the
+target's level for it, and the result says that too. With a library kit
+instead of a source, step 2 is skipped and the
 target's velocities play the kit as a sampler would, its toms in pitch order
 (`variants.pad_toms`) and its hats by their notes. `only` replaces some
 drums inside the target's mix (its own taken out by the same separation,
@@ -304,7 +305,8 @@ def replace_signal(t_y: np.ndarray, sr: int, s_y: np.ndarray | None = None, kit:
     voice = [t_events.voice(k) for k in range(len(t_events.events))]
     notes = [t_events.note(k) for k in range(len(t_events.events))]    # a voice no pad plays keeps its GM note
     shift, velocities = 0.0, [e.velocity for e in t_events.events]
-    if kit is None:
+    from_source = kit is None
+    if from_source:
         s_events = transcribe_signal(s_y.mean(1) if s_y.ndim == 2 else s_y, sr, source_name, method,
                                      source=transcriber)
         hits = cut_hits(s_y, sr, s_events)
@@ -331,7 +333,7 @@ def replace_signal(t_y: np.ndarray, sr: int, s_y: np.ndarray | None = None, kit:
               if sum(GM_CLASS[notes[k]] == c for k in unplayed) >= 3
               or any(GM_CLASS[notes[k]] == c and not layered[k] for k in unplayed)}
     level = None
-    if shift:                                       # a source's kit: its samples sit at the level they play
+    if from_source:                                 # a source's kit: its samples sit at the level they play
         level = {c: float(np.median([audio.peak_db(t_y, sr, t_events.events[k].time) for k in played
                                      if GM_CLASS[notes[k]] == c])) for c in needed}
     kit, kit_samples, builtin = with_builtin(kit, kit_samples, needed, sr, level)
