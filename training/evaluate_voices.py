@@ -41,18 +41,14 @@ def evaluate(kits: tuple[str, ...] = workspace.HELD_OUT_KITS, grooves: int = 2, 
 
 
 def _hats(kit, source, rng, grooves: int) -> dict:
-    from redrum_kit.render import render
     from redrum_kit.rhythm.generator import generate
-    from redrum_kit.transcription import transcribe_signal
     if "hat_open" not in kit.classes():
         return {}
     right = {"hat_open": [], "hat_closed": []}
     for style in HAT_STYLES:
         for _ in range(grooves):
             part = generate(style, bars=4, seed=int(rng.integers(1 << 30)), tom_notes=False)
-            y, report = render(part, kit.kit, kit.samples, SR)
-            found = transcribe_signal(y, SR, kit.name, source=source)
-            hats = [(e.time, found.note(k)) for k, e in enumerate(found.events) if e.cls == "hat"]
+            hats, report = _heard(kit, source, part, "hat")
             for t, cls, _ in report.played:
                 near = [n for u, n in hats if abs(u - t) < WITHIN]
                 if cls in right and near:
@@ -74,7 +70,7 @@ def _toms(kit, source, rng, grooves: int) -> dict:
     for style in TOM_STYLES:
         for _ in range(grooves):
             part, played = _fill_part(style, int(rng.integers(1 << 30)), [(note, 110) for note in order])
-            heard = _heard_toms(kit, source, part)
+            heard, _ = _heard(kit, source, part, "tom")
             for fill in played:
                 got = [(rank[e.note], near[0]) for e in fill
                        for near in [[n for u, n in heard if abs(u - e.time) < WITHIN]] if near]
@@ -98,13 +94,13 @@ def _fill_part(style: str, seed: int, fill) -> tuple:
     return Pattern(kept + [e for f in fills.values() for e in f], part.tempo, part.length), list(fills.values())
 
 
-def _heard_toms(kit, source, part) -> list[tuple[float, int]]:
-    """The part played by the kit and transcribed: its toms, (time, note)."""
+def _heard(kit, source, part, cls: str) -> tuple[list[tuple[float, int]], object]:
+    """The part played by the kit and transcribed: its hits of `cls` (time, note), and the render's report."""
     from redrum_kit.render import render
     from redrum_kit.transcription import transcribe_signal
-    y, _ = render(part, kit.kit, kit.samples, SR)
+    y, report = render(part, kit.kit, kit.samples, SR)
     found = transcribe_signal(y, SR, kit.name, source=source)
-    return [(e.time, found.note(k)) for k, e in enumerate(found.events) if e.cls == "tom"]
+    return [(e.time, found.note(k)) for k, e in enumerate(found.events) if e.cls == cls], report
 
 
 def _one_tom(kit, source, rng, grooves: int) -> dict:
@@ -117,7 +113,7 @@ def _one_tom(kit, source, rng, grooves: int) -> dict:
             note = toms[(g + TOM_STYLES.index(style)) % len(toms)]
             fill = [(note, int(rng.integers(70, 121))) for _ in range(6)]
             part, played = _fill_part(style, int(rng.integers(1 << 30)), fill)
-            heard = _heard_toms(kit, source, part)
+            heard, _ = _heard(kit, source, part, "tom")
             for f in played:
                 notes = {n for e in f for u, n in heard if abs(u - e.time) < WITHIN}
                 if notes:
