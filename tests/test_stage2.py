@@ -437,8 +437,11 @@ def test_cli_train_stage2_rejects_a_clip_dataset(tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1 and ("stage1" in err or "grid" in err)
 
 
-def test_cli_eval_transform_and_interpolate_print_both_methods_and_spaces(trained, installed, capsys):
+def test_cli_eval_transform_and_interpolate_print_both_methods_and_spaces(trained, tmp_path, monkeypatch, capsys):
     cfg, _ = trained
+    models = Path(__file__).parents[1] / "presets" / "models"    # the model hears with one CRNN, replacement
+    install_models(tmp_path, monkeypatch, stage2=cfg.out, transcriber=models / "transcriber.safetensors",
+                   **{"stage2-transcriber": models / "stage2-transcriber.safetensors"})    # with the shipped one
     assert main(["eval", "transform", "--data", cfg.data_dir, "--pairs", "1", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     group = result["groups"]["synth"]
@@ -446,6 +449,16 @@ def test_cli_eval_transform_and_interpolate_print_both_methods_and_spaces(traine
         assert 0.0 <= group[method]["rhythm_f"] <= 1.0 and group[method]["timbre_ratio"] >= 0.0
     assert result["per_source_kit"] == {}                  # no recorded kits in the tiny grid
     assert result["levels"] == "clip"                      # the tiny grid levels each clip alone: said so
+    # the replace row is drum replacement as `--method replace` runs it (the shipped transcriber), not as
+    # the model's own transcriber would hear
+    from redrum_kit.datasets.build import Dataset
+    from redrum_kit.replace import replace_signal
+    from training.evaluate_transform import _distance, draw_pairs
+    ds = Dataset(Path(cfg.data_dir), "test", in_memory=True)
+    (s_i, t_i, true_i), = draw_pairs(ds, 1, 0)
+    s, t, true, sr = ds[s_i]["audio"], ds[t_i]["audio"], ds[true_i]["audio"], ds.manifest["config"]["sr"]
+    ratio = _distance(replace_signal(t, sr, s).y, true, sr) / max(_distance(t, true, sr), 1e-3)
+    assert group["replace"]["timbre_ratio"] == round(ratio, 4)
     assert main(["eval", "transform", "--data", cfg.data_dir, "--pairs", "1", "--methods", "model"]) == 0
     assert "each clip levelled alone" in capsys.readouterr().out
     assert main(["eval", "interpolate", "--data", cfg.data_dir, "--pairs", "2"]) == 0

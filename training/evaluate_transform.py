@@ -6,7 +6,8 @@ true answer x_{s->t} = kit a playing rhythm 2 (rendered with the same
 oneshots and mix chain; at the source's level only in a grid built with
 `level = "kit"`, such as dataset-grid-kit.toml: elsewhere each clip was
 levelled alone). For each method (`model`; `model-undamped`, the
-model without decay shaping; `replace`):
+model without decay shaping; `replace`, drum replacement as `redrum transform --method replace`
+runs it, with the shipped transcriber; the model hears with the one it was trained on):
 
 - rhythm: onset F-measure (mir_eval, 50 ms) of the output's transcribed
   events against the events the target was rendered from, mean over the
@@ -48,6 +49,7 @@ from redrum_kit.models import transcriber as crnn
 from redrum_kit.reconstruct import reconstruct_signal
 from redrum_kit.replace import replace_signal
 from redrum_kit.rhythm.events import TRANSCRIPTION_CLASSES
+from redrum_kit.transcription import load_model as load_transcriber
 from training.transcriber import bootstrap_interval, f_measures, kit_group, match_counts, reference_onsets
 
 LAYERED_SHARE = 0.3
@@ -116,7 +118,8 @@ def evaluate(redrummer, data_dir: Path, pairs: int = 20, seed: int = 0, progress
                           + (f" (not {', '.join(unknown)})" if unknown else ""))
     methods = [m for m in METHODS if m in methods]
     ds = Dataset(Path(data_dir), "test", in_memory=True)
-    transcriber = redrummer.condition.transcriber
+    transcriber = redrummer.condition.transcriber         # the listener that scores every method's rhythm
+    replacing = load_transcriber("auto") if "replace" in methods else None    # what `--method replace` hears with
     sr = redrummer.model.sr
     rows = []
     chosen = draw_pairs(ds, pairs, seed, sources)
@@ -127,7 +130,7 @@ def evaluate(redrummer, data_dir: Path, pairs: int = 20, seed: int = 0, progress
         rendered = redrummer.transform_signals(s["audio"], t["audio"], sr, decays=shapings) if shapings else {}
         run = {"model": lambda: rendered["source"].y,
                "model-undamped": lambda: rendered["model"].y,
-               "replace": lambda: replace_signal(t["audio"], sr, s["audio"], transcriber=transcriber).y,
+               "replace": lambda: replace_signal(t["audio"], sr, s["audio"], transcriber=replacing).y,
                "ceiling": lambda: reconstruct_signal(true["audio"], sr, redrummer.model.autoencoder)}
         outputs = {m: run[m]() for m in methods}
         d_target = _distance(t["audio"], true["audio"], sr)
