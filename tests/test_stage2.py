@@ -460,7 +460,10 @@ def test_cli_eval_transform_and_interpolate_print_both_methods_and_spaces(traine
     ratio = _distance(replace_signal(t, sr, s).y, true, sr) / max(_distance(t, true, sr), 1e-3)
     assert group["replace"]["timbre_ratio"] == round(ratio, 4)
     assert main(["eval", "transform", "--data", cfg.data_dir, "--pairs", "1", "--methods", "model"]) == 0
-    assert "each clip levelled alone" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "each clip levelled alone" in out and "the shipped transcriber" not in out    # no replace row, no word of it
+    assert main(["eval", "transform", "--data", cfg.data_dir, "--pairs", "1", "--methods", "replace"]) == 0
+    assert "replace runs as `redrum transform --method replace` does" in capsys.readouterr().out
     assert main(["eval", "interpolate", "--data", cfg.data_dir, "--pairs", "2"]) == 0
     out = capsys.readouterr().out
     assert "latent" in out and "conditioning" in out and "dB to A" in out and "decays source" in out
