@@ -32,7 +32,7 @@ from redrum_kit.rhythm.events import EVENT_CLASS
 MEASURED = ("tom", "hat")
 SPLIT = 0.15                        # octaves between two toms' pitches that make them two voices
 MOST = 4                            # toms
-OPEN_RING = -1.6                    # log2 s: a hat that takes longer than 0.33 s to fall 20 dB is open
+OPEN_RING = -1.8                    # log2 s: a hat that takes longer than 0.29 s to fall 20 dB is open
 TOM_BAND = (50.0, 500.0)
 HAT_HZ = 5000.0
 FRAME = 0.005                       # s: the hop of the level above HAT_HZ

@@ -155,8 +155,12 @@ def test_eval_voices_cli(capsys):
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("| ForzeeStereo |"))
     cells = [c.strip() for c in row.strip("|").split("|")][1:]
-    assert len(cells) == 5 and all(c != "-" for c in cells)              # hats and toms both scored
+    assert len(cells) == 6 and all(c != "-" for c in cells)              # hats and toms both scored
     assert all(0.0 <= float(c.split()[0]) <= 1.0 for c in cells)
+    opened, closed = (float(c.split()[0]) * int(c.split()[1].strip("()")) for c in cells[:2])
+    n_open, n_closed = (int(c.split()[1].strip("()")) for c in cells[:2])
+    wrong = n_open - opened + n_closed - closed                          # the F of 46 from the same counts
+    assert abs(float(cells[2]) - 2 * opened / (2 * opened + wrong)) < 0.002
     assert "| all |" in out
     for bad in (["--grooves", "0"], ["--kits", "NoSuchKit"], ["--kits", ","]):
         assert main(["eval", "voices", *bad]) == 1
