@@ -4,8 +4,10 @@ Each held-out Hydrogen kit plays generated grooves:
 - hats: `grooves` 4-bar parts of each style with open hats (rock, funk, house); every hat the
   transcriber finds within 30 ms of a true one is scored: an open hat written on 46, a closed (or
   pedal) one on 42;
-- toms: `grooves` 4-bar rock and funk parts whose second and fourth bars end in a fill of six
-  sixteenths down the kit's toms (high, high, mid, mid, low, low; two toms: three each); every two
+- toms: `grooves` 4-bar rock and funk parts whose second bar ends in a fill of six sixteenths down
+  the kit's toms (high, high, mid, mid, low, low; two toms: three each) and whose fourth bar ends in
+  the same fill up them (since session 29: before, both ran down, and a tom still ringing under a
+  higher one never came before it); every two
   found toms of the fill that are different drums are scored: are their notes in the order of
   their pitches (the pitch of each tom pad's sample alone, `variants.pad_toms`; equal notes count
   half)? And how many of the fills come out on as many notes as they played toms;
@@ -69,7 +71,8 @@ def _toms(kit, source, rng, grooves: int) -> dict:
     pairs, distinct, fills = [], 0, 0
     for style in TOM_STYLES:
         for _ in range(grooves):
-            part, played = _fill_part(style, int(rng.integers(1 << 30)), [(note, 110) for note in order])
+            down = [(note, 110) for note in order]
+            part, played = _fill_part(style, int(rng.integers(1 << 30)), down, down[::-1])
             heard, _ = _heard(kit, source, part, "tom")
             for fill in played:
                 got = [(rank[e.note], near[0]) for e in fill
@@ -81,15 +84,16 @@ def _toms(kit, source, rng, grooves: int) -> dict:
     return {"tom_pairs": len(pairs), "tom_pairs_right": float(sum(pairs)), "fills": fills, "fills_distinct": distinct}
 
 
-def _fill_part(style: str, seed: int, fill) -> tuple:
-    """A 4-bar part of `style` whose second and fourth bars end in `fill` (events at sixteenths from the
-    eleventh on, timed from the bar's start), in place of what it played there: -> (part, the fills)."""
+def _fill_part(style: str, seed: int, fill, last=None) -> tuple:
+    """A 4-bar part of `style` whose second and fourth bars end in `fill` (the fourth in `last` when
+    given; events at sixteenths from the eleventh on, timed from the bar's start), in place of what it
+    played there: -> (part, the fills)."""
     from redrum_kit.rhythm.events import Event, Pattern
     from redrum_kit.rhythm.generator import generate
     part = generate(style, bars=4, seed=seed, fill_every=0)
     bar, step = part.bar_seconds, part.bar_seconds / 16
-    fills = {b: [Event(b * bar + (10 + i) * step, "tom", velocity, note) for i, (note, velocity) in enumerate(fill)]
-             for b in (1, 3)}
+    fills = {b: [Event(b * bar + (10 + i) * step, "tom", velocity, note) for i, (note, velocity) in enumerate(notes)]
+             for b, notes in ((1, fill), (3, fill if last is None else last))}
     kept = [e for e in part.events if not any(b * bar + 10 * step - 0.01 <= e.time < (b + 1) * bar for b in fills)]
     return Pattern(kept + [e for f in fills.values() for e in f], part.tempo, part.length), list(fills.values())
 
