@@ -248,3 +248,16 @@ def test_kit_rekey_keys_an_old_kits_toms_by_pitch_only_when_asked(capsys):
         assert main(["kit", "rekey", *bad]) == 1
         err = capsys.readouterr().err.strip()
         assert err.startswith("redrum: error:") and len(err.splitlines()) == 1
+
+
+def test_eval_voices_plays_one_fill_down_and_one_up():
+    """The tom figures of `redrum eval voices` hear a fill up the kit too (a lower tom ringing under the next
+    hit), not only fills down it, and each fill replaces what the groove played at its end."""
+    from training.evaluate_voices import _fill_part
+    down = [(50, 110), (50, 110), (47, 110), (47, 110), (43, 110), (43, 110)]
+    part, (first, second) = _fill_part("rock", 3, down, down[::-1])
+    assert [e.note for e in first] == [50, 50, 47, 47, 43, 43] and [e.note for e in second] == [43, 43, 47, 47, 50, 50]
+    bar = part.bar_seconds
+    for fill, b in ((first, 1), (second, 3)):
+        start, end = b * bar + 10 * bar / 16 - 0.01, (b + 1) * bar
+        assert sorted(e.time for e in part.events if start <= e.time < end) == [e.time for e in fill]
