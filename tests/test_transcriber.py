@@ -581,3 +581,26 @@ def test_bootstrap_interval_of_pooled_f_holds_the_figure_and_narrows_with_more_c
     lo, hi = bootstrap_interval(clips, mean_f)
     lo30, hi30 = bootstrap_interval(clips[:30], mean_f)
     assert lo < mean_f(clips) < hi and hi - lo < hi30 - lo30
+
+
+def test_frequency_masks_blank_narrow_bands_of_each_clip_and_nothing_else():
+    """SpecAugment's frequency masks (`freq_masks`): per clip, at most that many bands of up to
+    `freq_mask_bins` mel bins take the clip's mean over every frame; the other bins keep their values."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from training.transcriber import TrainConfig, TranscriberRecipe
+    cfg = TrainConfig(freq_masks=2, freq_mask_bins=6)
+    fake = SimpleNamespace(cfg=cfg, rng=np.random.default_rng(0))
+    mel = torch.randn(8, 80, 50)
+    out = TranscriberRecipe.masked(fake, mel)
+    assert torch.equal(mel, mel.clone()) and out.shape == mel.shape
+    blanked = 0
+    for i in range(len(mel)):
+        changed = (out[i] != mel[i]).any(1)
+        assert int(changed.sum()) <= cfg.freq_masks * cfg.freq_mask_bins
+        rows = out[i][changed]
+        assert torch.allclose(rows, rows[:, :1].expand_as(rows)) and torch.allclose(rows, mel[i].mean(), atol=0.01)
+        blanked += int(changed.sum())
+    assert blanked > 0

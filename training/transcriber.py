@@ -46,6 +46,8 @@ class TrainConfig:
     pos_weight: float = 8.0
     real_share: float = 0.5         # of each batch from real (Hydrogen, library) kits; 0: uniform over clips
     eq_db: float = 6.0              # random smooth EQ on the log-mel, up to +-eq_db (0: off)
+    freq_masks: int = 0             # SpecAugment: bands of the log-mel set to the clip's mean, per clip (0: off)
+    freq_mask_bins: int = 8         # each band up to this many mel bins wide
     bass_share: float = 0.0         # of training clips with a synth bass line under the drums (0: off)
     bass_db: list = field(default_factory=lambda: [-12.0, 3.0])   # its level range, dB to the drums' RMS
     threshold: float = 0.5          # during training; then tuned per class on validation
@@ -276,6 +278,18 @@ class TranscriberRecipe:
         db = self.cfg.eq_db * curves
         return torch.from_numpy(db / 10 / 2).float()[..., None]    # dB -> log10 power, then the /2 scaling
 
+    def masked(self, mel: torch.Tensor) -> torch.Tensor:
+        """SpecAugment's frequency masks: `freq_masks` bands per clip, each 0 to `freq_mask_bins` mel bins
+        wide, set to the clip's mean as it stands when the band is drawn (the onsets stay, so the targets
+        do too)."""
+        mel = mel.clone()
+        for i in range(len(mel)):
+            for _ in range(self.cfg.freq_masks):
+                width = int(self.rng.integers(0, self.cfg.freq_mask_bins + 1))
+                start = int(self.rng.integers(0, mel.shape[1] - width + 1))
+                mel[i, start:start + width] = mel[i].mean()
+        return mel
+
     def with_bass(self, item: dict, rng: np.random.Generator) -> np.ndarray:
         """The clip's audio, with a bass line under it for `bass_share` of clips (a bass note is not a kick)."""
         if not self.cfg.bass_share or rng.random() >= self.cfg.bass_share:   # off: the draws as before
@@ -290,6 +304,8 @@ class TranscriberRecipe:
         mel = self.model.features(y)
         if self.cfg.eq_db:
             mel = mel + self.eq_curves(len(y), mel.shape[1]).to(self.device)
+        if self.cfg.freq_masks:
+            mel = self.masked(mel)
         logits = self.net(mel)
         frames = min(logits.shape[-1], targets.shape[-1])
         loss = torch.nn.functional.binary_cross_entropy_with_logits(
@@ -350,6 +366,12 @@ def train(cfg: TrainConfig) -> dict:
     return summary.get("metrics", {})
 
 
+def _mask_phrase(cfg: dict) -> str:
+    if not cfg.get("freq_masks"):
+        return ""
+    return f", {cfg['freq_masks']} frequency masks a clip (up to {cfg['freq_mask_bins']} mel bins each)"
+
+
 def _bass_phrase(cfg: dict) -> str:
     if not cfg.get("bass_share"):
         return ""
@@ -394,7 +416,7 @@ on the validation kits: {', '.join(f'{k} {v:g}' for k, v in m['thresholds'].item
   test (never in training) {', '.join(k.split(':')[1] for k in kits['test'] if k.startswith('hydrogen'))} + synthesiser.{_left_out_phrase(m)}
 - Training: {trainer_lib.steps_phrase(m)}{f" from the weights of `{m['config']['init']}`" if m['config'].get('init') else ''}, batch {m['config']['batch_size']} ({m['config']['real_share']:.0%} from real
   kits), AdamW lr {m['config']['lr']} with cosine decay, BCE with positive weight {m['config']['pos_weight']} on onset frames
-  widened to their neighbours, random EQ of +-{m['config']['eq_db']:g} dB on the log-mel{_bass_phrase(m['config'])}; the weights of the best
+  widened to their neighbours, random EQ of +-{m['config']['eq_db']:g} dB on the log-mel{_mask_phrase(m['config'])}{_bass_phrase(m['config'])}; the weights of the best
   validation F{' on the recorded validation kits' if m['config'].get('select') == 'real' else ''} (step {m['best_step']}) kept. Hardware: {m['hardware']}.
 
 Onset F-measure (mir_eval, 50 ms) on the test split ({m['test']['clips']} clips):
