@@ -93,14 +93,16 @@ def test_tiny_training_run_learns(tmp_path):
     assert "With a bass line under each test clip" in card
 
 
-def test_an_unknown_model_selection_is_a_one_line_error(tmp_path, capsys):
+@pytest.mark.parametrize("line, named", [('select = "synth"', "real"), ("freq_mask_bins = 200", "freq_mask_bins"),
+                                         ("freq_masks = -1", "freq_masks"), ('freq_masks = "2"', "freq_masks")])
+def test_an_unknown_model_selection_or_bad_masks_are_one_line_errors(tmp_path, capsys, line, named):
     from redrum_kit.cli import main
     from redrum_kit.workspace import presets_dir
     config = tmp_path / "bad.toml"
-    config.write_text((presets_dir() / "training" / "transcriber-tiny.toml").read_text() + 'select = "synth"\n')
+    config.write_text((presets_dir() / "training" / "transcriber-tiny.toml").read_text() + line + "\n")
     assert main(["train", "transcriber", "--config", str(config)]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "select" in err and "real" in err
+    assert err.count("\n") == 0 and line.split()[0] in err and named in err
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")

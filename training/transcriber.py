@@ -208,6 +208,10 @@ class TranscriberRecipe:
         if cfg.select not in ("mean", "real"):
             raise RedrumError(f"select = {cfg.select!r}: use \"mean\" (every validation kit) "
                               "or \"real\" (the recorded ones)")
+        for name in ("freq_masks", "freq_mask_bins"):
+            value = getattr(cfg, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 40:
+                raise RedrumError(f"{name} = {value!r}: a whole number from 0 to 40")
         self.cfg = cfg
         self.data_dir = Path(cfg.data_dir)
         data_cfg = load_config(DatasetConfig, Path(cfg.dataset_config))
