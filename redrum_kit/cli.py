@@ -852,7 +852,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, help="transcriber: at most this many clips; layering: hits")
     s.add_argument("--kits", metavar="A,B",
                    help="transcriber: only the clips of these kits of the split (e.g. the ones a model never heard); "
-                        "tempo, voices: these Hydrogen kits (default the held-out ones)")
+                        "tempo, voices: these Hydrogen kits (default the held-out ones); voices: also the "
+                        "synthesiser's, synth-SEED, machine-SEED, or synth for its 15 unseen kits")
     s.add_argument("--grooves", type=int, default=2, help="tempo, voices: grooves per style and kit (default 2)")
     s.add_argument("--bass", type=float, metavar="DB",
                    help="transcriber: a synth bass line under each clip, DB to the drums' RMS (0: as loud)")

@@ -3,11 +3,13 @@
 The transcriber hears five classes, but a kit has more drums than that: two to four toms tuned
 apart, a hat played closed and open. One measure per class tells them apart on any recording
 (`measures`):
-- a tom's pitch: the centroid (log2 Hz) of its 50-500 Hz spectrum while it rings before the next
-  low drum (`tom_pitch`);
+- a tom's pitch: its fundamental, the lowest strong peak (log2 Hz) of its 70-500 Hz spectrum 20-60 ms
+  after the hit that grew at the hit (`tom_pitch`; a kick's tail rings below 70 Hz, the drum before
+  under it does not grow), beside the centroid of that band while it rings (`tom_centroid`);
 - a hat's ring: log2 of the seconds its level above 5 kHz takes to fall 20 dB before the next
   bright onset, over the level a crash left there (`hat_ring`).
-Toms whose pitches lie close are one voice (a gap of SPLIT between sorted pitches starts another);
+Toms whose pitches lie close are one voice (a gap of SPLIT between sorted pitches starts another
+where their centroids part too);
 a hat is open when it rings past OPEN_RING (`voices`). Then
 - transcription writes each voice on its own General MIDI note (toms low to high, closed hat 42,
   open hat 46; `Voices.note`),
@@ -27,13 +29,19 @@ import numpy as np
 import torch
 
 from redrum_kit.drums import GM_NOTE
+from redrum_kit.models.transcriber import parabolic_offset
 from redrum_kit.rhythm.events import EVENT_CLASS
 
 MEASURED = ("tom", "hat")
 SPLIT = 0.15                        # octaves between two toms' pitches that make them two voices
+AGREE = 0.05                        # octaves their centroids' medians must part by as well
 MOST = 4                            # toms
 OPEN_RING = -1.8                    # log2 s: a hat that takes longer than 0.29 s to fall 20 dB is open
-TOM_BAND = (50.0, 500.0)
+TOM_BAND = (50.0, 500.0)            # Hz: the centroid's band
+TOM_LOWEST = 70.0                   # Hz: the fundamental's floor (the synthesiser's lowest tom; kick tails ring below)
+TOM_WINDOW = (0.02, 0.06)           # s after the hit: the fundamental's window, before a falling pitch settles
+TOM_PEAK_DB = 6.0                   # a peak this close to the strongest may be the fundamental
+TOM_GROWN_DB = 1.0                  # when it is this much louder than in the 30 ms before the hit
 HAT_HZ = 5000.0
 FRAME = 0.005                       # s: the hop of the level above HAT_HZ
 LOW = ("kick", "snare", "tom")      # the onsets that end a tom's measure
@@ -99,19 +107,64 @@ def hat_ring(levels: _Levels, time: float, until: float, washed: bool = False) -
     return float(np.log2(20.0 / np.clip(rate, 5.0, 1000.0)))
 
 
+def _power(y: np.ndarray, sr: int, a: int, b: int, n: int) -> np.ndarray:
+    """The Hann-windowed power spectrum of `y[a:b]`, zero-padded to `n`."""
+    seg = np.asarray(y[a:b], np.float64)
+    return np.abs(np.fft.rfft(seg * np.hanning(len(seg)), n)) ** 2
+
+
 def tom_pitch(y: np.ndarray, sr: int, time: float, until: float) -> float | None:
+    """log2 Hz of a tom's fundamental: the lowest peak of its TOM_LOWEST-500 Hz spectrum 20-60 ms after
+    `time` (or until `until`, the next low onset) within TOM_PEAK_DB of the strongest and TOM_GROWN_DB
+    louder than in the 30 ms before the hit (the strongest always counts). None when under 30 ms can be heard.
+
+    Session 30. The centroid (`tom_centroid`) moves with how hard a tom is hit, its overtones ringing
+    louder; the fundamental does not. Early, since a tom's pitch falls as it rings (the synthesiser's
+    toms start up to 1.8 times higher): a fill on one tom is measured at the same point of its fall
+    each time. A kick's tail rings below TOM_LOWEST, and the drum before, still ringing, did not grow."""
+    a, b = int((time + TOM_WINDOW[0]) * sr), int(min(until - 0.005, time + TOM_WINDOW[1]) * sr)
+    if b - a < int(0.03 * sr) or a < 0:
+        return None
+    n = 1 << int(np.ceil(np.log2(max(b - a, 8192 * sr // 22050))))
+    f = np.fft.rfftfreq(n, 1 / sr)
+    band = (f >= TOM_LOWEST) & (f <= TOM_BAND[1])
+    p = _power(y, sr, a, b, n)[band]
+    if not p.max() > 0:
+        return None
+    db = 10 * np.log10(np.maximum(p / p.max(), 1e-12))
+    inner = db[1:-1]
+    ok = (inner >= db[:-2]) & (inner >= db[2:]) & (inner > -TOM_PEAK_DB)
+    pre = int((time - 0.035) * sr)
+    if pre >= 0:
+        before = _power(y, sr, pre, int((time - 0.005) * sr), n)[band] * (b - a) / (int((time - 0.005) * sr) - pre)
+        ok &= (10 * np.log10((p[1:-1] + 1e-20) / (before[1:-1] + 1e-20)) > TOM_GROWN_DB) | (inner >= 0.0)
+    peaks = np.flatnonzero(ok) + 1
+    k = int(peaks[0]) if len(peaks) else int(np.argmax(db))
+    shift = parabolic_offset(db[k - 1], db[k], db[k + 1]) if 0 < k < len(db) - 1 else 0.0
+    return float(np.log2(f[band][k] + shift * (f[1] - f[0])))
+
+
+def tom_centroid(y: np.ndarray, sr: int, time: float, until: float) -> float | None:
     """log2 Hz of the centroid of a tom's 50-500 Hz spectrum from 20 to 200 ms after `time` (or until
-    `until`, the next low onset); None when under 50 ms can be heard."""
+    `until`, the next low onset); None when under 50 ms can be heard. The tom's pitch until session 30."""
     a, b = int((time + 0.02) * sr), int(min(until - 0.005, time + 0.2) * sr)
     if b - a < int(0.05 * sr) or a < 0:
         return None
-    seg = np.asarray(y[a:b], np.float64)
-    n = 1 << int(np.ceil(np.log2(max(len(seg), 8192 * sr // 22050))))
-    power = np.abs(np.fft.rfft(seg * np.hanning(len(seg)), n)) ** 2
+    n = 1 << int(np.ceil(np.log2(max(b - a, 8192 * sr // 22050))))
+    power = _power(y, sr, a, b, n)
     f = np.fft.rfftfreq(n, 1 / sr)
     band = (f >= TOM_BAND[0]) & (f <= TOM_BAND[1])
     total = power[band].sum()
     return float(np.log2((power[band] * f[band]).sum() / total)) if total > 0 else None
+
+
+def tom_measures(y: np.ndarray, sr: int, time: float, until: float) -> tuple[float, float] | None:
+    """(`tom_pitch`, `tom_centroid`) of a tom hit, the pitch standing in for a centroid too short to take."""
+    pitch = tom_pitch(y, sr, time, until)
+    if pitch is None:
+        return None
+    centroid = tom_centroid(y, sr, time, until)
+    return pitch, pitch if centroid is None else centroid
 
 
 class _Onsets:
@@ -136,8 +189,8 @@ class _Onsets:
         return k < len(self.times) and self.times[k] <= t + LAYERED
 
 
-def measures(y: np.ndarray, sr: int, events: list) -> list[float | None]:
-    """Each event's measure (`tom_pitch`, `hat_ring`); None for other classes, for a hit layered with a
+def measures(y: np.ndarray, sr: int, events: list) -> list:
+    """Each event's measure (`tom_measures`, `hat_ring`); None for other classes, for a hit layered with a
     drum that sounds where it is measured (a tom with a kick, a hat with a snare), and
     where too little can be heard. `events` have `time` and `cls` (transcription classes)."""
     if not any(e.cls in MEASURED for e in events):
@@ -154,10 +207,10 @@ def measures(y: np.ndarray, sr: int, events: list) -> list[float | None]:
         crash = cymbals.last(t)
         return crash is not None and t - crash < WASH
 
-    out: list[float | None] = []
+    out: list = []
     for e in events:
         if e.cls == "tom" and not over_tom.on(e.time):
-            out.append(tom_pitch(y, sr, e.time, low.next(e.time)))
+            out.append(tom_measures(y, sr, e.time, low.next(e.time)))
         elif e.cls == "hat" and not over_hat.on(e.time):
             out.append(hat_ring(levels, e.time, bright.next(e.time), washed(e.time)))
         else:
@@ -165,18 +218,29 @@ def measures(y: np.ndarray, sr: int, events: list) -> list[float | None]:
     return out
 
 
-def split(keys: list[float], cls: str) -> list[int]:
+def split(keys: list, cls: str) -> list[int]:
     """Voices among one class's measures: each key's voice, 0 the lowest.
 
     Hats: open (1) when the hit rings past OPEN_RING, else closed (0); one hit at a time, since a
     recording's closed and open hats overlap too much for a gap between them (a closed hat under a
-    crash's wash, an open one choked soon). Toms: a gap of SPLIT between sorted pitches starts a new
-    voice, at most MOST (the widest gaps win)."""
+    crash's wash, an open one choked soon). Toms (keys `(pitch, centroid)`, or a pitch alone): a gap of
+    SPLIT between sorted pitches starts a new voice where the centroids' medians on either side of it
+    differ by AGREE as well (session 30: one stray pitch, a partial taken for the fundamental, no longer
+    makes a drum of its own), at most MOST (the widest gaps win)."""
     if cls == "hat":
         return [int(k > OPEN_RING) for k in keys]
-    order = np.argsort(keys)
-    gaps = np.diff(np.asarray(keys)[order])
-    cuts = sorted(int(i) for i in np.argsort(gaps)[::-1][:MOST - 1] if gaps[i] > SPLIT)
+    pairs = np.asarray(keys, np.float64).reshape(len(keys), -1)
+    order = np.argsort(pairs[:, 0], kind="stable")
+    pitch, centroid = pairs[order, 0], pairs[order, -1]
+    gaps = np.diff(pitch)
+    cuts: list[int] = []
+    for i in np.argsort(gaps, kind="stable")[::-1]:
+        if gaps[i] <= SPLIT or len(cuts) == MOST - 1:
+            break
+        lo = max([c for c in cuts if c < i], default=-1) + 1
+        hi = min([c for c in cuts if c > i], default=len(pitch) - 1) + 1
+        if np.median(centroid[i + 1:hi]) - np.median(centroid[lo:i + 1]) > AGREE:
+            cuts.append(int(i))
     labels = np.zeros(len(keys), int)
     for i in cuts:
         labels[order[i + 1:]] += 1
@@ -203,7 +267,7 @@ def voices(y: np.ndarray, sr: int, events: list) -> Voices:
             out.of_event[k] = names[labels.get(k, commonest)]
         for i, name in names.items():
             out.cls[name] = cls
-            out.key[name] = float(np.median([keys[k] for k in measured if labels[k] == i]))
+            out.key[name] = float(np.median([np.ravel(keys[k])[0] for k in measured if labels[k] == i]))
             out.note[name] = (OPEN_HAT_NOTE if i else CLASS_NOTE[cls]) if cls == "hat" else TOM_NOTES[len(found)][i]
     return out
 
@@ -232,15 +296,16 @@ def pad_toms(kit, samples: dict, sr: int) -> Voices:
     return out
 
 
-def oneshot_pitch(y: np.ndarray, sr: int) -> float | None:
+def oneshot_pitch(y: np.ndarray, sr: int, centroid: bool = False) -> float | None:
     """`tom_pitch` of a oneshot, mono `(time,)` or stereo `(time, 2)`, from where it starts (its first
-    sample at a tenth of its peak) to its end; None when silent or too short to tell."""
+    sample at a tenth of its peak); None when silent or too short to tell. `centroid`: `tom_centroid`
+    instead (how datasets key their toms, so that a grid builds as it did before session 30)."""
     y = np.asarray(y, np.float32)
     y = y.mean(1) if y.ndim == 2 else y
     peak = float(np.abs(y).max()) if y.size else 0.0
     if not peak > 0:
         return None
-    return tom_pitch(y, sr, int(np.argmax(np.abs(y) >= 0.1 * peak)) / sr, len(y) / sr)
+    return (tom_centroid if centroid else tom_pitch)(y, sr, int(np.argmax(np.abs(y) >= 0.1 * peak)) / sr, len(y) / sr)
 
 
 def match(target: Voices, source: Voices) -> dict[str, str]:

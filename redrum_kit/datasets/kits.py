@@ -63,12 +63,13 @@ def from_hydrogen(folder: Path, sr: int) -> SampleKit:
 
 def toms_by_pitch(kit: SampleKit) -> SampleKit:
     """`kit` (a copy of its pads; the samples shared) with its toms keyed low to high by the pitch of
-    their loudest layers (`library.kits.key_toms`), as a kit built by the library is."""
+    their loudest layers (`library.kits.key_toms`; their centroids, `variants.tom_centroid`, as before
+    session 30, so that a dataset builds as it did), as a kit built by the library is."""
     from redrum_kit.variants import oneshot_pitch
     pads = [dataclasses.replace(p) for p in kit.kit.pads]
     toms = [i for i, p in enumerate(pads) if p.cls == "tom"]
     key_toms([pads[i] for i in toms],
-             [oneshot_pitch(kit.samples[(i, len(pads[i].layers) - 1)], kit.sr) for i in toms])
+             [oneshot_pitch(kit.samples[(i, len(pads[i].layers) - 1)], kit.sr, centroid=True) for i in toms])
     return SampleKit(dataclasses.replace(kit.kit, pads=pads), kit.samples, kit.sr)
 
 
