@@ -351,6 +351,11 @@ def cmd_eval_voices(args) -> int:
     return _eval_held_out_kits(args, evaluate, table)
 
 
+def cmd_eval_velocity(args) -> int:
+    from training.evaluate_velocity import evaluate, table
+    return _eval_held_out_kits(args, evaluate, table)
+
+
 def _eval_held_out_kits(args, evaluate, table) -> int:
     """An evaluation of grooves rendered on Hydrogen kits (`--kits`, default the held-out ones)."""
     from redrum_kit.workspace import HELD_OUT_KITS
@@ -529,6 +534,8 @@ def cmd_eval(args) -> int:
         return cmd_eval_tempo(args)
     if args.what == "voices":
         return cmd_eval_voices(args)
+    if args.what == "velocity":
+        return cmd_eval_velocity(args)
     if args.what == "transcriber":
         return cmd_eval_transcriber(args)
     if args.what == "stage1":
@@ -841,7 +848,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("eval", help="measure a model on held-out kits")
-    s.add_argument("what", choices=("classifier", "transcriber", "tempo", "voices", "stage1", "transform",
+    s.add_argument("what", choices=("classifier", "transcriber", "tempo", "voices", "velocity", "stage1", "transform",
                                     "interpolate", "layering"))
     s.add_argument("--class", dest="cls", metavar="C", help="layering: the class (default snare)")
     s.add_argument("--config", metavar="FILE")
@@ -852,9 +859,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, help="transcriber: at most this many clips; layering: hits")
     s.add_argument("--kits", metavar="A,B",
                    help="transcriber: only the clips of these kits of the split (e.g. the ones a model never heard); "
-                        "tempo, voices: these Hydrogen kits (default the held-out ones); voices: also the "
-                        "synthesiser's, synth-SEED, machine-SEED, or synth for its 15 unseen kits")
-    s.add_argument("--grooves", type=int, default=2, help="tempo, voices: grooves per style and kit (default 2)")
+                        "tempo, voices, velocity: these Hydrogen kits (default the held-out ones); voices, "
+                        "velocity: also the synthesiser's, synth-SEED, machine-SEED, or synth for its 15 unseen kits")
+    s.add_argument("--grooves", type=int, default=2, help="tempo, voices, velocity: grooves per style and kit (default 2)")
     s.add_argument("--bass", type=float, metavar="DB",
                    help="transcriber: a synth bass line under each clip, DB to the drums' RMS (0: as loud)")
     s.add_argument("--checkpoint", metavar="FILE")

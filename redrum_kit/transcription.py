@@ -195,7 +195,7 @@ def transcribe_signal(y: np.ndarray, sr: int, name: str = "audio", method: str =
     y = audio.resample(y, sr, source.cfg.sr)
     probs = source.activations(y)
     found = crnn.peak_pick(probs, source.cfg.frame_rate, source.cfg.classes, threshold)
-    vels = crnn.velocities(y, source.cfg.sr, [t for t, _, _ in found])
+    vels = crnn.velocities(y, source.cfg.sr, [(t, c) for t, c, _ in found])
     events = [crnn.Onset(t, c, v, p) for (t, c, p), v in zip(found, vels)]
     if not events:
         raise AudioError(f"{name}: no drum events found")

@@ -49,12 +49,37 @@ def test_peak_picking_respects_threshold_and_gap():
     assert [(round(t, 2), c) for t, c, _ in found] == [(0.1, "kick"), (0.5, "kick")]
 
 
-def test_velocity_follows_level():
-    y = np.zeros(22050, np.float32)
-    y[1000:1100] = 1.0
-    y[10000:10100] = 0.1
-    loud, soft = velocities(y, 22050, [1000 / 22050, 10000 / 22050])
-    assert loud == 127 and 50 < soft < 80
+def test_velocity_follows_each_drums_own_level():
+    """A hat's accents come out loud and its soft hits soft, also where a kick lands on a soft one; a
+    snare 20 dB under the recording's loudest snare comes out near 40, as the SFZ curve renders it
+    back (gain (v/127)^2). Before session 30 the velocity was the whole signal's peak after the onset:
+    a soft hat on a kick took the kick's level."""
+    sr = 22050
+    rng = np.random.default_rng(0)
+    y = np.zeros(3 * sr, np.float32)
+
+    def hit(at: float, sound: np.ndarray) -> None:
+        i = int(at * sr)
+        y[i:i + len(sound)] += sound[:len(y) - i]
+
+    t = np.arange(int(0.3 * sr)) / sr
+    kick = np.sin(2 * np.pi * 55 * t) * np.exp(-t / 0.1)
+    hat = (rng.standard_normal(int(0.05 * sr)) * np.exp(-np.arange(int(0.05 * sr)) / (0.01 * sr))).astype(np.float32)
+    hat = np.diff(hat, prepend=0.0)                                   # bright
+    snare = rng.standard_normal(int(0.15 * sr)) * np.exp(-np.arange(int(0.15 * sr)) / (0.04 * sr))
+    hats = [(0.25 * i, 0.5 if i % 2 == 0 else 0.1) for i in range(8)]   # accents on the beats, soft between
+    for at, gain in hats:
+        hit(at, gain * hat)
+    for at in (0.25, 0.75):                                          # kicks on two soft hats
+        hit(at, kick)
+    hit(2.2, 0.8 * snare)
+    hit(2.6, 0.08 * snare)
+    onsets = [(at, "hat") for at, _ in hats] + [(0.25, "kick"), (0.75, "kick"), (2.2, "snare"), (2.6, "snare")]
+    found = velocities(y, sr, onsets)
+    hat_v = found[:8]
+    assert min(hat_v[0::2]) > max(hat_v[1::2]) + 30, hat_v          # every accent above every soft hit
+    assert abs(hat_v[1] - hat_v[3]) < 8                              # a kick on a soft hat leaves it soft
+    assert found[8] == found[9] == 127 and found[10] == 127 and 30 < found[11] < 50
 
 
 def test_tiny_training_run_learns(tmp_path):
@@ -607,3 +632,20 @@ def test_frequency_masks_blank_narrow_bands_of_each_clip_and_nothing_else():
         assert torch.allclose(rows, rows[:, :1].expand_as(rows)) and torch.allclose(rows, mel[i].mean(), atol=0.01)
         blanked += int(changed.sum())
     assert blanked > 0
+
+
+def test_eval_velocity_cli(capsys):
+    """`redrum eval velocity` pairs played and found hits and scores how their velocities rank; the
+    accents of a kit's kicks and snares come out in order; bad input is one line."""
+    from redrum_kit.cli import main
+    assert main(["eval", "velocity", "--kits", "ForzeeStereo", "--grooves", "1"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| all |"))
+    cells = [c.strip() for c in row.strip("|").split("|")][1:]
+    kick, snare = float(cells[0]), float(cells[1])
+    assert kick > 0.7 and snare > 0.7, row
+    assert 0.0 <= float(cells[-1]) < 64                                  # the mean velocity difference
+    for bad in (["--grooves", "0"], ["--kits", "NoSuchKit"]):
+        assert main(["eval", "velocity", *bad]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("redrum: error:") and len(err.splitlines()) == 1

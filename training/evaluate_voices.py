@@ -37,8 +37,8 @@ SYNTH_KITS = (tuple(f"synth-{s}" for s in range(200_130, 200_140))
 def evaluate(kits: tuple[str, ...] = workspace.HELD_OUT_KITS, grooves: int = 2, seed: int = 0,
              method: str = "auto") -> dict:
     from redrum_kit.transcription import load_model
-    kits = tuple(k for name in kits for k in (SYNTH_KITS if name == "synth" else (name,)))
-    loaded = _load(kits)
+    kits = expand(kits)
+    loaded = load_kits(kits)
     source = load_model(method)
     rng = np.random.default_rng(seed)
     rows = {}
@@ -48,7 +48,12 @@ def evaluate(kits: tuple[str, ...] = workspace.HELD_OUT_KITS, grooves: int = 2, 
     return {"kits": rows, "all": _pooled(list(rows.values())), "grooves": grooves}
 
 
-def _load(kits: tuple[str, ...]) -> list:
+def expand(kits: tuple[str, ...]) -> tuple[str, ...]:
+    """`synth` -> SYNTH_KITS; other names as they are."""
+    return tuple(k for name in kits for k in (SYNTH_KITS if name == "synth" else (name,)))
+
+
+def load_kits(kits: tuple[str, ...]) -> list:
     """The kits named, Hydrogen ones by folder and the synthesiser's by name; a one-line error first when
     any is neither installed nor the synthesiser's."""
     from redrum_kit.datasets.kits import from_synth, installed_hydrogen
