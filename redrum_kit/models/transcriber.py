@@ -173,7 +173,7 @@ def peak_pick(probs: np.ndarray, frame_rate: float, classes: list[str], threshol
 
 
 VELOCITY_BANDS = {"kick": (30.0, 150.0), "snare": (150.0, 8000.0), "hat": (7000.0, 16000.0),
-                  "tom": (60.0, 600.0), "cymbal": (3000.0, 16000.0)}   # Hz: where each class's level is read
+                  "tom": (150.0, 1000.0), "cymbal": (3000.0, 16000.0)}   # Hz: where each class's level is read
 
 
 def hit_levels(y: np.ndarray, sr: int, onsets: list[tuple[float, str]], window: float = 0.03) -> list[float]:
