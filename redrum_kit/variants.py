@@ -107,7 +107,7 @@ def hat_ring(levels: _Levels, time: float, until: float, washed: bool = False) -
     return float(np.log2(20.0 / np.clip(rate, 5.0, 1000.0)))
 
 
-def _power(y: np.ndarray, sr: int, a: int, b: int, n: int) -> np.ndarray:
+def _power(y: np.ndarray, a: int, b: int, n: int) -> np.ndarray:
     """The Hann-windowed power spectrum of `y[a:b]`, zero-padded to `n`."""
     seg = np.asarray(y[a:b], np.float64)
     return np.abs(np.fft.rfft(seg * np.hanning(len(seg)), n)) ** 2
@@ -128,15 +128,15 @@ def tom_pitch(y: np.ndarray, sr: int, time: float, until: float) -> float | None
     n = 1 << int(np.ceil(np.log2(max(b - a, 8192 * sr // 22050))))
     f = np.fft.rfftfreq(n, 1 / sr)
     band = (f >= TOM_LOWEST) & (f <= TOM_BAND[1])
-    p = _power(y, sr, a, b, n)[band]
+    p = _power(y, a, b, n)[band]
     if not p.max() > 0:
         return None
     db = 10 * np.log10(np.maximum(p / p.max(), 1e-12))
     inner = db[1:-1]
     ok = (inner >= db[:-2]) & (inner >= db[2:]) & (inner > -TOM_PEAK_DB)
-    pre = int((time - 0.035) * sr)
+    pre, hit = int((time - 0.035) * sr), int((time - 0.005) * sr)
     if pre >= 0:
-        before = _power(y, sr, pre, int((time - 0.005) * sr), n)[band] * (b - a) / (int((time - 0.005) * sr) - pre)
+        before = _power(y, pre, hit, n)[band] * (b - a) / (hit - pre)       # as long a window as after the hit
         ok &= (10 * np.log10((p[1:-1] + 1e-20) / (before[1:-1] + 1e-20)) > TOM_GROWN_DB) | (inner >= 0.0)
     peaks = np.flatnonzero(ok) + 1
     k = int(peaks[0]) if len(peaks) else int(np.argmax(db))
@@ -151,7 +151,7 @@ def tom_centroid(y: np.ndarray, sr: int, time: float, until: float) -> float | N
     if b - a < int(0.05 * sr) or a < 0:
         return None
     n = 1 << int(np.ceil(np.log2(max(b - a, 8192 * sr // 22050))))
-    power = _power(y, sr, a, b, n)
+    power = _power(y, a, b, n)
     f = np.fft.rfftfreq(n, 1 / sr)
     band = (f >= TOM_BAND[0]) & (f <= TOM_BAND[1])
     total = power[band].sum()
@@ -227,7 +227,7 @@ def split(keys: list, cls: str) -> list[int]:
     SPLIT between sorted pitches starts a new voice where the centroids' medians on either side of it
     differ by AGREE as well (session 30: one stray pitch, a partial taken for the fundamental, no longer
     makes a drum of its own), at most MOST (the widest gaps win)."""
-    if cls == "hat":
+    if cls == "hat" or not keys:
         return [int(k > OPEN_RING) for k in keys]
     pairs = np.asarray(keys, np.float64).reshape(len(keys), -1)
     order = np.argsort(pairs[:, 0], kind="stable")
