@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from redrum_kit import audio, features
+from redrum_kit import features
 from redrum_kit.models import checkpoint
 from redrum_kit.rhythm.events import TRANSCRIPTION_CLASSES
 
