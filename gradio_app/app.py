@@ -348,7 +348,9 @@ def build(engine: Engine) -> gr.Blocks:
                        api_name="interpolate")
 
         with gr.Tab("Transcribe"):
-            gr.Markdown("Drum audio to MIDI: kick, snare, hat, tom and cymbal hits (General MIDI drum notes).")
+            gr.Markdown("Drum audio to MIDI: kick, snare, hat, tom and cymbal hits on General MIDI drum notes, "
+                        "each tom on its own note (low to high), open hats on 46, and each hit's velocity "
+                        "from how hard its drum was played.")
             with gr.Row():
                 r_audio = gr.Audio(type="filepath", sources=["upload"], label="drum recording",
                                    elem_id="transcribe-audio")

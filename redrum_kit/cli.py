@@ -907,7 +907,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="render shards in N processes (the same dataset as one process makes)")
     s.set_defaults(func=cmd_dataset_build)
 
-    s = sub.add_parser("transcribe", help="drum audio to MIDI (kick, snare, hat, tom, cymbal)")
+    s = sub.add_parser("transcribe", help="drum audio to MIDI (kick, snare, hat, tom, cymbal)",
+                       description="Drum audio to MIDI on General MIDI drum notes: each tom on its own note "
+                                   "(low to high), closed hats on 42 and open ones on 46, each hit's velocity from "
+                                   "how hard its drum was played (its loudest hit 127).")
     s.add_argument("audio", metavar="AUDIO")
     s.add_argument("-o", "--output", required=True, metavar="OUT.mid")
     s.add_argument("--json", metavar="OUT.json", help='also write {"events": [{"time", "class", "velocity", "confidence"}], "tempo", ...}')
