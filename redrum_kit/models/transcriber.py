@@ -13,6 +13,7 @@ the same as the dataset builder's targets.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,11 +175,14 @@ def peak_pick(probs: np.ndarray, frame_rate: float, classes: list[str], threshol
 
 VELOCITY_BANDS = {"kick": (30.0, 150.0), "snare": (150.0, 8000.0), "hat": (7000.0, 16000.0),
                   "tom": (150.0, 1000.0), "cymbal": (3000.0, 16000.0)}   # Hz: where each class's level is read
+VELOCITY_AHEAD = {"kick": 0.08}     # s after the onset its level is read in (else 0.03): a kick's low band
+                                    # builds over its first tens of ms, in frames that resolve 43 Hz
 
 
-def hit_levels(y: np.ndarray, sr: int, onsets: list[tuple[float, str]], window: float = 0.03) -> list[float]:
+def hit_levels(y: np.ndarray, sr: int, onsets: list[tuple[float, str]]) -> list[float]:
     """The level (dB) each onset `(time s, class)` adds in its class's band (VELOCITY_BANDS): the band's
-    peak power from 6 ms before it to `window` s after it, less its mean power over the 20 ms before it
+    peak power from 6 ms before it to 30 ms after it (VELOCITY_AHEAD; never past the next onset of its
+    class), less its mean power over the 20 ms before it
     (what still rings there; at least 1% of the peak is kept). A hat on a kick is read above 7 kHz, where
     the kick is not, and a hit on a ringing drum by what it adds. Frames of 23 ms every 2.9 ms (centred,
     as `torch.stft` frames them), taken around each onset alone, so a long recording costs little."""
@@ -188,10 +192,14 @@ def hit_levels(y: np.ndarray, sr: int, onsets: list[tuple[float, str]], window: 
     frames = 1 + len(y) // hop
     hann = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
     f = np.fft.rfftfreq(n_fft, 1 / sr)
-    pre, ahead = int(0.02 * sr / hop), int(window * sr / hop)
+    pre = int(0.02 * sr / hop)
+    times = {cls: sorted(t for t, c in onsets if c == cls) for cls in {c for _, c in onsets}}
     out = []
     for time, cls in onsets:
         lo, hi = VELOCITY_BANDS[cls]
+        later = times[cls][bisect.bisect_right(times[cls], time):]
+        ahead = int((min(VELOCITY_AHEAD.get(cls, 0.03), later[0] - time - 0.005) if later else
+                     VELOCITY_AHEAD.get(cls, 0.03)) * sr / hop)
         i = int(round(time * sr / hop))
         ks = np.arange(max(0, i - pre), min(frames, i + ahead + 1))
         if not ks.size:
