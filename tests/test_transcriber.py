@@ -637,6 +637,8 @@ def test_frequency_masks_blank_narrow_bands_of_each_clip_and_nothing_else():
 def test_eval_velocity_cli(capsys):
     """`redrum eval velocity` pairs played and found hits and scores how their velocities rank; the
     accents of a kit's kicks and snares come out in order; bad input is one line."""
+    import json
+
     from redrum_kit.cli import main
     assert main(["eval", "velocity", "--kits", "ForzeeStereo", "--grooves", "1"]) == 0
     out = capsys.readouterr().out
@@ -645,6 +647,9 @@ def test_eval_velocity_cli(capsys):
     kick, snare = float(cells[0]), float(cells[1])
     assert kick > 0.7 and snare > 0.7, row
     assert 0.0 <= float(cells[-1]) < 64                                  # the mean velocity difference
+    assert main(["eval", "velocity", "--kits", "ForzeeStereo", "--grooves", "1", "--json"]) == 0
+    pooled = json.loads(capsys.readouterr().out)["all"]
+    assert abs(pooled["kick"]["spearman"] - kick) < 0.001 and pooled["kick"]["pairs"] > 0
     for bad in (["--grooves", "0"], ["--kits", "NoSuchKit"]):
         assert main(["eval", "velocity", *bad]) == 1
         err = capsys.readouterr().err.strip()

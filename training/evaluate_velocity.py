@@ -53,11 +53,15 @@ def evaluate(kits: tuple[str, ...] = workspace.HELD_OUT_KITS, grooves: int = 2, 
                         r["pairs"] += len(pairs)
         rows[name] = row
     pooled = {c: {k: sum(rows[n][c][k] for n in rows) for k in ("rho", "pairs", "error", "hits")} for c in CLASSES}
-    return {"kits": rows, "all": pooled, "grooves": grooves}
+    return {"kits": {n: _means(r) for n, r in rows.items()}, "all": _means(pooled), "grooves": grooves}
 
 
-def _rho(r: dict) -> float | None:
-    return r["rho"] / r["pairs"] if r["pairs"] else None
+def _means(row: dict) -> dict:
+    """Sums over clips -> per class: the Spearman correlation (weighted by pairs), the mean velocity
+    difference, and their counts (None where nothing was paired)."""
+    return {c: {"spearman": r["rho"] / r["pairs"] if r["pairs"] else None, "pairs": r["pairs"],
+                "velocity_error": r["error"] / r["hits"] if r["hits"] else None, "hits": r["hits"]}
+            for c, r in row.items()}
 
 
 def table(result: dict) -> str:
@@ -67,11 +71,12 @@ def table(result: dict) -> str:
              "| kit | " + " | ".join(CLASSES) + " | mean | velocity error |",
              "|---|" + "---|" * (len(CLASSES) + 2)]
     for name, row in [*result["kits"].items(), ("all", result["all"])]:
-        rhos = [_rho(row[c]) for c in CLASSES]
+        rhos = [row[c]["spearman"] for c in CLASSES]
         known = [r for r in rhos if r is not None]
         hits = sum(row[c]["hits"] for c in CLASSES)
         cells = [f"{r:.3f}" if r is not None else "-" for r in rhos]
         mean = f"{np.mean(known):.3f}" if known else "-"
-        error = f"{sum(row[c]['error'] for c in CLASSES) / hits:.1f}" if hits else "-"
+        error = sum(row[c]["velocity_error"] * row[c]["hits"] for c in CLASSES if row[c]["hits"])
+        error = f"{error / hits:.1f}" if hits else "-"
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {mean} | {error} |")
     return "\n".join(lines) + "\n"
