@@ -175,13 +175,14 @@ def peak_pick(probs: np.ndarray, frame_rate: float, classes: list[str], threshol
 
 VELOCITY_BANDS = {"kick": (30.0, 150.0), "snare": (150.0, 8000.0), "hat": (7000.0, 16000.0),
                   "tom": (150.0, 1000.0), "cymbal": (3000.0, 16000.0)}   # Hz: where each class's level is read
-VELOCITY_AHEAD = {"kick": 0.08}     # s after the onset its level is read in (else 0.03): a kick's low band
-                                    # builds over its first tens of ms, in frames that resolve 43 Hz
+VELOCITY_AHEAD = {"kick": 0.08, "snare": 0.03, "hat": 0.03, "tom": 0.03,
+                  "cymbal": 0.03}   # s after the onset its level is read in: a kick's low band builds over
+                                    # its first tens of ms, in frames that resolve 43 Hz
 
 
 def hit_levels(y: np.ndarray, sr: int, onsets: list[tuple[float, str]]) -> list[float]:
     """The level (dB) each onset `(time s, class)` adds in its class's band (VELOCITY_BANDS): the band's
-    peak power from 6 ms before it to 30 ms after it (VELOCITY_AHEAD; never past the next onset of its
+    peak power from 6 ms before it to VELOCITY_AHEAD after it (never past the next onset of its
     class), less its mean power over the 20 ms before it
     (what still rings there; at least 1% of the peak is kept). A hat on a kick is read above 7 kHz, where
     the kick is not, and a hit on a ringing drum by what it adds. Frames of 23 ms every 2.9 ms (centred,
@@ -190,23 +191,25 @@ def hit_levels(y: np.ndarray, sr: int, onsets: list[tuple[float, str]]) -> list[
     n_fft = 1 << int(np.ceil(np.log2(0.023 * sr)))
     padded = np.pad(np.asarray(y, np.float32), n_fft // 2, mode="reflect" if len(y) > n_fft // 2 else "constant")
     frames = 1 + len(y) // hop
-    hann = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+    hann = torch.hann_window(n_fft).numpy()
     f = np.fft.rfftfreq(n_fft, 1 / sr)
+    bands = {cls: (f >= lo) & (f < hi) for cls, (lo, hi) in VELOCITY_BANDS.items()}
     pre = int(0.02 * sr / hop)
     times = {cls: sorted(t for t, c in onsets if c == cls) for cls in {c for _, c in onsets}}
     out = []
     for time, cls in onsets:
-        lo, hi = VELOCITY_BANDS[cls]
-        later = times[cls][bisect.bisect_right(times[cls], time):]
-        ahead = int((min(VELOCITY_AHEAD.get(cls, 0.03), later[0] - time - 0.005) if later else
-                     VELOCITY_AHEAD.get(cls, 0.03)) * sr / hop)
+        seconds = VELOCITY_AHEAD[cls]
+        k = bisect.bisect_right(times[cls], time)
+        if k < len(times[cls]):
+            seconds = min(seconds, times[cls][k] - time - 0.005)
+        ahead = int(seconds * sr / hop)
         i = int(round(time * sr / hop))
         ks = np.arange(max(0, i - pre), min(frames, i + ahead + 1))
         if not ks.size:
             out.append(-120.0)
             continue
         x = padded[ks[:, None] * hop + np.arange(n_fft)] * hann
-        p = (np.abs(np.fft.rfft(x, axis=1)) ** 2)[:, (f >= lo) & (f < hi)].sum(1)
+        p = (np.abs(np.fft.rfft(x, axis=1)) ** 2)[:, bands[cls]].sum(1)
         at = ks >= i - 2
         peak = float(p[at].max()) if at.any() else 0.0
         rings = p[ks < i - 1]
