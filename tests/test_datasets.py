@@ -453,3 +453,44 @@ def test_tom_notes_run_fills_down_each_kits_toms_by_pitch(tmp_path):
     assert tom_notes(toms_by_pitch(scrambled)) == [45, 47, 48] and tom_notes(scrambled) == [48, 47, 45]
     assert [p.note for p in toms_by_pitch(scrambled).kit.pads if p.cls != "tom"] == \
         [p.note for p in as_loaded.kit.pads if p.cls != "tom"]
+
+
+def test_blend_layers_two_drums_at_the_first_ones_level():
+    """`augment.blend`: both drums heard in the result, their starts aligned, at the first one's level."""
+    from redrum_kit.datasets import augment as aug
+    sr = 22050
+    t = np.arange(int(0.3 * sr)) / sr
+    low = (np.sin(2 * np.pi * 100 * t) * np.exp(-t / 0.05)).astype(np.float32)
+    high = (0.1 * np.sin(2 * np.pi * 1000 * t) * np.exp(-t / 0.05)).astype(np.float32)
+    late = np.concatenate([np.zeros(441, np.float32), high])          # starts 20 ms in: aligned on its start
+    mixed = aug.blend(low, late, 0.5, sr)
+    spectrum, f = np.abs(np.fft.rfft(mixed[:2205])), np.fft.rfftfreq(2205, 1 / sr)
+    at = {hz: spectrum[np.argmin(np.abs(f - hz))] for hz in (100, 1000)}
+    assert 0.5 < at[1000] / at[100] < 2                               # one RMS each before the mix, half and half
+    assert np.argmax(np.abs(mixed) >= 0.1 * np.abs(mixed).max()) < 20  # the start stays the first drum's
+    rms = lambda x: np.sqrt(np.mean(x[:2205].astype(np.float64) ** 2))
+    assert rms(mixed) == pytest.approx(rms(low), rel=1e-3)
+    assert np.array_equal(aug.blend(low, np.zeros(100, np.float32), 0.5, sr), low)   # a silent donor: unchanged
+
+
+@needs_hydrogen
+def test_blend_share_layers_training_recorded_kits_only(tmp_path):
+    """`blend_share`: a recorded training kit's pads layered with other recorded training kits' drums of the
+    same class; the labels, synthesiser kits and held-out clips untouched; out of 0-1, a one-line error."""
+    plain = Builder(DatasetConfig(train_real_share=0.5))
+    blended = Builder(DatasetConfig(train_real_share=0.5, blend_share=1.0))
+    kit_id = plain.recorded("train")[0]
+    kit = plain.kit(kit_id)
+    layered = blended.blended(kit, kit_id, "train", np.random.default_rng(0))
+    assert layered.kit is kit.kit and set(layered.samples) == set(kit.samples)
+    assert all(not np.array_equal(layered.samples[(i, 0)], kit.samples[(i, 0)]) for i in range(len(kit.kit.pads)))
+    kits = {i: plain.item("train", i)["kit"] for i in range(12)}
+    recorded = next(i for i, k in kits.items() if k.startswith("hydrogen:"))
+    x, y = plain.item("train", recorded), blended.item("train", recorded)
+    assert np.array_equal(x["targets"], y["targets"]) and not np.array_equal(x["audio"], y["audio"])
+    synth = next(i for i, k in kits.items() if k.startswith(("synth:", "machine:")))
+    assert np.array_equal(plain.item("train", synth)["audio"], blended.item("train", synth)["audio"])
+    assert np.array_equal(plain.item("test", 0)["audio"], blended.item("test", 0)["audio"])
+    with pytest.raises(RedrumError, match="blend_share"):
+        build(tiny(tmp_path, blend_share=1.5), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()

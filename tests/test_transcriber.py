@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -119,7 +121,8 @@ def test_tiny_training_run_learns(tmp_path):
 
 
 @pytest.mark.parametrize("line, named", [('select = "synth"', "real"), ("freq_mask_bins = 200", "freq_mask_bins"),
-                                         ("freq_masks = -1", "freq_masks"), ('freq_masks = "2"', "freq_masks")])
+                                         ("freq_masks = -1", "freq_masks"), ('freq_masks = "2"', "freq_masks"),
+                                         ("ema = 1.0", "under 1"), ("ema = true", "0.998")])
 def test_an_unknown_model_selection_or_bad_masks_are_one_line_errors(tmp_path, capsys, line, named):
     from redrum_kit.cli import main
     from redrum_kit.workspace import presets_dir
@@ -128,6 +131,35 @@ def test_an_unknown_model_selection_or_bad_masks_are_one_line_errors(tmp_path, c
     assert main(["train", "transcriber", "--config", str(config)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and line.split()[0] in err and named in err
+
+
+def test_a_moving_average_of_the_weights_is_what_is_validated_kept_and_exported(tmp_path):
+    """`ema`: the recipe validates the weights' moving average, keeps it in best.pt and exports it (batch-norm
+    statistics with it), not the weights as last trained; the card says so."""
+    from redrum_kit.config import load_config
+    from redrum_kit.models import transcriber
+    from redrum_kit.workspace import presets_dir
+    from training import transcriber as recipe
+    from training.trainer import Trainer
+    cfg = load_config(recipe.TrainConfig, presets_dir() / "training" / "transcriber-tiny.toml",
+                      dataset_config=str(presets_dir() / "training" / "dataset-tiny.toml"),
+                      data_dir=str(tmp_path / "clips"), run_dir=str(tmp_path / "run"),
+                      out=str(tmp_path / "t.safetensors"), ema=0.9, steps=15, val_every=15)
+    recipe.train(cfg)
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["modules"]
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)["model"]
+    averaged = {k.removeprefix("module."): v for k, v in state["averaged"].items() if k.startswith("module.")}
+    for name, value in best.items():
+        assert torch.equal(value, averaged[name])
+    moved = [k for k in best if best[k].is_floating_point() and not torch.allclose(best[k], state["model"][k])]
+    assert any(k.startswith("gru.") for k in moved) and any(k.endswith("running_mean") for k in moved)
+    exported = transcriber.load(tmp_path / "t.safetensors").state_dict()
+    assert torch.allclose(exported["gru.weight_hh_l0"].float(), best["gru.weight_hh_l0"], atol=1e-2)
+    assert "moving average (decay 0.9 a step)" in (tmp_path / "t.md").read_text()
+    plain = recipe.TranscriberRecipe(dataclasses.replace(cfg, ema=0.0), Trainer(recipe.trainer_lib.Schedule(
+        steps=1), tmp_path / "plain"))
+    plain.setup(torch.device("cpu"), lambda m: m)
+    assert "averaged" not in plain.modules() and plain.kept is plain.model
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
@@ -327,7 +359,6 @@ def test_eval_transcriber_cli(tmp_path, capsys):
     assert main(["eval", "transcriber", "--data", str(tmp_path / "clips"), "--bass", "90"]) == 1
     assert capsys.readouterr().err.strip().count("\n") == 0
     # --kits: the clips of the named kits only (e.g. those a model never heard); an unknown kit is one line
-    import dataclasses
     from redrum_kit.datasets.build import Dataset
     two = dataclasses.replace(load_config(DatasetConfig, presets_dir() / "training" / "dataset-tiny.toml"),
                               items={"train": 2, "val": 2, "test": 6}, synth_kits={"train": 1, "val": 1, "test": 2})

@@ -53,6 +53,8 @@ class TrainConfig:
     threshold: float = 0.5          # during training; then tuned per class on validation
     tune_thresholds: bool = True
     select: str = "mean"            # weights kept: best val F over every val kit ("mean") or recorded ones ("real")
+    ema: float = 0.0                # > 0: what is validated and kept is the moving average of the weights (and
+                                    # batch-norm statistics) with this decay a step; 0: the weights as trained
     log_every: int = 25
     val_every: int = 500
     save_every: int = 250
@@ -208,6 +210,8 @@ class TranscriberRecipe:
         if cfg.select not in ("mean", "real"):
             raise RedrumError(f"select = {cfg.select!r}: use \"mean\" (every validation kit) "
                               "or \"real\" (the recorded ones)")
+        if isinstance(cfg.ema, bool) or not isinstance(cfg.ema, (int, float)) or not 0 <= cfg.ema < 1:
+            raise RedrumError(f"ema = {cfg.ema!r}: a decay a step from 0 (off) to under 1, such as 0.998")
         for name in ("freq_masks", "freq_mask_bins"):
             value = getattr(cfg, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 40:
@@ -232,13 +236,21 @@ class TranscriberRecipe:
         else:
             self.model = model_lib.Transcriber(model_lib.TranscriberConfig(**cfg.model)).to(device)
         self.net = wrap(self.model)
+        self.averaged = (torch.optim.swa_utils.AveragedModel(
+            self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+            if cfg.ema else None)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=1e-4)
         self.pos_weight = torch.full((len(self.model.cfg.classes), 1), cfg.pos_weight, device=device)
         self.rng = np.random.default_rng(torch.initial_seed() % 2**32)
         self.batches = None
 
     def modules(self) -> dict:
-        return {"model": self.model}
+        return {"model": self.model, **({"averaged": self.averaged} if self.averaged is not None else {})}
+
+    @property
+    def kept(self) -> model_lib.Transcriber:
+        """The weights validated and kept: the moving average with `ema`, else the trained ones."""
+        return self.averaged.module if self.averaged is not None else self.model
 
     def optimizers(self) -> dict:
         return {"adamw": self.opt}
@@ -318,18 +330,22 @@ class TranscriberRecipe:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
         self.opt.step()
+        if self.averaged is not None:
+            self.averaged.update_parameters(self.model)
         return {"loss": loss.item()}
 
     @torch.no_grad()
     def validate(self, step: int = 0) -> dict:
-        self.model.eval()
-        val = evaluate(self.model, self.val_ds, self.cfg.threshold)
+        self.kept.eval()
+        val = evaluate(self.kept, self.val_ds, self.cfg.threshold)
         out = {"mean_f": val["mean_f"], "real_f": val["groups"].get("real", {}).get("mean_f", 0.0)}
-        trainer_lib.keep_best(self.run_dir, out[f"{self.cfg.select}_f"], step, self.model)
+        trainer_lib.keep_best(self.run_dir, out[f"{self.cfg.select}_f"], step, self.kept)
         return out
 
     def export(self, history: list[dict], summary: dict) -> dict:
         cfg, model = self.cfg, self.model.cpu().eval()
+        if self.averaged is not None:
+            model.load_state_dict(self.averaged.module.state_dict())
         best_step = trainer_lib.load_best(self.run_dir, model) or summary["step"]
         untuned = evaluate(model, self.test_ds, cfg.threshold)
         model.cfg.thresholds = (tune_thresholds(model, self.val_ds) if cfg.tune_thresholds
@@ -376,6 +392,10 @@ def _mask_phrase(cfg: dict) -> str:
     return f", {cfg['freq_masks']} frequency masks a clip (up to {cfg['freq_mask_bins']} mel bins each)"
 
 
+def _ema_phrase(cfg: dict) -> str:
+    return f"moving average (decay {cfg['ema']:g} a step) of the " if cfg.get("ema") else ""
+
+
 def _bass_phrase(cfg: dict) -> str:
     if not cfg.get("bass_share"):
         return ""
@@ -420,7 +440,7 @@ on the validation kits: {', '.join(f'{k} {v:g}' for k, v in m['thresholds'].item
   test (never in training) {', '.join(k.split(':')[1] for k in kits['test'] if k.startswith('hydrogen'))} + synthesiser.{_left_out_phrase(m)}
 - Training: {trainer_lib.steps_phrase(m)}{f" from the weights of `{m['config']['init']}`" if m['config'].get('init') else ''}, batch {m['config']['batch_size']} ({m['config']['real_share']:.0%} from real
   kits), AdamW lr {m['config']['lr']} with cosine decay, BCE with positive weight {m['config']['pos_weight']} on onset frames
-  widened to their neighbours, random EQ of +-{m['config']['eq_db']:g} dB on the log-mel{_mask_phrase(m['config'])}{_bass_phrase(m['config'])}; the weights of the best
+  widened to their neighbours, random EQ of +-{m['config']['eq_db']:g} dB on the log-mel{_mask_phrase(m['config'])}{_bass_phrase(m['config'])}; the {_ema_phrase(m['config'])}weights of the best
   validation F{' on the recorded validation kits' if m['config'].get('select') == 'real' else ''} (step {m['best_step']}) kept. Hardware: {m['hardware']}.
 
 Onset F-measure (mir_eval, 50 ms) on the test split ({m['test']['clips']} clips):

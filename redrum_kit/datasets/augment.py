@@ -171,6 +171,30 @@ def _through(y: np.ndarray, sr: int, gain_db) -> np.ndarray:
     return (out * (rms_in / rms_out if rms_out > 0 else 0.0)).astype(np.float32)
 
 
+def blend(y: np.ndarray, other: np.ndarray, weight: float, sr: int) -> np.ndarray:
+    """`y` layered with `other`, a drum of the same class from another kit, as a producer layers two
+    samples: their starts (first sample at a tenth of the peak) aligned, each brought to one RMS over its
+    first 100 ms, mixed `1 - weight` to `weight`, the result at `y`'s level over that window. A new drum
+    between two kits, where seven recorded kits give only their own."""
+    def start(x: np.ndarray) -> int:
+        peak = float(np.abs(x).max()) if x.size else 0.0
+        return int(np.argmax(np.abs(x) >= 0.1 * peak)) if peak > 0 else 0
+
+    def level(x: np.ndarray, at: int) -> float:
+        return float(np.sqrt(np.mean(np.square(x[at:at + int(0.1 * sr)], dtype=np.float64)))) if x.size else 0.0
+
+    a, b = start(y), start(other)
+    ly, lo = level(y, a), level(other, b)
+    if not (ly > 0 and lo > 0):
+        return y
+    other = other[b:] * (ly / lo)
+    out = np.zeros(max(len(y), a + len(other)), np.float64)
+    out[:len(y)] += (1 - weight) * y
+    out[a:a + len(other)] += weight * other
+    mixed = level(out, a)
+    return (out * (ly / mixed if mixed > 0 else 1.0)).astype(np.float32)
+
+
 def shorten_decay(y: np.ndarray, sr: int, share: float, floor_s: float = 0.03) -> np.ndarray:
     """`y` with an exponential fade that reaches -30 dB after `share` of the time `y` itself takes to
     fall 30 dB below its peak (at least `floor_s`): the same drum with a shorter amp envelope, as a

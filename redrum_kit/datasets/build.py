@@ -93,6 +93,8 @@ class DatasetConfig:
                                      # random 0..N dB, so that sources come at many levels and x_{s->t} with them
     train_real_share: float = 0.0    # of training items played by recorded (Hydrogen, library) kits; 0: uniform
     hybrid_share: float = 0.0        # of those, played by a hybrid kit (each class from a random recorded kit)
+    blend_share: float = 0.0         # of a training recorded kit's pads, layered with the same drum of another
+                                     # recorded training kit (`augment.blend`); 0: none, the draws as before
     augment: dict = field(default_factory=dict)  # AugmentConfig overrides
 
     def augment_config(self) -> aug.AugmentConfig:
@@ -249,7 +251,10 @@ class Builder:
     def augmented(self, kit_id: str, split: str, rng: np.random.Generator) -> SampleKit:
         """Kit `kit_id` with the augmentations of `split`'s clips (with `tom_notes`, its toms then keyed by
         pitch, so the fills' notes 50, 47, 43 run down them)."""
-        kit = aug.augment_kit(self.kit(kit_id), rng, self.acfg if split == "train" else self.held_out_acfg)
+        kit = self.kit(kit_id)
+        if split == "train" and self.cfg.blend_share > 0 and is_recorded(kit_id):
+            kit = self.blended(kit, kit_id, split, rng.spawn(1)[0])
+        kit = aug.augment_kit(kit, rng, self.acfg if split == "train" else self.held_out_acfg)
         return toms_by_pitch(kit) if self.cfg.tom_notes else kit
 
     def recorded(self, split: str) -> list[str]:
@@ -277,6 +282,29 @@ class Builder:
                 pads.append(dataclasses.replace(pad))
         kit = Kit(name=f"hybrid {name}", pads=assign_notes(pads), description="hybrid of recorded kits")
         return SampleKit(kit, samples, self.cfg.sr)
+
+    def blended(self, kit: SampleKit, kit_id: str, split: str, rng: np.random.Generator) -> SampleKit:
+        """`kit` with `blend_share` of its pads layered with a pad of another recorded kit of the split:
+        the same class where one has it (a closed hat with a closed hat), else the same transcription
+        class; velocity layers matched by their place from soft to hard, one mix weight (0.25-0.75) a pad."""
+        donors = [self.kit(k) for k in self.recorded(split) if k != kit_id]
+        samples = dict(kit.samples)
+        for i, pad in enumerate(kit.kit.pads):
+            if rng.random() >= self.cfg.blend_share:
+                continue
+            same = [(d, m) for d in donors for m, p in enumerate(d.kit.pads) if p.cls == pad.cls]
+            group = TRANSCRIPTION_CLASS.get(pad.cls)
+            same = same or [(d, m) for d in donors for m, p in enumerate(d.kit.pads)
+                            if group is not None and TRANSCRIPTION_CLASS.get(p.cls) == group]
+            if not same:
+                continue
+            donor, m = same[int(rng.integers(len(same)))]
+            weight = float(rng.uniform(0.25, 0.75))
+            n, n_donor = len(pad.layers), len(donor.kit.pads[m].layers)
+            for j in range(n):
+                jd = int(round(j * (n_donor - 1) / max(n - 1, 1)))
+                samples[(i, j)] = aug.blend(kit.samples[(i, j)], donor.samples[(m, jd)], weight, kit.sr)
+        return SampleKit(kit.kit, samples, kit.sr)
 
     def pick_kit(self, split: str, rng: np.random.Generator) -> str:
         """The kit of an item: uniform over the split's kits, or for `train_real_share` of training
@@ -459,8 +487,10 @@ def build(cfg: DatasetConfig, out: Path, progress=None, workers: int = 1) -> dic
     if not isinstance(cfg.level_spread_db, (int, float)) or not 0 <= cfg.level_spread_db <= 60 or (
             cfg.level_spread_db and cfg.level != "kit"):
         raise RedrumError(f"level_spread_db must be 0-60 dB, with level = \"kit\" (not {cfg.level_spread_db!r})")
-    if not isinstance(cfg.dark_metals, (int, float)) or not 0 <= cfg.dark_metals <= 1:
-        raise RedrumError(f"dark_metals must be a share from 0 to 1 (not {cfg.dark_metals!r})")
+    for name in ("dark_metals", "blend_share"):
+        share = getattr(cfg, name)
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise RedrumError(f"{name} must be a share from 0 to 1 (not {share!r})")
     bleed = cfg.augment.get("bleed", 0.0)
     if not isinstance(bleed, (int, float)) or not 0 <= bleed <= 1:
         raise RedrumError(f"[augment] bleed must be a share of kits from 0 to 1 (not {bleed!r})")
