@@ -179,6 +179,12 @@ def peak_normalize(y: np.ndarray, peak: float = 0.99) -> np.ndarray:
     return (y * (peak / top)).astype(np.float32)
 
 
+def start_sample(y: np.ndarray) -> int:
+    """Where a oneshot starts: its first sample at a tenth of its peak (0 when silent)."""
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    return int(np.argmax(np.abs(y) >= 0.1 * peak)) if peak > 0 else 0
+
+
 def trim_leading_silence(y: np.ndarray, sr: int, threshold_db: float = -50.0,
                          pre_roll: float = 0.001) -> np.ndarray:
     """Start exactly `pre_roll` seconds before the first sample above `threshold_db` re. the peak.

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from redrum_kit import audio
 from redrum_kit.drums import GM_NOTE
 from redrum_kit.models.transcriber import parabolic_offset
 from redrum_kit.rhythm.events import EVENT_CLASS
@@ -305,7 +306,7 @@ def oneshot_pitch(y: np.ndarray, sr: int, centroid: bool = False) -> float | Non
     peak = float(np.abs(y).max()) if y.size else 0.0
     if not peak > 0:
         return None
-    return (tom_centroid if centroid else tom_pitch)(y, sr, int(np.argmax(np.abs(y) >= 0.1 * peak)) / sr, len(y) / sr)
+    return (tom_centroid if centroid else tom_pitch)(y, sr, audio.start_sample(y) / sr, len(y) / sr)
 
 
 def match(target: Voices, source: Voices) -> dict[str, str]:

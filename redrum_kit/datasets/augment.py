@@ -176,14 +176,10 @@ def blend(y: np.ndarray, other: np.ndarray, weight: float, sr: int) -> np.ndarra
     samples: their starts (first sample at a tenth of the peak) aligned, each brought to one RMS over its
     first 100 ms, mixed `1 - weight` to `weight`, the result at `y`'s level over that window. A new drum
     between two kits, where seven recorded kits give only their own."""
-    def start(x: np.ndarray) -> int:
-        peak = float(np.abs(x).max()) if x.size else 0.0
-        return int(np.argmax(np.abs(x) >= 0.1 * peak)) if peak > 0 else 0
-
     def level(x: np.ndarray, at: int) -> float:
         return float(np.sqrt(np.mean(np.square(x[at:at + int(0.1 * sr)], dtype=np.float64)))) if x.size else 0.0
 
-    a, b = start(y), start(other)
+    a, b = audio.start_sample(y), audio.start_sample(other)
     ly, lo = level(y, a), level(other, b)
     if not (ly > 0 and lo > 0):
         return y

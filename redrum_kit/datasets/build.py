@@ -104,6 +104,12 @@ class DatasetConfig:
         return int(self.clip_seconds * self.sr) // self.hop_length + 1
 
 
+def _unit(cls: str) -> str:
+    """The drums that travel together between kits: a transcription class (open and closed hats from one
+    kit, like snare and clap), else the pad's own class."""
+    return TRANSCRIPTION_CLASS.get(cls) or cls
+
+
 def is_recorded(kit_id: str) -> bool:
     """Whether a dataset kit id is a recorded kit (Hydrogen, library, hybrid of them), not the synthesiser's."""
     return not kit_id.startswith(("synth:", "machine:"))
@@ -268,14 +274,11 @@ class Builder:
         rng = np.random.default_rng([self.cfg.seed, SPLITS.index(split), 4, int(seed)])
         kits = [self.kit(k) for k in self.recorded(split)]
         pads, samples = [], {}
-        def group(cls: str) -> str:  # open and closed hats come from one kit, like snare and clap
-            return TRANSCRIPTION_CLASS.get(cls) or cls
-
-        for unit in sorted({group(c) for k in kits for c in k.classes()}):
-            having = [k for k in kits if unit in {group(c) for c in k.classes()}]
+        for unit in sorted({_unit(c) for k in kits for c in k.classes()}):
+            having = [k for k in kits if unit in {_unit(c) for c in k.classes()}]
             donor = having[int(rng.integers(len(having)))]
             for i, pad in enumerate(donor.kit.pads):
-                if group(pad.cls) != unit:
+                if _unit(pad.cls) != unit:
                     continue
                 for j in range(len(pad.layers)):
                     samples[(len(pads), j)] = donor.samples[(i, j)]
@@ -292,10 +295,8 @@ class Builder:
         for i, pad in enumerate(kit.kit.pads):
             if rng.random() >= self.cfg.blend_share:
                 continue
-            same = [(d, m) for d in donors for m, p in enumerate(d.kit.pads) if p.cls == pad.cls]
-            group = TRANSCRIPTION_CLASS.get(pad.cls)
-            same = same or [(d, m) for d in donors for m, p in enumerate(d.kit.pads)
-                            if group is not None and TRANSCRIPTION_CLASS.get(p.cls) == group]
+            same = ([(d, m) for d in donors for m, p in enumerate(d.kit.pads) if p.cls == pad.cls]
+                    or [(d, m) for d in donors for m, p in enumerate(d.kit.pads) if _unit(p.cls) == _unit(pad.cls)])
             if not same:
                 continue
             donor, m = same[int(rng.integers(len(same)))]
