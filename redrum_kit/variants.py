@@ -10,7 +10,7 @@ apart, a hat played closed and open. One measure per class tells them apart on a
   bright onset, over the level a crash left there (`hat_ring`).
 Toms whose pitches lie close are one voice (a gap of SPLIT between sorted pitches starts another
 where their centroids part too);
-a hat is open when it rings past OPEN_RING (`voices`). Then
+a hat is open when it rings past OPEN_RING, or well past the recording's closed hats (`split`). Then
 - transcription writes each voice on its own General MIDI note (toms low to high, closed hat 42,
   open hat 46; `Voices.note`),
 - replacement plays, for each of the target's voices, the source's voice in the same place (the
@@ -38,6 +38,8 @@ SPLIT = 0.15                        # octaves between two toms' pitches that mak
 AGREE = 0.05                        # octaves their centroids' medians must part by as well
 MOST = 4                            # toms
 OPEN_RING = -1.8                    # log2 s: a hat that takes longer than 0.29 s to fall 20 dB is open
+OPEN_OVER = 1.5                     # octaves over the recording's closed hats (the lower quartile of its rings)
+OPEN_FLOOR = np.log2(0.1)           # that rise is open on a drum machine's hats, from 0.1 s on
 TOM_BAND = (50.0, 500.0)            # Hz: the centroid's band
 TOM_LOWEST = 70.0                   # Hz: the fundamental's floor (the synthesiser's lowest tom; kick tails ring below)
 TOM_WINDOW = (0.02, 0.06)           # s after the hit: the fundamental's window, before a falling pitch settles
@@ -222,14 +224,17 @@ def measures(y: np.ndarray, sr: int, events: list) -> list:
 def split(keys: list, cls: str) -> list[int]:
     """Voices among one class's measures: each key's voice, 0 the lowest.
 
-    Hats: open (1) when the hit rings past OPEN_RING, else closed (0); one hit at a time, since a
+    Hats: open (1) when the hit rings past OPEN_RING, or (session 32) OPEN_OVER octaves past the
+    lower quartile of the recording's rings and OPEN_FLOOR: a drum machine's open hat may fall 20 dB
+    in 0.15-0.25 s, where its closed one does in 0.03 s. Else closed (0); one hit at a time, since a
     recording's closed and open hats overlap too much for a gap between them (a closed hat under a
     crash's wash, an open one choked soon). Toms (keys `(pitch, centroid)`, or a pitch alone): a gap of
     SPLIT between sorted pitches starts a new voice where the centroids' medians on either side of it
     differ by AGREE as well (session 30: one stray pitch, a partial taken for the fundamental, no longer
     makes a drum of its own), at most MOST (the widest gaps win)."""
     if cls == "hat" or not keys:
-        return [int(k > OPEN_RING) for k in keys]
+        line = min(OPEN_RING, max(float(np.percentile(keys, 25)) + OPEN_OVER, OPEN_FLOOR)) if keys else OPEN_RING
+        return [int(k > line) for k in keys]
     pairs = np.asarray(keys, np.float64).reshape(len(keys), -1)
     order = np.argsort(pairs[:, 0], kind="stable")
     pitch, centroid = pairs[order, 0], pairs[order, -1]

@@ -374,6 +374,36 @@ def test_refuses_to_build_over_something_else(tmp_path):
         build(tiny(tmp_path, seed=5), tmp_path / "d")
 
 
+def test_one_hat_by_default_and_builds_from_before_it_still_resume(tmp_path):
+    """New builds strike no closed hat on an open hat's step; a build from before `one_hat` existed (its
+    manifest without the option) had both, so its config (`one_hat = false`, as the shipped dataset
+    configs say) still finishes it, and the new default is refused there."""
+    import json
+    cfg = tiny(tmp_path, items={"train": 40, "val": 2, "test": 2}, styles=["funk"])
+    assert cfg.one_hat
+    new, old = Builder(cfg), Builder(tiny(tmp_path, items=cfg.items, styles=["funk"], one_hat=False))
+
+    def coincident(builder):
+        count = 0
+        for i in range(40):
+            events = builder.item("train", i)["events"]
+            opened = [t for t, cls, _ in events if cls == "hat_open"]
+            count += sum(any(abs(u - t) < 0.05 for t in opened) for u, cls, _ in events if cls == "hat_closed")
+        return count
+    assert coincident(new) == 0 < coincident(old)
+    build(tiny(tmp_path, one_hat=False), tmp_path / "d")
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    del manifest["config"]["one_hat"]
+    manifest["complete"] = False
+    (tmp_path / "d" / "manifest.json").write_text(json.dumps(manifest))
+    assert build(tiny(tmp_path, one_hat=False), tmp_path / "d")["complete"]
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    del manifest["config"]["one_hat"]
+    (tmp_path / "d" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(RedrumError, match="another config"):
+        build(tiny(tmp_path), tmp_path / "d")
+
+
 def test_cli_build_with_a_users_kit(tmp_path, no_hydrogen, capsys):
     assert main(["dataset", "build", "-o", str(tmp_path / "cli"), "--items", "4", "--kit", "default"]) == 0
     assert "library:default" in Dataset(tmp_path / "cli", "train").manifest["kits"]["train"]

@@ -61,6 +61,13 @@ def test_split_tells_toms_apart_by_pitch_and_hats_by_ring():
     assert variants.split([(7.0, 7.3), (7.02, 7.31), (7.5, 7.6)], "tom") == [0, 0, 1]
     rings = [-3.5, -3.0, variants.OPEN_RING + 0.5, -4.0]
     assert variants.split(rings, "hat") == [0, 0, 1, 0]
+    # a drum machine's hats (session 32): closed ones gone in 30 ms, the open one in 0.2 s, a pedal in 60 ms
+    machine = [np.log2(s) for s in (0.03, 0.03, 0.035, 0.2, 0.03, 0.06, 0.22, 0.03)]
+    assert variants.split(machine, "hat") == [0, 0, 0, 1, 0, 0, 1, 0]
+    # an acoustic kit's closed hats ring 0.12 s, one under a wash 0.25 s: closed, as the fixed line says
+    acoustic = [np.log2(s) for s in (0.12, 0.11, 0.25, 0.13, 0.6)]
+    assert variants.split(acoustic, "hat") == [0, 0, 0, 0, 1]
+    assert variants.split([np.log2(0.2)], "hat") == [0]           # one hat alone: only the fixed line
 
 
 def test_transcription_writes_each_tom_and_the_open_hat_on_its_own_note(tmp_path, capsys):

@@ -34,7 +34,7 @@ def evaluate(kits: tuple[str, ...] = workspace.HELD_OUT_KITS, grooves: int = 2, 
     songs = sorted(workspace.HYDROGEN_SONGS.glob("*.h2song"))
     rows = []
     for name, kit in zip(kits, loaded):
-        parts = [(style, generate(style, bars=4, seed=int(rng.integers(1 << 30)), tom_notes=False))
+        parts = [(style, generate(style, bars=4, seed=int(rng.integers(1 << 30)), tom_notes=False, one_hat=False))
                  for style in STYLES for _ in range(grooves)]
         for style, part in parts + [(DEMO_SONGS, read_song(song)) for song in songs]:
             y, _ = render(part, kit.kit, kit.samples, 22050)

@@ -38,7 +38,7 @@ def evaluate(kits: tuple[str, ...] = workspace.HELD_OUT_KITS, grooves: int = 2, 
         row = {c: {"rho": 0.0, "pairs": 0, "error": 0.0, "hits": 0} for c in CLASSES}
         for style in STYLES:
             for _ in range(grooves):
-                part = generate(style, bars=4, seed=int(rng.integers(1 << 30)), tom_notes=False)
+                part = generate(style, bars=4, seed=int(rng.integers(1 << 30)), tom_notes=False, one_hat=False)
                 y, report = render(part, kit.kit, kit.samples, SR)
                 found = transcribe_signal(y, SR, name, source=source).events
                 for cls in CLASSES:

@@ -114,7 +114,7 @@ def _fill_part(style: str, seed: int, fill, last=None) -> tuple:
     played there: -> (part, the fills)."""
     from redrum_kit.rhythm.events import Event, Pattern
     from redrum_kit.rhythm.generator import generate
-    part = generate(style, bars=4, seed=seed, fill_every=0)
+    part = generate(style, bars=4, seed=seed, fill_every=0, one_hat=False)
     bar, step = part.bar_seconds, part.bar_seconds / 16
     fills = {b: [Event(b * bar + (10 + i) * step, "tom", velocity, note) for i, (note, velocity) in enumerate(notes)]
              for b, notes in ((1, fill), (3, fill if last is None else last))}

@@ -214,7 +214,7 @@ def heldout_comparison(model: model_lib.Stage1, patterns: int, seed: int = 0, ki
     length = int(3.0 * sr) // model.cfg.compression * model.cfg.compression
     recon, nearest, mean_other, closer = [], [], [], 0
     for p in range(patterns):
-        pattern = generate(STYLES[p % len(STYLES)], bars=2, seed=seed + p, tom_notes=False).looped(length / sr)
+        pattern = generate(STYLES[p % len(STYLES)], bars=2, seed=seed + p, tom_notes=False, one_hat=False).looped(length / sr)
         ys = []
         for kit in kits:
             y, _ = render(pattern, kit.kit, kit.samples, sr, tail=0.0)

@@ -82,6 +82,9 @@ class DatasetConfig:
     tom_notes: bool = False          # generated fills run down the high, low-mid and floor toms (each kit's
                                      # toms by pitch); False: every fill tom on one note, as every dataset
                                      # before session 27 was built (the same draws either way)
+    one_hat: bool = True             # no closed hat on a generated open hat's step (`generate`); False: both,
+                                     # as every dataset before session 32 was built (the shipped recipes' configs
+                                     # say so; the same draws either way)
     grid_rhythms: int = 0            # > 0: items are a kit-instance x rhythm grid (stage-2 pairs)
     grid_blocks: int = 1             # training kit instances in this many blocks, each playing rhythms of its
                                      # own (blocks x grid_rhythms rhythms; pairs come from within a block)
@@ -325,7 +328,7 @@ class Builder:
         else:
             style = self.cfg.styles[int(rng.integers(len(self.cfg.styles)))]
             base = generate(style, bars=4, seed=int(rng.integers(2**31)), microtiming=0.0,
-                            tom_notes=self.cfg.tom_notes)
+                            tom_notes=self.cfg.tom_notes, one_hat=self.cfg.one_hat)
         p = aug.augment_pattern(base, rng, self.acfg)
         p = p.looped(self.cfg.clip_seconds + p.length + p.bar_seconds)
         start = p.bar_seconds * int(rng.integers(0, max(1, int(p.length / p.bar_seconds) - 1)))
@@ -465,9 +468,12 @@ def write_shard(items: list[dict], path: Path) -> None:
         raise
 
 
+BEFORE = {"one_hat": False}          # what a build from before an option was added did (else: its default)
+
+
 def _comparable(config: dict, old: dict) -> dict:
-    """`config` as JSON, without options added since `old` was built that keep their defaults."""
-    defaults = json.loads(json.dumps(dataclasses.asdict(DatasetConfig())))
+    """`config` as JSON, without options added since `old` was built that keep what builds did then."""
+    defaults = {**json.loads(json.dumps(dataclasses.asdict(DatasetConfig()))), **BEFORE}
     new = json.loads(json.dumps(config))
     return {k: v for k, v in new.items() if k in old or v != defaults.get(k)}
 

@@ -97,7 +97,7 @@ def check_tempo(tempo) -> float:
 
 def generate(style: str, bars: int = 4, seed: int = 0, tempo: float | None = None,
              swing: float | None = None, microtiming: float = 0.008, fill_every: int = 4,
-             tom_notes: bool = True) -> Pattern:
+             tom_notes: bool = True, one_hat: bool = True) -> Pattern:
     """A drum part of `bars` 4/4 bars.
 
     Args:
@@ -109,6 +109,10 @@ def generate(style: str, bars: int = 4, seed: int = 0, tempo: float | None = Non
         tom_notes: a tom fill runs down FILL_TOMS (high, low-mid, floor tom); False: every fill
             tom on the tom's one note (45), as the datasets and evaluations built before session 26
             were, so their figures stay reproducible. The draws are the same either way.
+        one_hat: a step with an open hat has no closed hat on it: a hi-hat is one instrument, struck
+            open or closed. False: both, the closed one choking the open one at once (the open hat a
+            closed one in all but name), as the datasets and evaluations built before session 32
+            were. The draws are the same either way.
     """
     if style not in STYLE_DEFS:
         raise RhythmError(f"unknown style {style!r}; choose from {', '.join(STYLES)}")
@@ -146,11 +150,13 @@ def generate(style: str, bars: int = 4, seed: int = 0, tempo: float | None = Non
         if bar > 0 and (bar % fill_every == 0 if fill_every else False):
             hits.append((0, "cymbal", int(rng.integers(100, 127)), None))
         hits += fill_hits
+        opened = {step for step, cls, *_ in hits if cls == "hat_open"} if one_hat else set()
         for step, cls, vel, note in hits:
             t = (bar * st.steps + step) * step_s
             if step % 2 == 1:
                 t += swing * step_s
-            t = max(0.0, t + rng.normal(0, microtiming))
-            events.append(Event(t, cls, max(1, min(127, vel)), note))
+            t = max(0.0, t + rng.normal(0, microtiming))     # drawn for every hit, kept or not
+            if cls != "hat_closed" or step not in opened:
+                events.append(Event(t, cls, max(1, min(127, vel)), note))
     return Pattern(events, tempo, bars * 4 * 60.0 / tempo, 4, f"{style}-{seed}",
                    {"style": style, "swing": round(swing, 3), "seed": seed})
