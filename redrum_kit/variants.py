@@ -232,8 +232,10 @@ def split(keys: list, cls: str) -> list[int]:
     SPLIT between sorted pitches starts a new voice where the centroids' medians on either side of it
     differ by AGREE as well (session 30: one stray pitch, a partial taken for the fundamental, no longer
     makes a drum of its own), at most MOST (the widest gaps win)."""
-    if cls == "hat" or not keys:
-        line = min(OPEN_RING, max(float(np.percentile(keys, 25)) + OPEN_OVER, OPEN_FLOOR)) if keys else OPEN_RING
+    if not keys:
+        return []
+    if cls == "hat":
+        line = min(OPEN_RING, max(float(np.percentile(keys, 25)) + OPEN_OVER, OPEN_FLOOR))
         return [int(k > line) for k in keys]
     pairs = np.asarray(keys, np.float64).reshape(len(keys), -1)
     order = np.argsort(pairs[:, 0], kind="stable")

@@ -1,7 +1,8 @@
 """How well transcription tells the drums of a class apart (`redrum_kit.variants`), on kits never heard in training.
 
 Each held-out Hydrogen kit plays generated grooves:
-- hats: `grooves` 4-bar parts of each style with open hats (rock, funk, house); every hat the
+- hats: `grooves` 4-bar parts of each style with open hats (rock, funk, house; since session 32 with
+  no closed hat struck on an open hat's step, which choked it at once); every hat the
   transcriber finds within 30 ms of a true one is scored: an open hat written on 46, a closed (or
   pedal) one on 42;
 - toms: `grooves` 4-bar rock and funk parts whose second bar ends in a fill of six sixteenths down
