@@ -38,4 +38,7 @@ def from_dict(cls: type[C], data: dict, where: str) -> C:
     if unknown:
         raise RedrumError(f"{where}: unknown setting(s) {', '.join(unknown)}; "
                           f"known: {', '.join(sorted(known))}")
+    for f in dataclasses.fields(cls):
+        if f.name in data and f.type in (bool, "bool") and not isinstance(data[f.name], bool):
+            raise RedrumError(f"{where}: {f.name} must be true or false (not {data[f.name]!r})")
     return cls(**data)

@@ -524,3 +524,13 @@ def test_blend_share_layers_training_recorded_kits_only(tmp_path):
     with pytest.raises(RedrumError, match="blend_share"):
         build(tiny(tmp_path, blend_share=1.5), tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_switch_in_a_config_must_be_true_or_false(tmp_path, capsys):
+    """`one_hat = "yes"` was taken as true: a switch given anything but a TOML boolean is a one-line
+    error, and nothing is built."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('one_hat = "yes"\n')
+    assert main(["dataset", "build", "--config", str(bad), "-o", str(tmp_path / "d"), "--items", "2"]) == 1
+    assert "one_hat must be true or false (not 'yes')" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
