@@ -122,7 +122,9 @@ def test_tiny_training_run_learns(tmp_path):
 
 @pytest.mark.parametrize("line, named", [('select = "synth"', "real"), ("freq_mask_bins = 200", "freq_mask_bins"),
                                          ("freq_masks = -1", "freq_masks"), ('freq_masks = "2"', "freq_masks"),
-                                         ("ema = 1.0", "under 1"), ("ema = true", "0.998")])
+                                         ("ema = 1.0", "under 1"), ("ema = true", "0.998"),
+                                         ('aux_classes = ["ride"]', "hat_open"),
+                                         ('aux_classes = ["clap", "clap"]', "each once")])
 def test_an_unknown_model_selection_or_bad_masks_are_one_line_errors(tmp_path, capsys, line, named):
     from redrum_kit.cli import main
     from redrum_kit.workspace import presets_dir
@@ -160,6 +162,53 @@ def test_a_moving_average_of_the_weights_is_what_is_validated_kept_and_exported(
         steps=1), tmp_path / "plain"))
     plain.setup(torch.device("cpu"), lambda m: m)
     assert "averaged" not in plain.modules() and plain.kept is plain.model
+
+
+def test_a_second_output_learns_the_finer_drums_and_leaves_the_five_classes_as_they_are(tmp_path):
+    """`aux_classes`: a clap and an open hat get their own targets beside the snare and hat they fold into;
+    the second output trains, is stored with the model and its card, and changes nothing the transcriber
+    puts out; a model trained without one gets it when fine-tuned with one."""
+    from redrum_kit.config import load_config
+    from redrum_kit.models import transcriber
+    from redrum_kit.workspace import presets_dir
+    from training import transcriber as recipe
+    from training.trainer import Trainer
+    events = [(0.1, "clap", 100), (0.2, "snare", 90), (0.5, "hat_open", 80), (0.5, "hat_closed", 70)]
+    aux = recipe.aux_targets(events, ["clap", "hat_open"], 100, 22050 / 256)
+    assert aux.shape == (2, 100) and aux.sum() == 2 and aux[0, 9] == 1 and aux[1, 43] == 1
+
+    cfg = load_config(recipe.TrainConfig, presets_dir() / "training" / "transcriber-tiny.toml",
+                      dataset_config=str(presets_dir() / "training" / "dataset-tiny.toml"),
+                      data_dir=str(tmp_path / "clips"), run_dir=str(tmp_path / "run"),
+                      out=str(tmp_path / "t.safetensors"), aux_classes=["clap", "hat_open"], steps=15,
+                      val_every=15)
+    rec = recipe.TranscriberRecipe(cfg, Trainer(recipe.trainer_lib.Schedule(steps=1), tmp_path / "probe"))
+    rec.setup(torch.device("cpu"), lambda m: m)
+    audio, targets = rec.batch_arrays(np.random.default_rng(0))
+    assert targets.shape[1] == 7
+    items = rec.train_ds
+    claps = sum(sum(1 for e in items[i]["events"] if e[1] == "clap") for i in range(len(items)))
+    assert claps and int(sum(rec.batch_arrays(np.random.default_rng(k))[1][:, 5].sum() for k in range(20)))
+    assert (targets[:, 5] <= targets[:, 1]).all() and (targets[:, 6] <= targets[:, 2]).all()  # folded in
+
+    recipe.train(cfg)
+    model = transcriber.load(tmp_path / "t.safetensors")
+    assert model.cfg.aux_classes == ["clap", "hat_open"] and model.aux is not None
+    mel = model.features(torch.from_numpy(audio[:2]))
+    with torch.no_grad():
+        five, finer = model(mel, aux=True)
+        assert torch.equal(five, model(mel)) and finer.shape[1] == 2
+    assert model.activations(audio[0]).shape[0] == 5
+    assert "finer drums clap, hat_open" in (tmp_path / "t.md").read_text()
+
+    plain = tmp_path / "plain.safetensors"
+    transcriber.save(Transcriber(TranscriberConfig()), plain)
+    tuned = recipe.TranscriberRecipe(dataclasses.replace(cfg, init=str(plain), aux_classes=["hat_open"]),
+                                     Trainer(recipe.trainer_lib.Schedule(steps=1), tmp_path / "tune"))
+    tuned.setup(torch.device("cpu"), lambda m: m)
+    assert tuned.model.cfg.aux_classes == ["hat_open"] and "aux.1.weight" in dict(tuned.model.named_parameters())
+    assert "aux.1.weight" in [n for group in tuned.opt.param_groups for n, p in tuned.model.named_parameters()
+                              if any(p is q for q in group["params"])]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")

@@ -63,6 +63,10 @@ class TrainConfig:
     out: str = "presets/models/transcriber.safetensors"
     config_file: str = "presets/training/transcriber.toml"   # the file this config came from (for the card)
     init: str = ""                  # start from these weights (fine-tuning; their model config wins); "": fresh
+    aux_classes: list = field(default_factory=list)   # finer drums a second output learns beside the five
+                                    # classes (library classes: clap, hat_open, perc; each clip's events say
+                                    # which was played); [] : off
+    aux_weight: float = 0.5         # that output's loss against the five classes'
     model: dict = field(default_factory=dict)
 
 
@@ -73,6 +77,20 @@ def widen(targets: torch.Tensor) -> torch.Tensor:
     side[..., 1:] = torch.maximum(side[..., 1:], t[..., :-1])
     side[..., :-1] = torch.maximum(side[..., :-1], t[..., 1:])
     return torch.maximum(t, 0.5 * side)
+
+
+AUX_CLASSES = ("kick", "snare", "clap", "hat_closed", "hat_open", "tom", "cymbal", "perc")
+
+
+def aux_targets(events: list, classes: list[str], frames: int, frame_rate: float) -> np.ndarray:
+    """Onset frames `(len(classes), frames)` uint8 of the events played as each library class (`clap`,
+    `hat_open`, ...): what the five transcription classes fold together, for the second output."""
+    out = np.zeros((len(classes), frames), np.uint8)
+    for t, cls, _ in events:
+        frame = int(round(t * frame_rate))
+        if cls in classes and 0 <= frame < frames:
+            out[classes.index(cls), frame] = 1
+    return out
 
 
 def reference_onsets(item: dict, classes: list[str]) -> dict[str, np.ndarray]:
@@ -212,6 +230,9 @@ class TranscriberRecipe:
                               "or \"real\" (the recorded ones)")
         if isinstance(cfg.ema, bool) or not isinstance(cfg.ema, (int, float)) or not 0 <= cfg.ema < 1:
             raise RedrumError(f"ema = {cfg.ema!r}: a decay a step from 0 (off) to under 1, such as 0.998")
+        unknown = [c for c in cfg.aux_classes if c not in AUX_CLASSES]
+        if unknown or len(set(cfg.aux_classes)) != len(cfg.aux_classes):
+            raise RedrumError(f"aux_classes = {cfg.aux_classes!r}: each once, from {', '.join(AUX_CLASSES)}")
         for name in ("freq_masks", "freq_mask_bins"):
             value = getattr(cfg, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 40:
@@ -233,8 +254,12 @@ class TranscriberRecipe:
         if cfg.init:
             self.model = model_lib.load(Path(cfg.init)).float().to(device)
             self.model.cfg.thresholds = []         # tuned again on validation at export
+            if cfg.aux_classes and self.model.cfg.aux_classes != cfg.aux_classes:
+                self.model.add_aux(cfg.aux_classes)
+                self.model.to(device)
         else:
-            self.model = model_lib.Transcriber(model_lib.TranscriberConfig(**cfg.model)).to(device)
+            self.model = model_lib.Transcriber(model_lib.TranscriberConfig(
+                **{**cfg.model, "aux_classes": list(cfg.aux_classes)})).to(device)
         self.net = wrap(self.model)
         self.averaged = (torch.optim.swa_utils.AveragedModel(
             self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
@@ -269,9 +294,15 @@ class TranscriberRecipe:
         return out
 
     def batch_arrays(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """One training batch as arrays: `(audio (batch, samples), onset targets (batch, classes, frames))`."""
+        """One training batch as arrays: `(audio (batch, samples), onset targets (batch, classes, frames))`;
+        with `aux_classes`, the finer drums' targets follow the five classes' along the class axis."""
         items = [self.train_ds[i] for i in self.draw(rng)]
-        return (np.stack([self.with_bass(it, rng) for it in items]), np.stack([it["targets"] for it in items]))
+        targets = np.stack([it["targets"] for it in items])
+        if self.cfg.aux_classes:
+            rate = self.train_ds.manifest["config"]["sr"] / self.train_ds.manifest["config"]["hop_length"]
+            targets = np.concatenate([targets, np.stack([aux_targets(
+                it["events"], self.cfg.aux_classes, targets.shape[-1], rate) for it in items])], 1)
+        return np.stack([self.with_bass(it, rng) for it in items]), targets
 
     def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
         """Inline from `self.rng` or, with `loader_workers`, from worker processes (each its own stream,
@@ -322,10 +353,14 @@ class TranscriberRecipe:
             mel = mel + self.eq_curves(len(y), mel.shape[1]).to(self.device)
         if self.cfg.freq_masks:
             mel = self.masked(mel)
-        logits = self.net(mel)
+        n = len(self.model.cfg.classes)
+        logits, aux = self.net(mel, aux=True) if self.cfg.aux_classes else (self.net(mel), None)
         frames = min(logits.shape[-1], targets.shape[-1])
         loss = torch.nn.functional.binary_cross_entropy_with_logits(
-            logits[..., :frames], widen(targets[..., :frames]), pos_weight=self.pos_weight)
+            logits[..., :frames], widen(targets[:, :n, :frames]), pos_weight=self.pos_weight)
+        if aux is not None:
+            loss = loss + self.cfg.aux_weight * torch.nn.functional.binary_cross_entropy_with_logits(
+                aux[..., :frames], widen(targets[:, n:, :frames]), pos_weight=self.pos_weight[:1])
         self.opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
@@ -413,6 +448,13 @@ def _bass_figures(m: dict) -> str:
             f"{real.get('mean_f', 0):.3f} ({classes}), DSP baseline {base.get('mean_f', 0):.3f}.\n")
 
 
+def _aux_phrase(cfg: dict) -> str:
+    if not cfg.get("aux_classes"):
+        return ""
+    return (f", a second output learning the finer drums {', '.join(cfg['aux_classes'])} (loss weight "
+            f"{cfg['aux_weight']:g}; not used in transcription)")
+
+
 def _left_out_phrase(m: dict) -> str:
     left = m.get("left_out_kits") or {}
     return "".join(f"\n  Left out of training: {k}, which {why}." for k, why in left.items())
@@ -440,7 +482,7 @@ on the validation kits: {', '.join(f'{k} {v:g}' for k, v in m['thresholds'].item
   test (never in training) {', '.join(k.split(':')[1] for k in kits['test'] if k.startswith('hydrogen'))} + synthesiser.{_left_out_phrase(m)}
 - Training: {trainer_lib.steps_phrase(m)}{f" from the weights of `{m['config']['init']}`" if m['config'].get('init') else ''}, batch {m['config']['batch_size']} ({m['config']['real_share']:.0%} from real
   kits), AdamW lr {m['config']['lr']} with cosine decay, BCE with positive weight {m['config']['pos_weight']} on onset frames
-  widened to their neighbours, random EQ of +-{m['config']['eq_db']:g} dB on the log-mel{_mask_phrase(m['config'])}{_bass_phrase(m['config'])}; the {_ema_phrase(m['config'])}weights of the best
+  widened to their neighbours, random EQ of +-{m['config']['eq_db']:g} dB on the log-mel{_mask_phrase(m['config'])}{_bass_phrase(m['config'])}{_aux_phrase(m['config'])}; the {_ema_phrase(m['config'])}weights of the best
   validation F{' on the recorded validation kits' if m['config'].get('select') == 'real' else ''} (step {m['best_step']}) kept. Hardware: {m['hardware']}.
 
 Onset F-measure (mir_eval, 50 ms) on the test split ({m['test']['clips']} clips):

@@ -36,6 +36,8 @@ class TranscriberConfig:
     dropout: float = 0.2
     classes: list[str] = field(default_factory=lambda: list(TRANSCRIPTION_CLASSES))
     thresholds: list[float] = field(default_factory=list)  # per class, tuned on validation; empty: 0.5
+    aux_classes: list[str] = field(default_factory=list)   # finer drums (library classes such as hat_open) a
+                                                           # second output learns in training; unused after
 
     @property
     def frame_rate(self) -> float:
@@ -76,6 +78,16 @@ class Transcriber(nn.Module):
         freq = cfg.n_mels // 2 ** len(cfg.channels)
         self.gru = nn.GRU(c_in * freq, cfg.hidden, batch_first=True, bidirectional=True)
         self.out = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(2 * cfg.hidden, len(cfg.classes)))
+        self.aux = self.aux_head(cfg.aux_classes) if cfg.aux_classes else None
+
+    def aux_head(self, classes: list[str]) -> nn.Module:
+        """The second output, one logit per finer drum (`cfg.aux_classes`) and frame, beside `out`."""
+        return nn.Sequential(nn.Dropout(self.cfg.dropout), nn.Linear(2 * self.cfg.hidden, len(classes)))
+
+    def add_aux(self, classes: list[str]) -> None:
+        """Give a model (trained without one) the second output for `classes`, freshly initialised."""
+        self.cfg.aux_classes = list(classes)
+        self.aux = self.aux_head(self.cfg.aux_classes) if classes else None
 
     @property
     def threshold(self):
@@ -93,13 +105,15 @@ class Transcriber(nn.Module):
         b, c, f, t = h.shape
         return h.permute(0, 3, 1, 2).reshape(b, t, c * f)
 
-    def head(self, seq: torch.Tensor) -> torch.Tensor:
-        """GRU and output layer: `(B, T, D)` -> logits `(B, classes, T)`."""
+    def head(self, seq: torch.Tensor, aux: bool = False):
+        """GRU and output layer: `(B, T, D)` -> logits `(B, classes, T)`; with `aux`, also the finer
+        drums' logits `(B, aux classes, T)`."""
         h, _ = self.gru(seq)
-        return self.out(h).transpose(1, 2)
+        logits = self.out(h).transpose(1, 2)
+        return (logits, self.aux(h).transpose(1, 2)) if aux else logits
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        return self.head(self.frames(mel))
+    def forward(self, mel: torch.Tensor, aux: bool = False):
+        return self.head(self.frames(mel), aux)
 
     @torch.no_grad()
     def activations(self, y: np.ndarray, chunk_seconds: float = 30.0, window_seconds: float = 3.0,
