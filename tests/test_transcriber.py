@@ -124,7 +124,8 @@ def test_tiny_training_run_learns(tmp_path):
                                          ("freq_masks = -1", "freq_masks"), ('freq_masks = "2"', "freq_masks"),
                                          ("ema = 1.0", "under 1"), ("ema = true", "0.998"),
                                          ('aux_classes = ["ride"]', "hat_open"),
-                                         ('aux_classes = ["clap", "clap"]', "each once")])
+                                         ('aux_classes = ["clap", "clap"]', "each once"),
+                                         ("aux_weight = -1", "0 or more")])
 def test_an_unknown_model_selection_or_bad_masks_are_one_line_errors(tmp_path, capsys, line, named):
     from redrum_kit.cli import main
     from redrum_kit.workspace import presets_dir

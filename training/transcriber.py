@@ -233,6 +233,8 @@ class TranscriberRecipe:
         unknown = [c for c in cfg.aux_classes if c not in AUX_CLASSES]
         if unknown or len(set(cfg.aux_classes)) != len(cfg.aux_classes):
             raise RedrumError(f"aux_classes = {cfg.aux_classes!r}: each once, from {', '.join(AUX_CLASSES)}")
+        if isinstance(cfg.aux_weight, bool) or not isinstance(cfg.aux_weight, (int, float)) or cfg.aux_weight < 0:
+            raise RedrumError(f"aux_weight = {cfg.aux_weight!r}: the second output's loss weight, 0 or more")
         for name in ("freq_masks", "freq_mask_bins"):
             value = getattr(cfg, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 40:
