@@ -284,20 +284,19 @@ def test_drum_machine_kits_join_the_training_split_only(tmp_path):
         build(tiny(tmp_path, machine_kits=-1), tmp_path / "bad")
 
 
-def test_dark_metals_darken_the_synthesisers_hats_and_nothing_else(tmp_path):
-    """`dark_metals`: the same kits playing the same parts, some of their hats and cymbals of the dark kind,
-    their kicks, snares and toms untouched; a share outside 0-1 is a one-line error, nothing built."""
-    plain, dark = Builder(tiny(tmp_path)), Builder(tiny(tmp_path, dark_metals=1.0))
-    a, b = plain.kit("synth:0").samples, dark.kit("synth:0").samples
-    pads = {p.name: i for i, p in enumerate(plain.kit("synth:0").kit.pads)}
-    for name in ("Kick", "Snare", "Tom Low"):
-        assert np.array_equal(a[(pads[name], 0)], b[(pads[name], 0)])
-    for name in ("Hat Closed", "Hat Open", "Crash"):
-        assert not np.array_equal(a[(pads[name], 0)], b[(pads[name], 0)])
-    x, y = plain.item("train", 1), dark.item("train", 1)
+@pytest.mark.parametrize("option, pads", [("dark_metals", {"Hat Closed", "Hat Open", "Crash", "Ride"}),
+                                          ("wide_claps", {"Clap"})])
+def test_a_synthesiser_option_changes_its_own_pads_and_nothing_else(tmp_path, option, pads):
+    """`dark_metals`, `wide_claps`: the same kits playing the same parts, their hats and cymbals (or claps)
+    of another kind, every other pad untouched; a share outside 0-1 is a one-line error, nothing built."""
+    plain, other = Builder(tiny(tmp_path)), Builder(tiny(tmp_path, **{option: 1.0}))
+    a, b = plain.kit("synth:0").samples, other.kit("synth:0").samples
+    for i, pad in enumerate(plain.kit("synth:0").kit.pads):
+        assert np.array_equal(a[(i, 0)], b[(i, 0)]) == (pad.name not in pads), pad.name
+    x, y = plain.item("train", 1), other.item("train", 1)
     assert np.array_equal(x["targets"], y["targets"])         # the same parts, labels unchanged
-    with pytest.raises(RedrumError, match="dark_metals"):
-        build(tiny(tmp_path, dark_metals=1.5), tmp_path / "bad")
+    with pytest.raises(RedrumError, match=option):
+        build(tiny(tmp_path, **{option: 1.5}), tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
 
 
