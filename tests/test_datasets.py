@@ -285,10 +285,11 @@ def test_drum_machine_kits_join_the_training_split_only(tmp_path):
 
 
 @pytest.mark.parametrize("option, pads", [("dark_metals", {"Hat Closed", "Hat Open", "Crash", "Ride"}),
-                                          ("wide_claps", {"Clap"})])
+                                          ("wide_claps", {"Clap"}),
+                                          ("recorded_rings", {"Hat Closed", "Hat Open", "Crash", "Ride"})])
 def test_a_synthesiser_option_changes_its_own_pads_and_nothing_else(tmp_path, option, pads):
-    """`dark_metals`, `wide_claps`: the same kits playing the same parts, their hats and cymbals (or claps)
-    of another kind, every other pad untouched; a share outside 0-1 is a one-line error, nothing built."""
+    """`dark_metals`, `wide_claps`, `recorded_rings`: the same kits playing the same parts, their hats and
+    cymbals (or claps) of another kind, every other pad untouched; a share outside 0-1 is a one-line error, nothing built."""
     plain, other = Builder(tiny(tmp_path)), Builder(tiny(tmp_path, **{option: 1.0}))
     a, b = plain.kit("synth:0").samples, other.kit("synth:0").samples
     for i, pad in enumerate(plain.kit("synth:0").kit.pads):

@@ -204,9 +204,7 @@ def shorten_decay(y: np.ndarray, sr: int, share: float, floor_s: float = 0.03) -
     target = max(floor_s, share * natural)
     if target >= natural:
         return y
-    t = np.maximum(np.arange(len(y)) - peak, 0) / sr
-    tau = target / np.log(10 ** (30 / 20))  # exp(-target / tau) = -30 dB
-    return (y * np.exp(-t / tau)).astype(y.dtype)
+    return synth.fade_from_peak(y, sr, target, 30)
 
 
 def mix_chain(rng: np.random.Generator, probability: float = 1.0) -> pedalboard.Pedalboard:

@@ -78,6 +78,8 @@ class DatasetConfig:
                                      # (synth.hat, synth.cymbal), in every split; 0: all bright
     wide_claps: float = 0.0          # the share of synthesiser claps of the wide kind recorded kits have
                                      # (synth.clap), in every split; 0: all as before (the same draws)
+    recorded_rings: float = 0.0      # the share of synthesiser hats and cymbals faded to ring as long as recorded
+                                     # ones (synth.RECORDED_RINGS), in every split; 0: all as designed
     library_kits: list = field(default_factory=list)  # the user's kits, added to train
     styles: list = field(default_factory=lambda: list(STYLES))
     song_pattern_share: float = 0.3  # of rhythms taken from Hydrogen demo songs when installed
@@ -254,7 +256,7 @@ class Builder:
                 kit = from_hydrogen(Path(self.cfg.hydrogen_dir) / name, self.cfg.sr)
             elif kind in ("synth", "machine"):
                 kit = from_synth(int(name), self.cfg.sr, machine=kind == "machine", dark_metals=self.cfg.dark_metals,
-                                 wide_claps=self.cfg.wide_claps)
+                                 wide_claps=self.cfg.wide_claps, recorded_rings=self.cfg.recorded_rings)
             else:
                 kit = from_library(name, self.cfg.sr)
             self._kits[kit_id] = kit
@@ -497,7 +499,7 @@ def build(cfg: DatasetConfig, out: Path, progress=None, workers: int = 1) -> dic
     if not isinstance(cfg.level_spread_db, (int, float)) or not 0 <= cfg.level_spread_db <= 60 or (
             cfg.level_spread_db and cfg.level != "kit"):
         raise RedrumError(f"level_spread_db must be 0-60 dB, with level = \"kit\" (not {cfg.level_spread_db!r})")
-    for name in ("dark_metals", "wide_claps", "blend_share"):
+    for name in ("dark_metals", "wide_claps", "recorded_rings", "blend_share"):
         share = getattr(cfg, name)
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
             raise RedrumError(f"{name} must be a share from 0 to 1 (not {share!r})")

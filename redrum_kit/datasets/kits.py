@@ -85,10 +85,10 @@ def installed_hydrogen(names: tuple[str, ...], sr: int):
 
 
 def from_synth(seed: int, sr: int, machine: bool = False, dark_metals: float = 0.0,
-               wide_claps: float = 0.0) -> SampleKit:
+               wide_claps: float = 0.0, recorded_rings: float = 0.0) -> SampleKit:
     pads, samples = [], {}
     for i, (name, voice, y) in enumerate(synth.kit(seed, sr=sr, machine=machine, dark_metals=dark_metals,
-                                                       wide_claps=wide_claps)):
+                                                       wide_claps=wide_claps, recorded_rings=recorded_rings)):
         cls = synth.VOICE_CLASS[voice]
         pads.append(Pad(name=name, cls=cls, note=0, layers=[Layer(synth=f"{seed}/{name}")],
                         choke=default_choke(cls)))
