@@ -165,10 +165,15 @@ def clap(r: np.random.Generator, st: Style, sr: int, wide: bool = False) -> np.n
     gap = r.uniform(0.006, 0.014)
     for k in range(int(r.integers(3, 6))):
         start = k * gap * r.uniform(0.8, 1.2)
-        env += np.where(t >= start, np.exp(-(t - start) / r.uniform(0.002, 0.006)), 0.0)
+        env += _struck(t, start, r.uniform(0.002, 0.006))
     tail_start = gap * 3
-    env += np.where(t >= tail_start, r.uniform(0.2, 0.6) * np.exp(-(t - tail_start) / (length / 4)), 0.0)
+    env += r.uniform(0.2, 0.6) * _struck(t, tail_start, length / 4)
     return noise * env
+
+
+def _struck(t: np.ndarray, start: float, tau: float) -> np.ndarray:
+    """An exponential decay (tau in seconds) struck at `start`, silent before it."""
+    return np.where(t >= start, np.exp(-(t - start) / tau), 0.0)
 
 
 def _wide_clap(r: np.random.Generator, st: Style, sr: int) -> np.ndarray:
@@ -181,15 +186,15 @@ def _wide_clap(r: np.random.Generator, st: Style, sr: int) -> np.ndarray:
     for k in range(bursts):
         start = k * gap * r.uniform(0.7, 1.3)
         amp = (0.4 + 0.6 * (k + 1) / bursts) if swell else r.uniform(0.4, 1.0)
-        env += amp * np.where(t >= start, np.exp(-(t - start) / r.uniform(0.001, 0.008)), 0.0)
+        env += amp * _struck(t, start, r.uniform(0.001, 0.008))
     tail, level = np.exp(r.uniform(np.log([0.015, 0.03]), np.log([0.07, 0.25])))
-    env += np.where(t >= start, level * np.exp(-(t - start) / (tail * st.decay_scale)), 0.0)
+    env += level * _struck(t, start, tail * st.decay_scale)
     x = _band(_noise(r, len(t), st.noise_tilt), sr, low, high, order=int(r.integers(1, 4))) * env
     if r.random() < 0.35:
         f = float(np.exp(r.uniform(np.log(350), np.log(1200))))
         body = _band(_noise(r, len(t), 0.0), sr, f / 1.25, f * 1.25, order=2)
-        x = x / (np.abs(x).max() + 1e-9) + r.uniform(0.3, 1.0) * body / (np.abs(body).max() + 1e-9) * np.where(
-            t >= start, np.exp(-(t - start) / r.uniform(0.01, 0.04)), 0.0)
+        x = x / (np.abs(x).max() + 1e-9) + r.uniform(0.3, 1.0) * body / (np.abs(body).max() + 1e-9) * _struck(
+            t, start, r.uniform(0.01, 0.04))
     return x
 
 
@@ -386,13 +391,14 @@ def oneshot(voice: str, seed: int, sr: int = SR, *, style: Style | None = None,
     elif voice == "clap":
         x = clap(r, st, sr, wide=wide_claps > 0 and _rng(seed, voice, index, "wide").random() < wide_claps)
     else:
-        x = {"kick": kick, "snare": snare, "clap": clap, "rim": rim}[voice](r, st, sr)
+        x = {"kick": kick, "snare": snare, "rim": rim}[voice](r, st, sr)
     # saturation brightens everything; drums with a low body get a tone control after it
     tone_hz = {"kick": r.uniform(1500, 8000), "tom": r.uniform(2500, 10000)}.get(voice)
     y = _finish(x, r, st, sr, tone_hz, saturate=not bare)
-    ring = _rng(seed, voice, index, "ring")
-    if voice in RECORDED_RINGS and recorded_rings > 0 and ring.random() < recorded_rings:
-        y = fade_from_peak(y, sr, float(np.exp(ring.uniform(*np.log(RECORDED_RINGS[voice])))), 20)
+    if voice in RECORDED_RINGS and recorded_rings > 0:
+        ring = _rng(seed, voice, index, "ring")
+        if ring.random() < recorded_rings:
+            y = fade_from_peak(y, sr, float(np.exp(ring.uniform(*np.log(RECORDED_RINGS[voice])))), 20)
     return y
 
 
