@@ -321,7 +321,7 @@ def fade_from_peak(y: np.ndarray, sr: int, seconds: float, db: float) -> np.ndar
 
 
 # How long recorded metals ring: the time (s) the training kits' hats and cymbals take to fall 20 dB from
-# their peak (loudest and softest layers; `oneshot`'s `recorded_rings`), where the designs above, saturated,
+# their peak (loudest and softest layers; `Variants.recorded_rings`), where the designs above, saturated,
 # take 0.14-0.43 s (closed hats; 10th-90th percentiles over 30 kits), 0.76-2.5 s (open hats), 1-5 s (cymbals)
 RECORDED_RINGS = {"hat_closed": (0.015, 0.3), "hat_open": (0.09, 0.5), "cymbal": (0.06, 0.9)}
 
@@ -344,9 +344,24 @@ def _finish(x: np.ndarray, r: np.random.Generator, st: Style, sr: int, tone_hz: 
     return (0.99 * x / (np.abs(x).max() + 1e-9)).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class Variants:
+    """The shares (0-1) of hits of each variant design, each drawn per seed, voice and index; all 0, the
+    default, keeps every hit of the first designs, to the bit.
+
+    dark_metals: hats and (non-machine) cymbals of the dark, acoustic kind (`hat`, `cymbal`).
+    wide_claps: claps of the wide kind recorded kits have (`clap`).
+    recorded_rings: hats and cymbals faded to fall 20 dB within a time drawn from the span recorded ones
+        take (`RECORDED_RINGS`, log-uniform).
+    """
+    dark_metals: float = 0.0
+    wide_claps: float = 0.0
+    recorded_rings: float = 0.0
+
+
 def oneshot(voice: str, seed: int, sr: int = SR, *, style: Style | None = None,
             index: int = 0, pitch: float | None = None, machine: bool = False,
-            dark_metals: float = 0.0, wide_claps: float = 0.0, recorded_rings: float = 0.0) -> np.ndarray:
+            variants: Variants = Variants()) -> np.ndarray:
     """Synthesise one drum hit.
 
     Args:
@@ -357,13 +372,7 @@ def oneshot(voice: str, seed: int, sr: int = SR, *, style: Style | None = None,
         index: a second, third... hit of the same voice in the same kit.
         pitch: fundamental in Hz (toms only), for tuned tom sets.
         machine: the drum-machine designs of kick, tom and cymbal (`machine_kick`...) instead.
-        dark_metals: the chance (0-1, drawn per seed, voice and index) that a hat or a (non-machine) cymbal
-            is of the dark, acoustic kind (`hat`, `cymbal`); 0, the default, keeps every one bright.
-        wide_claps: the chance (0-1, drawn per seed and index) that a clap is of the wide kind recorded kits
-            have (`clap`); 0, the default, keeps every one as before.
-        recorded_rings: the chance (0-1, drawn per seed, voice and index) that a hat or a cymbal is faded
-            to fall 20 dB within a time drawn from the span recorded ones take (`RECORDED_RINGS`, log-uniform);
-            0, the default, leaves every one as designed.
+        variants: the share of hits of each variant design (`Variants`); by default none.
 
     Returns:
         `(time,)` float32, peak 0.99.
@@ -374,7 +383,8 @@ def oneshot(voice: str, seed: int, sr: int = SR, *, style: Style | None = None,
     machine = machine and voice in MACHINE_VOICES
     r = _rng(seed, voice, index, "machine") if machine else _rng(seed, voice, index)
     bare = False
-    dark = voice in METALS and dark_metals > 0 and _rng(seed, voice, index, "dark").random() < dark_metals
+    v = variants
+    dark = voice in METALS and v.dark_metals > 0 and _rng(seed, voice, index, "dark").random() < v.dark_metals
     if machine and voice == "tom":
         bare = _rng(seed, voice, index, "bare").random() < BARE_MACHINE_TOMS
         x = machine_tom(r, st, sr, pitch, bare)
@@ -389,27 +399,27 @@ def oneshot(voice: str, seed: int, sr: int = SR, *, style: Style | None = None,
     elif voice == "tom":
         x = tom(r, st, sr, pitch)
     elif voice == "clap":
-        x = clap(r, st, sr, wide=wide_claps > 0 and _rng(seed, voice, index, "wide").random() < wide_claps)
+        x = clap(r, st, sr, wide=v.wide_claps > 0 and _rng(seed, voice, index, "wide").random() < v.wide_claps)
     else:
         x = {"kick": kick, "snare": snare, "rim": rim}[voice](r, st, sr)
     # saturation brightens everything; drums with a low body get a tone control after it
     tone_hz = {"kick": r.uniform(1500, 8000), "tom": r.uniform(2500, 10000)}.get(voice)
     y = _finish(x, r, st, sr, tone_hz, saturate=not bare)
-    if voice in RECORDED_RINGS and recorded_rings > 0:
+    if voice in RECORDED_RINGS and v.recorded_rings > 0:
         ring = _rng(seed, voice, index, "ring")
-        if ring.random() < recorded_rings:
+        if ring.random() < v.recorded_rings:
             y = fade_from_peak(y, sr, float(np.exp(ring.uniform(*np.log(RECORDED_RINGS[voice])))), 20)
     return y
 
 
-def kit(seed: int, sr: int = SR, machine: bool = False, dark_metals: float = 0.0,
-        wide_claps: float = 0.0, recorded_rings: float = 0.0) -> list[tuple[str, str, np.ndarray]]:
+def kit(seed: int, sr: int = SR, machine: bool = False,
+        variants: Variants = Variants()) -> list[tuple[str, str, np.ndarray]]:
     """A whole synthetic kit: `[(pad name, voice, y), ...]`.
 
     Twelve pads: kick, snare, clap, closed and open hat, three toms tuned as a
     set (low, mid, high), crash and ride, rim. `machine`: a drum machine's
-    kick, toms and cymbals (see `machine_tom`), the toms tuned further apart. `dark_metals`, `wide_claps`,
-    `recorded_rings`: see `oneshot`.
+    kick, toms and cymbals (see `machine_tom`), the toms tuned further apart. `variants`: the share of hits of
+    each variant design (`Variants`).
     """
     st = style_for(seed)
     if machine:
@@ -422,8 +432,7 @@ def kit(seed: int, sr: int = SR, machine: bool = False, dark_metals: float = 0.0
             ("Tom Low", "tom", {"pitch": low}), ("Tom Mid", "tom", {"pitch": low * ratio, "index": 1}),
             ("Tom High", "tom", {"pitch": low * ratio ** 2, "index": 2}),
             ("Crash", "cymbal", {}), ("Ride", "cymbal", {"index": 1}), ("Rim", "rim", {})]
-    return [(name, voice, oneshot(voice, seed, sr, style=st, machine=machine, dark_metals=dark_metals,
-                                       wide_claps=wide_claps, recorded_rings=recorded_rings, **kw))
+    return [(name, voice, oneshot(voice, seed, sr, style=st, machine=machine, variants=variants, **kw))
             for name, voice, kw in pads]
 
 

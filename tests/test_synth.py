@@ -103,18 +103,19 @@ def test_hats_and_cymbals_overlap_in_brightness_so_only_their_length_tells_them_
         spec = np.abs(np.fft.rfft(seg * np.hanning(len(seg)))) ** 2
         return float((spec * np.fft.rfftfreq(len(seg), 1 / synth.SR)).sum() / spec.sum())
 
-    seeds = range(24)
-    hats = [early_centroid(synth.oneshot("hat_closed", s, dark_metals=0.5)) for s in seeds]
-    cymbals = [early_centroid(synth.oneshot("cymbal", s, dark_metals=0.5)) for s in seeds]
+    seeds, half = range(24), synth.Variants(dark_metals=0.5)
+    hats = [early_centroid(synth.oneshot("hat_closed", s, variants=half)) for s in seeds]
+    cymbals = [early_centroid(synth.oneshot("cymbal", s, variants=half)) for s in seeds]
     assert 6 <= sum(c < 5500 for c in hats) <= 18 and sum(c > 7500 for c in hats) >= 6
     assert min(hats) < np.median(cymbals) < max(hats)          # brightness alone does not separate them
     assert sum(c < 4500 for c in cymbals) >= 6
     for s in seeds:
-        assert rings(synth.oneshot("cymbal", s, dark_metals=0.5)) > 2 * rings(synth.oneshot("hat_closed", s, dark_metals=0.5))
+        cymbal, hat = (synth.oneshot(voice, s, variants=half) for voice in ("cymbal", "hat_closed"))
+        assert rings(cymbal) > 2 * rings(hat)
     # opt-in (a dataset's `dark_metals`): by default every hat stays of the bright design, as before
     assert min(early_centroid(synth.oneshot("hat_closed", s)) for s in seeds) > 7000
     default = [synth.oneshot("hat_closed", s) for s in seeds]
-    same = [np.array_equal(y, synth.oneshot("hat_closed", s, dark_metals=0.5)) for s, y in zip(seeds, default)]
+    same = [np.array_equal(y, synth.oneshot("hat_closed", s, variants=half)) for s, y in zip(seeds, default)]
     assert 6 <= sum(same) <= 18
     assert all(hats[s] < early_centroid(default[s]) for s in seeds if not same[s])
 
@@ -138,13 +139,14 @@ def test_wide_claps_fall_fast_and_reach_low_as_recorded_claps_do():
 
     seeds = range(24)
     first = [synth.oneshot("clap", s) for s in seeds]
-    wide = [synth.oneshot("clap", s, wide_claps=1.0) for s in seeds]
+    wide = [synth.oneshot("clap", s, variants=synth.Variants(wide_claps=1.0)) for s in seeds]
     assert np.median([fall(y) for y in wide]) < 0.5 * np.median([fall(y) for y in first])
     assert max(fall(y) for y in wide) < 0.1
     assert sum(low_edge(y) < 900 for y in wide) >= 10 and sum(low_edge(y) < 900 for y in first) <= 2
-    same = [np.array_equal(y, synth.oneshot("clap", s, wide_claps=0.5)) for s, y in zip(seeds, first)]
+    half, none = synth.Variants(wide_claps=0.5), synth.Variants(wide_claps=0.0)
+    same = [np.array_equal(y, synth.oneshot("clap", s, variants=half)) for s, y in zip(seeds, first)]
     assert 6 <= sum(same) <= 18
-    assert all(np.array_equal(y, synth.oneshot("clap", s, wide_claps=0.0)) for s, y in zip(seeds, first))
+    assert all(np.array_equal(y, synth.oneshot("clap", s, variants=none)) for s, y in zip(seeds, first))
 
 
 def test_recorded_rings_make_hats_and_cymbals_ring_as_long_as_recorded_ones():
@@ -159,13 +161,14 @@ def test_recorded_rings_make_hats_and_cymbals_ring_as_long_as_recorded_ones():
     seeds = range(12)
     for voice, (short, long_) in synth.RECORDED_RINGS.items():
         designed = [synth.oneshot(voice, s) for s in seeds]
-        faded = [synth.oneshot(voice, s, recorded_rings=1.0) for s in seeds]
+        faded = [synth.oneshot(voice, s, variants=synth.Variants(recorded_rings=1.0)) for s in seeds]
         assert all(fall(y) <= long_ * 1.01 for y in faded), voice
         assert np.median([fall(y) for y in designed]) > 2 * np.median([fall(y) for y in faded]), voice
         for a, b in zip(designed, faded):
             peak = int(np.argmax(np.abs(a)))
             assert np.array_equal(a[:peak + 1], b[:peak + 1])                    # the attack as designed
-    same = [np.array_equal(synth.oneshot("hat_open", s), synth.oneshot("hat_open", s, recorded_rings=0.5))
+    half = synth.Variants(recorded_rings=0.5)
+    same = [np.array_equal(synth.oneshot("hat_open", s), synth.oneshot("hat_open", s, variants=half))
             for s in range(24)]
     assert 6 <= sum(same) <= 18
 

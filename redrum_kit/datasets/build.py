@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from redrum_kit import files, workspace
+from redrum_kit import files, synth, workspace
 from redrum_kit.datasets import augment as aug
 from redrum_kit.datasets.kits import SampleKit, from_hydrogen, from_library, from_synth, toms_by_pitch
 from redrum_kit.errors import RedrumError
@@ -106,6 +106,9 @@ class DatasetConfig:
 
     def augment_config(self) -> aug.AugmentConfig:
         return aug.AugmentConfig(**self.augment)
+
+    def variants(self) -> synth.Variants:
+        return synth.Variants(self.dark_metals, self.wide_claps, self.recorded_rings)
 
     def frames(self) -> int:
         return int(self.clip_seconds * self.sr) // self.hop_length + 1
@@ -255,8 +258,7 @@ class Builder:
             if kind == "hydrogen":
                 kit = from_hydrogen(Path(self.cfg.hydrogen_dir) / name, self.cfg.sr)
             elif kind in ("synth", "machine"):
-                kit = from_synth(int(name), self.cfg.sr, machine=kind == "machine", dark_metals=self.cfg.dark_metals,
-                                 wide_claps=self.cfg.wide_claps, recorded_rings=self.cfg.recorded_rings)
+                kit = from_synth(int(name), self.cfg.sr, machine=kind == "machine", variants=self.cfg.variants())
             else:
                 kit = from_library(name, self.cfg.sr)
             self._kits[kit_id] = kit
@@ -277,7 +279,8 @@ class Builder:
 
     def hybrid(self, name: str) -> SampleKit:
         """Kit `hybrid:SPLIT-SEED`: each transcription class's pads (both hats, snare with clap) taken
-        whole from a random recorded kit of the split that has the class. A handful of recorded kits then give many distinct kits."""
+        whole from a random recorded kit of the split that has the class. A handful of recorded kits then
+        give many distinct kits."""
         split, _, seed = name.partition("-")
         rng = np.random.default_rng([self.cfg.seed, SPLITS.index(split), 4, int(seed)])
         kits = [self.kit(k) for k in self.recorded(split)]
@@ -499,7 +502,7 @@ def build(cfg: DatasetConfig, out: Path, progress=None, workers: int = 1) -> dic
     if not isinstance(cfg.level_spread_db, (int, float)) or not 0 <= cfg.level_spread_db <= 60 or (
             cfg.level_spread_db and cfg.level != "kit"):
         raise RedrumError(f"level_spread_db must be 0-60 dB, with level = \"kit\" (not {cfg.level_spread_db!r})")
-    for name in ("dark_metals", "wide_claps", "recorded_rings", "blend_share"):
+    for name in [f.name for f in dataclasses.fields(synth.Variants)] + ["blend_share"]:
         share = getattr(cfg, name)
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
             raise RedrumError(f"{name} must be a share from 0 to 1 (not {share!r})")

@@ -84,11 +84,9 @@ def installed_hydrogen(names: tuple[str, ...], sr: int):
     return (from_hydrogen(workspace.HYDROGEN_DRUMKITS / name, sr) for name in names)
 
 
-def from_synth(seed: int, sr: int, machine: bool = False, dark_metals: float = 0.0,
-               wide_claps: float = 0.0, recorded_rings: float = 0.0) -> SampleKit:
+def from_synth(seed: int, sr: int, machine: bool = False, variants: synth.Variants = synth.Variants()) -> SampleKit:
     pads, samples = [], {}
-    for i, (name, voice, y) in enumerate(synth.kit(seed, sr=sr, machine=machine, dark_metals=dark_metals,
-                                                       wide_claps=wide_claps, recorded_rings=recorded_rings)):
+    for i, (name, voice, y) in enumerate(synth.kit(seed, sr=sr, machine=machine, variants=variants)):
         cls = synth.VOICE_CLASS[voice]
         pads.append(Pad(name=name, cls=cls, note=0, layers=[Layer(synth=f"{seed}/{name}")],
                         choke=default_choke(cls)))
