@@ -380,6 +380,8 @@ def cmd_eval_transcriber(args) -> int:
         raise RedrumError("give --data DIR: a folder made by `redrum dataset build` (its test split holds unseen kits)")
     if args.bass is not None and not -60 <= args.bass <= 20:
         raise RedrumError("--bass must be between -60 and 20 dB (to the drums' RMS)")
+    if args.gain is not None and not -60 <= args.gain <= 20:
+        raise RedrumError("--gain must be between -60 and 20 dB")
     ds = Dataset(Path(args.data), args.split)
     checkpoint = Path(args.checkpoint) if args.checkpoint else checkpoint_path()
     if args.checkpoint and not checkpoint.is_file():
@@ -390,11 +392,13 @@ def cmd_eval_transcriber(args) -> int:
         sources["model"] = crnn.load(checkpoint)
     methods = list(sources)
     kits = _eval_kits(args.kits, ds.manifest["kits"][args.split], args.split) if args.kits else None
-    results = {m: evaluate(source, ds, limit=args.limit, bass_db=args.bass, kits=kits) for m, source in sources.items()}
+    results = {m: evaluate(source, ds, limit=args.limit, bass_db=args.bass, kits=kits, gain_db=args.gain)
+               for m, source in sources.items()}
     if args.json:
         _print_json(results)
         return 0
     under = f", a bass line under each at {args.bass:+g} dB" if args.bass is not None else ""
+    under += f", each turned {args.gain:+g} dB" if args.gain is not None else ""
     only = f" of {', '.join(sorted(k.partition(':')[2] for k in kits))}" if kits else ""
     print(f"{args.split} split of {args.data}: {results['baseline']['clips']} clips{only}{under}, onset F (50 ms)")
     def row(label: str, cells) -> None:
@@ -864,6 +868,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--grooves", type=int, default=2, help="tempo, voices, velocity: grooves per style and kit (default 2)")
     s.add_argument("--bass", type=float, metavar="DB",
                    help="transcriber: a synth bass line under each clip, DB to the drums' RMS (0: as loud)")
+    s.add_argument("--gain", type=float, metavar="DB",
+                   help="transcriber: each clip turned by DB (-30: a recording left with 30 dB of headroom)")
     s.add_argument("--checkpoint", metavar="FILE")
     s.add_argument("--methods", metavar="A,B",
                    help="transform: only these rows (model, model-undamped, replace, ceiling; default all)")

@@ -110,7 +110,7 @@ def test_tiny_training_run_learns(tmp_path):
     tuned = load_config(recipe.TrainConfig, presets_dir() / "training" / "transcriber-tiny.toml",
                         dataset_config=cfg.dataset_config, data_dir=cfg.data_dir, run_dir=str(tmp_path / "tune"),
                         out=str(tmp_path / "tuned.safetensors"), init=str(tmp_path / "t.safetensors"),
-                        bass_share=0.5, loader_workers=2)
+                        bass_share=0.5, gain_db=[-30.0, 0.0], loader_workers=2)
     recipe.train(tuned)
     first = [json.loads(line)["loss"] for line in (tmp_path / "tune" / "log.jsonl").read_text().splitlines()
              if "loss" in line][0]
@@ -118,6 +118,7 @@ def test_tiny_training_run_learns(tmp_path):
     card = (tmp_path / "tuned.md").read_text()
     assert "from the weights of" in card and "bass line under 50% of clips" in card
     assert "With a bass line under each test clip" in card
+    assert "each clip turned by -30 to +0 dB" in card and "With each test clip -30 dB quieter" in card
 
 
 @pytest.mark.parametrize("line, named", [('select = "synth"', "real"), ("freq_mask_bins = 200", "freq_mask_bins"),
@@ -125,7 +126,8 @@ def test_tiny_training_run_learns(tmp_path):
                                          ("ema = 1.0", "under 1"), ("ema = true", "0.998"),
                                          ('aux_classes = ["ride"]', "hat_open"),
                                          ('aux_classes = ["clap", "clap"]', "each once"),
-                                         ("aux_weight = -1", "0 or more")])
+                                         ("aux_weight = -1", "0 or more"), ("gain_db = [0, -30]", "gain_db"),
+                                         ("gain_db = -30", "gain_db"), ("gain_db = [-90, 0]", "-60 to 20")])
 def test_an_unknown_model_selection_or_bad_masks_are_one_line_errors(tmp_path, capsys, line, named):
     from redrum_kit.cli import main
     from redrum_kit.workspace import presets_dir
@@ -407,6 +409,11 @@ def test_eval_transcriber_cli(tmp_path, capsys):
     assert main(["eval", "transcriber", "--data", str(tmp_path / "clips"), "--bass", "0"]) == 0
     assert "a bass line under each at +0 dB" in capsys.readouterr().out
     assert main(["eval", "transcriber", "--data", str(tmp_path / "clips"), "--bass", "90"]) == 1
+    assert capsys.readouterr().err.strip().count("\n") == 0
+    # every clip turned down, as a recording left with headroom; a gain out of range is refused
+    assert main(["eval", "transcriber", "--data", str(tmp_path / "clips"), "--gain", "-30"]) == 0
+    assert "each turned -30 dB" in capsys.readouterr().out
+    assert main(["eval", "transcriber", "--data", str(tmp_path / "clips"), "--gain", "90"]) == 1
     assert capsys.readouterr().err.strip().count("\n") == 0
     # --kits: the clips of the named kits only (e.g. those a model never heard); an unknown kit is one line
     from redrum_kit.datasets.build import Dataset
@@ -713,6 +720,22 @@ def test_frequency_masks_blank_narrow_bands_of_each_clip_and_nothing_else():
         assert torch.allclose(rows, rows[:, :1].expand_as(rows)) and torch.allclose(rows, mel[i].mean(), atol=0.01)
         blanked += int(changed.sum())
     assert blanked > 0
+
+
+def test_gain_turns_each_training_clip_within_its_range_and_off_draws_nothing():
+    """`gain_db`: each clip of a batch turned by its own gain from the range, as quiet recordings come
+    in; [0, 0], the default, leaves the audio and the random stream as they were."""
+    from types import SimpleNamespace
+
+    from training.transcriber import TrainConfig, TranscriberRecipe
+    audio = np.random.default_rng(1).standard_normal((6, 1000)).astype(np.float32)
+    fake = SimpleNamespace(cfg=TrainConfig(gain_db=[-30.0, -6.0]))
+    out = TranscriberRecipe.turned(fake, audio, np.random.default_rng(0))
+    db = 20 * np.log10(np.abs(out).max(1) / np.abs(audio).max(1))
+    assert out.dtype == audio.dtype and np.all(db >= -30.001) and np.all(db <= -5.999) and np.ptp(db) > 3
+    assert np.allclose(out / audio, out[:, :1] / audio[:, :1])          # one gain a clip: the sound unchanged
+    off, rng = SimpleNamespace(cfg=TrainConfig()), np.random.default_rng(0)
+    assert TranscriberRecipe.turned(off, audio, rng) is audio and rng.random() == np.random.default_rng(0).random()
 
 
 def test_eval_velocity_cli(capsys):

@@ -50,6 +50,9 @@ class TrainConfig:
     freq_mask_bins: int = 8         # each band up to this many mel bins wide
     bass_share: float = 0.0         # of training clips with a synth bass line under the drums (0: off)
     bass_db: list = field(default_factory=lambda: [-12.0, 3.0])   # its level range, dB to the drums' RMS
+    gain_db: list = field(default_factory=lambda: [0.0, 0.0])     # each training clip turned by a gain drawn
+                                    # from this range (dB), as quiet recordings come in; [0, 0]: off, the draws
+                                    # as before
     threshold: float = 0.5          # during training; then tuned per class on validation
     tune_thresholds: bool = True
     select: str = "mean"            # weights kept: best val F over every val kit ("mean") or recorded ones ("real")
@@ -78,6 +81,8 @@ def widen(targets: torch.Tensor) -> torch.Tensor:
     side[..., :-1] = torch.maximum(side[..., :-1], t[..., 1:])
     return torch.maximum(t, 0.5 * side)
 
+
+QUIET_DB = -30.0    # the card's quiet test: every clip this much quieter, as a recording left with headroom
 
 AUX_CLASSES = ("kick", "snare", "clap", "hat_closed", "hat_open", "tom", "cymbal", "perc")
 
@@ -166,13 +171,14 @@ def bootstrap_interval(items, statistic=np.mean, seed: int = 0, kits=None) -> li
 
 
 def evaluate(source, ds: Dataset, threshold: float | None = None, limit: int | None = None,
-             bass_db: float | None = None, kits: set[str] | None = None) -> dict:
+             bass_db: float | None = None, kits: set[str] | None = None, gain_db: float | None = None) -> dict:
     """Onset F-measure per class (mir_eval, 50 ms window), counts summed over clips before dividing.
 
     `source` is anything with `.activations(y)` and `.cfg` (the CRNN or the DSP baseline).
     The same figures follow for the real and the synthesised kits apart, and per kit.
     `bass_db`: each clip with a bass line under it at this level to the drums' RMS (`under_bass`,
     seeded by the clip's index, so every model hears the same lines).
+    `gain_db`: each clip (with its bass line) turned by this gain, as a quieter or louder recording.
     `kits`: only the clips of these kits (ids as in the manifest, `hydrogen:GMRockKit`), among the first
     `limit`; each clip keeps its bass line.
     Each group's mean F comes with a 95% bootstrap interval over its clips (`mean_f_ci95`) and one over
@@ -193,6 +199,8 @@ def evaluate(source, ds: Dataset, threshold: float | None = None, limit: int | N
         y = item["audio"]
         if bass_db is not None:
             y = under_bass(y, ds.manifest["config"]["sr"], item["events"], np.random.default_rng(i), bass_db)
+        if gain_db is not None:
+            y = (y * 10 ** (gain_db / 20)).astype(np.float32)
         probs = source.activations(y)
         found = model_lib.peak_pick(probs, source.cfg.frame_rate, classes, threshold)
         ref = reference_onsets(item, classes)
@@ -239,6 +247,10 @@ class TranscriberRecipe:
             value = getattr(cfg, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 40:
                 raise RedrumError(f"{name} = {value!r}: a whole number from 0 to 40")
+        gain = cfg.gain_db
+        if (not isinstance(gain, list) or len(gain) != 2 or any(isinstance(g, bool) or not isinstance(g, (int, float))
+                                                               for g in gain) or not -60 <= gain[0] <= gain[1] <= 20):
+            raise RedrumError(f"gain_db = {gain!r}: [lowest, highest] in dB, from -60 to 20, such as [-30, 0]")
         self.cfg = cfg
         self.data_dir = Path(cfg.data_dir)
         data_cfg = load_config(DatasetConfig, Path(cfg.dataset_config))
@@ -304,7 +316,7 @@ class TranscriberRecipe:
             rate = self.train_ds.manifest["config"]["sr"] / self.train_ds.manifest["config"]["hop_length"]
             targets = np.concatenate([targets, np.stack([aux_targets(
                 it["events"], self.cfg.aux_classes, targets.shape[-1], rate) for it in items])], 1)
-        return np.stack([self.with_bass(it, rng) for it in items]), targets
+        return self.turned(np.stack([self.with_bass(it, rng) for it in items]), rng), targets
 
     def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
         """Inline from `self.rng` or, with `loader_workers`, from worker processes (each its own stream,
@@ -338,6 +350,13 @@ class TranscriberRecipe:
                 start = int(self.rng.integers(0, mel.shape[1] - width + 1))
                 mel[i, start:start + width] = mel[i].mean()
         return mel
+
+    def turned(self, audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """`(batch, samples)` audio, each clip turned by a gain drawn from `gain_db` (off: untouched, no draw)."""
+        low, high = self.cfg.gain_db
+        if low == high == 0:
+            return audio
+        return (audio * 10 ** (rng.uniform(low, high, (len(audio), 1)) / 20)).astype(audio.dtype)
 
     def with_bass(self, item: dict, rng: np.random.Generator) -> np.ndarray:
         """The clip's audio, with a bass line under it for `bass_share` of clips (a bass note is not a kick)."""
@@ -393,6 +412,7 @@ class TranscriberRecipe:
                    "test_untuned": untuned, "test_baseline": evaluate(BandBaseline(), self.test_ds),
                    "test_bass": evaluate(model, self.test_ds, bass_db=0.0),
                    "test_bass_baseline": evaluate(BandBaseline(), self.test_ds, bass_db=0.0),
+                   "test_quiet": evaluate(model, self.test_ds, gain_db=QUIET_DB),
                    "thresholds": dict(zip(model.cfg.classes, model.cfg.thresholds)),
                    "history": [r for r in history if "val_mean_f" in r], "config": asdict(cfg),
                    "kits": self.test_ds.manifest["kits"],
@@ -433,6 +453,11 @@ def _ema_phrase(cfg: dict) -> str:
     return f"moving average (decay {cfg['ema']:g} a step) of the " if cfg.get("ema") else ""
 
 
+def _gain_phrase(cfg: dict) -> str:
+    low, high = cfg.get("gain_db") or (0, 0)
+    return "" if low == high == 0 else f", each clip turned by {low:+g} to {high:+g} dB"
+
+
 def _bass_phrase(cfg: dict) -> str:
     if not cfg.get("bass_share"):
         return ""
@@ -448,6 +473,16 @@ def _bass_figures(m: dict) -> str:
     classes = ", ".join(f"{c} {v['f']:.3f}" for c, v in real.get("per_class", {}).items())
     return (f"\nWith a bass line under each test clip, as loud as the drums (`--bass 0`): unseen real kits "
             f"{real.get('mean_f', 0):.3f} ({classes}), DSP baseline {base.get('mean_f', 0):.3f}.\n")
+
+
+def _quiet_figures(m: dict) -> str:
+    """The card's line on the test clips turned down (`redrum eval transcriber --gain QUIET_DB`)."""
+    if "test_quiet" not in m:
+        return ""
+    real = m["test_quiet"]["groups"].get("real", {})
+    classes = ", ".join(f"{c} {v['f']:.3f}" for c, v in real.get("per_class", {}).items())
+    return f"\nWith each test clip {QUIET_DB:g} dB quieter (`--gain {QUIET_DB:g}`): unseen real kits " \
+           f"{real.get('mean_f', 0):.3f} ({classes}).\n"
 
 
 def _aux_phrase(cfg: dict) -> str:
@@ -484,7 +519,7 @@ on the validation kits: {', '.join(f'{k} {v:g}' for k, v in m['thresholds'].item
   test (never in training) {', '.join(k.split(':')[1] for k in kits['test'] if k.startswith('hydrogen'))} + synthesiser.{_left_out_phrase(m)}
 - Training: {trainer_lib.steps_phrase(m)}{f" from the weights of `{m['config']['init']}`" if m['config'].get('init') else ''}, batch {m['config']['batch_size']} ({m['config']['real_share']:.0%} from real
   kits), AdamW lr {m['config']['lr']} with cosine decay, BCE with positive weight {m['config']['pos_weight']} on onset frames
-  widened to their neighbours, random EQ of +-{m['config']['eq_db']:g} dB on the log-mel{_mask_phrase(m['config'])}{_bass_phrase(m['config'])}{_aux_phrase(m['config'])}; the {_ema_phrase(m['config'])}weights of the best
+  widened to their neighbours, random EQ of +-{m['config']['eq_db']:g} dB on the log-mel{_mask_phrase(m['config'])}{_bass_phrase(m['config'])}{_gain_phrase(m['config'])}{_aux_phrase(m['config'])}; the {_ema_phrase(m['config'])}weights of the best
   validation F{' on the recorded validation kits' if m['config'].get('select') == 'real' else ''} (step {m['best_step']}) kept. Hardware: {m['hardware']}.
 
 Onset F-measure (mir_eval, 50 ms) on the test split ({m['test']['clips']} clips):
@@ -495,6 +530,6 @@ Onset F-measure (mir_eval, 50 ms) on the test split ({m['test']['clips']} clips)
 | **mean** | **{real.get('mean_f', 0):.3f}** | {base.get('mean_f', 0):.3f} | {m['test']['groups'].get('synth', {}).get('mean_f', 0):.3f} | |
 
 Per unseen real kit (mean F): {', '.join(f"{k.split(':')[1]} {v:.3f}" for k, v in m['test']['per_kit'].items())}.
-{_bass_figures(m)}
+{_bass_figures(m)}{_quiet_figures(m)}
 Reproduce: `redrum train transcriber --config {m['config'].get('config_file') or 'presets/training/transcriber.toml'}`; measure: `redrum eval transcriber --data runs/datasets/clips`.
 """
