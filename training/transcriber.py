@@ -30,6 +30,7 @@ from redrum_kit.datasets.build import Dataset, DatasetConfig, is_recorded
 from redrum_kit.errors import RedrumError
 from redrum_kit.models import transcriber as model_lib
 from redrum_kit.rhythm.events import TRANSCRIPTION_CLASS
+from redrum_kit.transcription import at_level
 from training import trainer as trainer_lib
 
 
@@ -120,7 +121,7 @@ def tune_thresholds(source, ds: Dataset, grid=tuple(np.round(np.arange(0.2, 0.97
     clips = []
     for i in range(len(ds)):
         item = ds[i]
-        clips.append((source.activations(item["audio"]), reference_onsets(item, classes)))
+        clips.append((source.activations(at_level(item["audio"])), reference_onsets(item, classes)))
     best = []
     for k, c in enumerate(classes):
         scores = []
@@ -201,7 +202,7 @@ def evaluate(source, ds: Dataset, threshold: float | None = None, limit: int | N
             y = under_bass(y, ds.manifest["config"]["sr"], item["events"], np.random.default_rng(i), bass_db)
         if gain_db is not None:
             y = (y * 10 ** (gain_db / 20)).astype(np.float32)
-        probs = source.activations(y)
+        probs = source.activations(at_level(y))          # as `redrum transcribe` hears it
         found = model_lib.peak_pick(probs, source.cfg.frame_rate, classes, threshold)
         ref = reference_onsets(item, classes)
         kit = counts.setdefault(item["kit"], {c: np.zeros(3) for c in classes})
@@ -481,7 +482,7 @@ def _quiet_figures(m: dict) -> str:
         return ""
     real = m["test_quiet"]["groups"].get("real", {})
     classes = ", ".join(f"{c} {v['f']:.3f}" for c, v in real.get("per_class", {}).items())
-    return f"\nWith each test clip {QUIET_DB:g} dB quieter (`--gain {QUIET_DB:g}`): unseen real kits " \
+    return f"\nWith each test clip {-QUIET_DB:g} dB quieter (`--gain {QUIET_DB:g}`): unseen real kits " \
            f"{real.get('mean_f', 0):.3f} ({classes}).\n"
 
 
