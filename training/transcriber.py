@@ -466,24 +466,28 @@ def _bass_phrase(cfg: dict) -> str:
     return f", a synth bass line under {cfg['bass_share']:.0%} of clips ({low:+g} to {high:+g} dB to the drums' RMS)"
 
 
+def _real_figures(result: dict) -> str:
+    """"0.751 (kick 0.913, snare ...)": the unseen real kits' mean F and each class's, from `evaluate`."""
+    real = result["groups"].get("real", {})
+    classes = ", ".join(f"{c} {v['f']:.3f}" for c, v in real.get("per_class", {}).items())
+    return f"{real.get('mean_f', 0):.3f} ({classes})"
+
+
 def _bass_figures(m: dict) -> str:
     """The card's line on the test clips with a bass line under each (`redrum eval transcriber --bass 0`)."""
     if "test_bass" not in m:
         return ""
-    real, base = m["test_bass"]["groups"].get("real", {}), m["test_bass_baseline"]["groups"].get("real", {})
-    classes = ", ".join(f"{c} {v['f']:.3f}" for c, v in real.get("per_class", {}).items())
+    base = m["test_bass_baseline"]["groups"].get("real", {})
     return (f"\nWith a bass line under each test clip, as loud as the drums (`--bass 0`): unseen real kits "
-            f"{real.get('mean_f', 0):.3f} ({classes}), DSP baseline {base.get('mean_f', 0):.3f}.\n")
+            f"{_real_figures(m['test_bass'])}, DSP baseline {base.get('mean_f', 0):.3f}.\n")
 
 
 def _quiet_figures(m: dict) -> str:
     """The card's line on the test clips turned down (`redrum eval transcriber --gain QUIET_DB`)."""
     if "test_quiet" not in m:
         return ""
-    real = m["test_quiet"]["groups"].get("real", {})
-    classes = ", ".join(f"{c} {v['f']:.3f}" for c, v in real.get("per_class", {}).items())
-    return f"\nWith each test clip {-QUIET_DB:g} dB quieter (`--gain {QUIET_DB:g}`): unseen real kits " \
-           f"{real.get('mean_f', 0):.3f} ({classes}).\n"
+    return (f"\nWith each test clip {-QUIET_DB:g} dB quieter (`--gain {QUIET_DB:g}`): unseen real kits "
+            f"{_real_figures(m['test_quiet'])}.\n")
 
 
 def _aux_phrase(cfg: dict) -> str:
