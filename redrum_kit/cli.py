@@ -382,6 +382,8 @@ def cmd_eval_transcriber(args) -> int:
         raise RedrumError("--bass must be between -60 and 20 dB (to the drums' RMS)")
     if args.gain is not None and not -60 <= args.gain <= 20:
         raise RedrumError("--gain must be between -60 and 20 dB")
+    if args.noise is not None and not -120 <= args.noise <= 0:
+        raise RedrumError("--noise must be between -120 and 0 dB (under each clip's peak)")
     ds = Dataset(Path(args.data), args.split)
     checkpoint = Path(args.checkpoint) if args.checkpoint else checkpoint_path()
     if args.checkpoint and not checkpoint.is_file():
@@ -392,12 +394,14 @@ def cmd_eval_transcriber(args) -> int:
         sources["model"] = crnn.load(checkpoint)
     methods = list(sources)
     kits = _eval_kits(args.kits, ds.manifest["kits"][args.split], args.split) if args.kits else None
-    results = {m: evaluate(source, ds, limit=args.limit, bass_db=args.bass, kits=kits, gain_db=args.gain)
+    results = {m: evaluate(source, ds, limit=args.limit, bass_db=args.bass, kits=kits, gain_db=args.gain,
+                             noise_db=args.noise)
                for m, source in sources.items()}
     if args.json:
         _print_json(results)
         return 0
     under = f", a bass line under each at {args.bass:+g} dB" if args.bass is not None else ""
+    under += f", a noise floor {-args.noise:g} dB under each one's peak" if args.noise is not None else ""
     under += f", each turned {args.gain:+g} dB" if args.gain is not None else ""
     only = f" of {', '.join(sorted(k.partition(':')[2] for k in kits))}" if kits else ""
     print(f"{args.split} split of {args.data}: {results['baseline']['clips']} clips{only}{under}, onset F (50 ms)")
@@ -870,6 +874,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="transcriber: a synth bass line under each clip, DB to the drums' RMS (0: as loud)")
     s.add_argument("--gain", type=float, metavar="DB",
                    help="transcriber: each clip turned by DB (-30: a recording left with 30 dB of headroom)")
+    s.add_argument("--noise", type=float, metavar="DB",
+                   help="transcriber: a noise floor (hiss to rumble) under each clip, its RMS DB under the clip's "
+                        "peak (-60: a live recording's)")
     s.add_argument("--checkpoint", metavar="FILE")
     s.add_argument("--methods", metavar="A,B",
                    help="transform: only these rows (model, model-undamped, replace, ceiling; default all)")

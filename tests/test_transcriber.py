@@ -110,7 +110,7 @@ def test_tiny_training_run_learns(tmp_path):
     tuned = load_config(recipe.TrainConfig, presets_dir() / "training" / "transcriber-tiny.toml",
                         dataset_config=cfg.dataset_config, data_dir=cfg.data_dir, run_dir=str(tmp_path / "tune"),
                         out=str(tmp_path / "tuned.safetensors"), init=str(tmp_path / "t.safetensors"),
-                        bass_share=0.5, gain_db=[-30.0, 0.0], loader_workers=2)
+                        bass_share=0.5, gain_db=[-30.0, 0.0], noise_share=0.5, loader_workers=2)
     recipe.train(tuned)
     first = [json.loads(line)["loss"] for line in (tmp_path / "tune" / "log.jsonl").read_text().splitlines()
              if "loss" in line][0]
@@ -119,6 +119,8 @@ def test_tiny_training_run_learns(tmp_path):
     assert "from the weights of" in card and "bass line under 50% of clips" in card
     assert "With a bass line under each test clip" in card
     assert "each clip turned by -30 to +0 dB" in card and "With each test clip 30 dB quieter (`--gain -30`)" in card
+    assert "a noise floor under 50% of clips (-80 to -40 dB under the peak)" in card
+    assert "With a noise floor 60 dB under each test clip's peak (`--noise -60`)" in card
 
 
 @pytest.mark.parametrize("line, named", [('select = "synth"', "real"), ("freq_mask_bins = 200", "freq_mask_bins"),
@@ -127,7 +129,9 @@ def test_tiny_training_run_learns(tmp_path):
                                          ('aux_classes = ["ride"]', "hat_open"),
                                          ('aux_classes = ["clap", "clap"]', "each once"),
                                          ("aux_weight = -1", "0 or more"), ("gain_db = [0, -30]", "gain_db"),
-                                         ("gain_db = -30", "gain_db"), ("gain_db = [-90, 0]", "-60 to 20")])
+                                         ("gain_db = -30", "gain_db"), ("gain_db = [-90, 0]", "-60 to 20"),
+                                         ("noise_db = [-40, -80]", "noise_db"), ("noise_db = [-60, 6]", "-120 to 0"),
+                                         ("noise_share = 1.5", "0 (off) to 1"), ("noise_share = true", "share")])
 def test_an_unknown_model_selection_or_bad_masks_are_one_line_errors(tmp_path, capsys, line, named):
     from redrum_kit.cli import main
     from redrum_kit.workspace import presets_dir
@@ -414,6 +418,11 @@ def test_eval_transcriber_cli(tmp_path, capsys):
     assert main(["eval", "transcriber", "--data", str(tmp_path / "clips"), "--gain", "-30"]) == 0
     assert "each turned -30 dB" in capsys.readouterr().out
     assert main(["eval", "transcriber", "--data", str(tmp_path / "clips"), "--gain", "90"]) == 1
+    assert capsys.readouterr().err.strip().count("\n") == 0
+    # every clip over a noise floor, as a live recording comes; a floor over the peak is refused
+    assert main(["eval", "transcriber", "--data", str(tmp_path / "clips"), "--noise", "-60"]) == 0
+    assert "a noise floor 60 dB under each one's peak" in capsys.readouterr().out
+    assert main(["eval", "transcriber", "--data", str(tmp_path / "clips"), "--noise", "6"]) == 1
     assert capsys.readouterr().err.strip().count("\n") == 0
     # --kits: the clips of the named kits only (e.g. those a model never heard); an unknown kit is one line
     from redrum_kit.datasets.build import Dataset
@@ -764,6 +773,31 @@ def test_gain_turns_each_training_clip_within_its_range_and_off_draws_nothing():
     assert np.allclose(out / audio, out[:, :1] / audio[:, :1])          # one gain a clip: the sound unchanged
     off, rng = SimpleNamespace(cfg=TrainConfig()), np.random.default_rng(0)
     assert TranscriberRecipe.turned(off, audio, rng) is audio and rng.random() == np.random.default_rng(0).random()
+
+
+def test_a_noise_floor_lies_under_the_whole_clip_at_its_level_and_off_draws_nothing():
+    """`under_noise`: a floor from the first sample to the last, its RMS the asked dB under the clip's
+    peak, hiss to rumble; `noise_share` 0, the default, leaves the audio and the random stream alone."""
+    from types import SimpleNamespace
+
+    from redrum_kit.datasets.augment import noise_floor, under_noise
+    from training.transcriber import TrainConfig, TranscriberRecipe
+    sr, y = 22050, np.zeros(22050, np.float32)
+    y[11025] = 0.5                                                        # one click, mid-clip
+    out = under_noise(y, sr, np.random.default_rng(0), -60.0)
+    noise = np.delete(out - y, 11025)
+    assert out.dtype == np.float32 and abs(20 * np.log10(np.sqrt(np.mean(noise ** 2)) / 0.5) + 60) < 0.5
+    assert np.sqrt(np.mean(noise[:2205] ** 2)) > 0.5 * np.sqrt(np.mean(noise ** 2))   # already there at the start
+    power = {tilt: np.abs(np.fft.rfft(noise_floor(sr, sr, np.random.default_rng(1), tilt))) ** 2 for tilt in (0, 2)}
+    low, high = slice(50, 200), slice(5000, 10000)                        # Hz (1 s: bin = Hz)
+    assert power[2][low].mean() / power[2][high].mean() > 100 * power[0][low].mean() / power[0][high].mean()
+    loud = np.full(1000, 0.99, np.float32)
+    assert np.abs(under_noise(loud, sr, np.random.default_rng(0), 0.0)).max() <= 0.99 + 1e-6
+    fake = SimpleNamespace(cfg=TrainConfig(noise_share=1.0, noise_db=[-70.0, -50.0]), model=SimpleNamespace(
+        cfg=SimpleNamespace(sr=sr)))
+    assert not np.array_equal(TranscriberRecipe.with_noise(fake, y, np.random.default_rng(0)), y)
+    off, rng = SimpleNamespace(cfg=TrainConfig()), np.random.default_rng(0)
+    assert TranscriberRecipe.with_noise(off, y, rng) is y and rng.random() == np.random.default_rng(0).random()
 
 
 def test_eval_velocity_cli(capsys):

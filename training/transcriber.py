@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from redrum_kit.config import load_config
-from redrum_kit.datasets.augment import smooth_curve, under_bass
+from redrum_kit.datasets.augment import smooth_curve, under_bass, under_noise
 from redrum_kit.datasets.build import Dataset, DatasetConfig, is_recorded
 from redrum_kit.errors import RedrumError
 from redrum_kit.models import transcriber as model_lib
@@ -54,6 +54,8 @@ class TrainConfig:
     gain_db: list = field(default_factory=lambda: [0.0, 0.0])     # each training clip turned by a gain drawn
                                     # from this range (dB), as quiet recordings come in; [0, 0]: off, the draws
                                     # as before
+    noise_share: float = 0.0        # of training clips over a noise floor, hiss to rumble (0: off, the draws as
+    noise_db: list = field(default_factory=lambda: [-80.0, -40.0])   # before); its RMS range, dB under the peak
     threshold: float = 0.5          # during training; then tuned per class on validation
     tune_thresholds: bool = True
     select: str = "mean"            # weights kept: best val F over every val kit ("mean") or recorded ones ("real")
@@ -84,6 +86,7 @@ def widen(targets: torch.Tensor) -> torch.Tensor:
 
 
 QUIET_DB = -30.0    # the card's quiet test: every clip this much quieter, as a recording left with headroom
+NOISY_DB = -60.0    # the card's noisy test: a noise floor this far under every clip's peak, as a live recording's
 
 AUX_CLASSES = ("kick", "snare", "clap", "hat_closed", "hat_open", "tom", "cymbal", "perc")
 
@@ -172,14 +175,17 @@ def bootstrap_interval(items, statistic=np.mean, seed: int = 0, kits=None) -> li
 
 
 def evaluate(source, ds: Dataset, threshold: float | None = None, limit: int | None = None,
-             bass_db: float | None = None, kits: set[str] | None = None, gain_db: float | None = None) -> dict:
+             bass_db: float | None = None, kits: set[str] | None = None, gain_db: float | None = None,
+             noise_db: float | None = None) -> dict:
     """Onset F-measure per class (mir_eval, 50 ms window), counts summed over clips before dividing.
 
     `source` is anything with `.activations(y)` and `.cfg` (the CRNN or the DSP baseline).
     The same figures follow for the real and the synthesised kits apart, and per kit.
     `bass_db`: each clip with a bass line under it at this level to the drums' RMS (`under_bass`,
     seeded by the clip's index, so every model hears the same lines).
-    `gain_db`: each clip (with its bass line) turned by this gain, as a quieter or louder recording.
+    `noise_db`: each clip (with its bass line) over a noise floor this far under its peak (`under_noise`,
+    seeded by the clip's index).
+    `gain_db`: each clip (with its bass line and noise) turned by this gain, as a quieter or louder recording.
     `kits`: only the clips of these kits (ids as in the manifest, `hydrogen:GMRockKit`), among the first
     `limit`; each clip keeps its bass line.
     Each group's mean F comes with a 95% bootstrap interval over its clips (`mean_f_ci95`) and one over
@@ -200,6 +206,8 @@ def evaluate(source, ds: Dataset, threshold: float | None = None, limit: int | N
         y = item["audio"]
         if bass_db is not None:
             y = under_bass(y, ds.manifest["config"]["sr"], item["events"], np.random.default_rng(i), bass_db)
+        if noise_db is not None:
+            y = under_noise(y, ds.manifest["config"]["sr"], np.random.default_rng([i, 1]), noise_db)
         if gain_db is not None:
             y = (y * 10 ** (gain_db / 20)).astype(np.float32)
         probs = source.activations(at_level(y))          # as `redrum transcribe` hears it
@@ -252,6 +260,15 @@ class TranscriberRecipe:
         if (not isinstance(gain, list) or len(gain) != 2 or any(isinstance(g, bool) or not isinstance(g, (int, float))
                                                                for g in gain) or not -60 <= gain[0] <= gain[1] <= 20):
             raise RedrumError(f"gain_db = {gain!r}: [lowest, highest] in dB, from -60 to 20, such as [-30, 0]")
+        noise = cfg.noise_db
+        if (not isinstance(noise, list) or len(noise) != 2
+                or any(isinstance(g, bool) or not isinstance(g, (int, float)) for g in noise)
+                or not -120 <= noise[0] <= noise[1] <= 0):
+            raise RedrumError(f"noise_db = {noise!r}: [lowest, highest] in dB under the peak, from -120 to 0, "
+                              "such as [-80, -40]")
+        if isinstance(cfg.noise_share, bool) or not isinstance(cfg.noise_share, (int, float)) \
+                or not 0 <= cfg.noise_share <= 1:
+            raise RedrumError(f"noise_share = {cfg.noise_share!r}: a share of training clips from 0 (off) to 1")
         self.cfg = cfg
         self.data_dir = Path(cfg.data_dir)
         data_cfg = load_config(DatasetConfig, Path(cfg.dataset_config))
@@ -317,7 +334,7 @@ class TranscriberRecipe:
             rate = self.train_ds.manifest["config"]["sr"] / self.train_ds.manifest["config"]["hop_length"]
             targets = np.concatenate([targets, np.stack([aux_targets(
                 it["events"], self.cfg.aux_classes, targets.shape[-1], rate) for it in items])], 1)
-        return self.turned(np.stack([self.with_bass(it, rng) for it in items]), rng), targets
+        return self.turned(np.stack([self.with_noise(self.with_bass(it, rng), rng) for it in items]), rng), targets
 
     def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
         """Inline from `self.rng` or, with `loader_workers`, from worker processes (each its own stream,
@@ -364,6 +381,13 @@ class TranscriberRecipe:
         if not self.cfg.bass_share or rng.random() >= self.cfg.bass_share:   # off: the draws as before
             return item["audio"]
         return under_bass(item["audio"], self.model.cfg.sr, item["events"], rng, float(rng.uniform(*self.cfg.bass_db)))
+
+    def with_noise(self, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """`y` over a noise floor (`under_noise`) for `noise_share` of clips, at a level drawn from `noise_db`
+        (off: untouched, no draw)."""
+        if not self.cfg.noise_share or rng.random() >= self.cfg.noise_share:
+            return y
+        return under_noise(y, self.model.cfg.sr, rng, float(rng.uniform(*self.cfg.noise_db)))
 
     def step(self, step: int) -> dict:
         self.model.train()
@@ -414,6 +438,7 @@ class TranscriberRecipe:
                    "test_bass": evaluate(model, self.test_ds, bass_db=0.0),
                    "test_bass_baseline": evaluate(BandBaseline(), self.test_ds, bass_db=0.0),
                    "test_quiet": evaluate(model, self.test_ds, gain_db=QUIET_DB),
+                   "test_noisy": evaluate(model, self.test_ds, noise_db=NOISY_DB),
                    "thresholds": dict(zip(model.cfg.classes, model.cfg.thresholds)),
                    "history": [r for r in history if "val_mean_f" in r], "config": asdict(cfg),
                    "kits": self.test_ds.manifest["kits"],
@@ -459,6 +484,13 @@ def _gain_phrase(cfg: dict) -> str:
     return "" if low == high == 0 else f", each clip turned by {low:+g} to {high:+g} dB"
 
 
+def _noise_phrase(cfg: dict) -> str:
+    if not cfg.get("noise_share"):
+        return ""
+    low, high = cfg["noise_db"]
+    return f", a noise floor under {cfg['noise_share']:.0%} of clips ({low:+g} to {high:+g} dB under the peak)"
+
+
 def _bass_phrase(cfg: dict) -> str:
     if not cfg.get("bass_share"):
         return ""
@@ -488,6 +520,14 @@ def _quiet_figures(m: dict) -> str:
         return ""
     return (f"\nWith each test clip {-QUIET_DB:g} dB quieter (`--gain {QUIET_DB:g}`): unseen real kits "
             f"{_real_figures(m['test_quiet'])}.\n")
+
+
+def _noisy_figures(m: dict) -> str:
+    """The card's line on the test clips over a noise floor (`redrum eval transcriber --noise NOISY_DB`)."""
+    if "test_noisy" not in m:
+        return ""
+    return (f"\nWith a noise floor {-NOISY_DB:g} dB under each test clip's peak (`--noise {NOISY_DB:g}`): unseen real "
+            f"kits {_real_figures(m['test_noisy'])}.\n")
 
 
 def _aux_phrase(cfg: dict) -> str:
@@ -524,7 +564,7 @@ on the validation kits: {', '.join(f'{k} {v:g}' for k, v in m['thresholds'].item
   test (never in training) {', '.join(k.split(':')[1] for k in kits['test'] if k.startswith('hydrogen'))} + synthesiser.{_left_out_phrase(m)}
 - Training: {trainer_lib.steps_phrase(m)}{f" from the weights of `{m['config']['init']}`" if m['config'].get('init') else ''}, batch {m['config']['batch_size']} ({m['config']['real_share']:.0%} from real
   kits), AdamW lr {m['config']['lr']} with cosine decay, BCE with positive weight {m['config']['pos_weight']} on onset frames
-  widened to their neighbours, random EQ of +-{m['config']['eq_db']:g} dB on the log-mel{_mask_phrase(m['config'])}{_bass_phrase(m['config'])}{_gain_phrase(m['config'])}{_aux_phrase(m['config'])}; the {_ema_phrase(m['config'])}weights of the best
+  widened to their neighbours, random EQ of +-{m['config']['eq_db']:g} dB on the log-mel{_mask_phrase(m['config'])}{_bass_phrase(m['config'])}{_noise_phrase(m['config'])}{_gain_phrase(m['config'])}{_aux_phrase(m['config'])}; the {_ema_phrase(m['config'])}weights of the best
   validation F{' on the recorded validation kits' if m['config'].get('select') == 'real' else ''} (step {m['best_step']}) kept. Hardware: {m['hardware']}.
 
 Onset F-measure (mir_eval, 50 ms) on the test split ({m['test']['clips']} clips):
@@ -535,6 +575,6 @@ Onset F-measure (mir_eval, 50 ms) on the test split ({m['test']['clips']} clips)
 | **mean** | **{real.get('mean_f', 0):.3f}** | {base.get('mean_f', 0):.3f} | {m['test']['groups'].get('synth', {}).get('mean_f', 0):.3f} | |
 
 Per unseen real kit (mean F): {', '.join(f"{k.split(':')[1]} {v:.3f}" for k, v in m['test']['per_kit'].items())}.
-{_bass_figures(m)}{_quiet_figures(m)}
+{_bass_figures(m)}{_quiet_figures(m)}{_noisy_figures(m)}
 Reproduce: `redrum train transcriber --config {m['config'].get('config_file') or 'presets/training/transcriber.toml'}`; measure: `redrum eval transcriber --data runs/datasets/clips`.
 """

@@ -5,7 +5,9 @@
   a random EQ per pad (a kit's snare brighter, its toms boomier: kits no one recorded);
 - on the mix: a pedalboard chain of compression, EQ, room reverb and saturation;
 - under the mix: a synth bass line (`under_bass`), for a transcriber that must
-  not hear a bass note as a kick or a tom.
+  not hear a bass note as a kick or a tom; a noise floor (`under_noise`: hiss to
+  rumble), for one that must not hear a recording's noise, or its start out of
+  silence, as drums.
 """
 
 from __future__ import annotations
@@ -249,6 +251,26 @@ def under_bass(y: np.ndarray, sr: int, events, rng: np.random.Generator, db: flo
     times = [t for t, _, _ in events]
     bass = synth.bass_line(rng, len(y), sr, times, [t for t, cls, _ in events if cls == "kick"])
     return _under_full_scale(y + bass * (max(rms, 1e-3) * 10 ** (db / 20)))
+
+
+NOISE_TILT = (0.0, 2.0)   # a noise floor's power falls as 1/f**tilt: 0 hiss (white), 1 room (pink), 2 rumble
+
+
+def noise_floor(n: int, sr: int, rng: np.random.Generator, tilt: float) -> np.ndarray:
+    """`n` samples of Gaussian noise at unit RMS whose power falls as `1 / f**tilt` (flat under 20 Hz)."""
+    spectrum = scipy.fft.rfft(rng.standard_normal(n))
+    f = np.maximum(np.fft.rfftfreq(n, 1 / sr), 20.0)
+    noise = scipy.fft.irfft(spectrum * f ** (-tilt / 2), n)
+    return (noise / max(float(np.sqrt(np.mean(np.square(noise)))), 1e-12)).astype(np.float32)
+
+
+def under_noise(y: np.ndarray, sr: int, rng: np.random.Generator, db: float) -> np.ndarray:
+    """`y` over a noise floor `db` dB (RMS) under its peak, from its first sample to its last, of a
+    colour drawn from NOISE_TILT (tape hiss to room rumble); turned down as a whole if its peak would
+    pass 0.99."""
+    peak = float(np.max(np.abs(y))) if len(y) else 0.0
+    noise = noise_floor(len(y), sr, rng, float(rng.uniform(*NOISE_TILT)))
+    return _under_full_scale(y + noise * (max(peak, 1e-3) * 10 ** (db / 20)))
 
 
 @dataclass
