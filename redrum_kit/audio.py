@@ -171,9 +171,14 @@ def peak_db(y: np.ndarray, sr: int, time: float, window: float = 0.03) -> float:
     return 20 * float(np.log10(max(float(np.abs(seg).max()) if seg.size else 0.0, 1e-6)))
 
 
+def peak_level(y: np.ndarray) -> float:
+    """The largest |sample| of `y` (0 for an empty signal)."""
+    return float(np.max(np.abs(y))) if np.size(y) else 0.0
+
+
 def peak_normalize(y: np.ndarray, peak: float = 0.99) -> np.ndarray:
     """Scale so that max |y| == `peak` (silent input is returned unchanged)."""
-    top = float(np.max(np.abs(y))) if y.size else 0.0
+    top = peak_level(y)
     if top < SILENCE_PEAK:
         return y.astype(np.float32, copy=True)
     return (y * (peak / top)).astype(np.float32)
@@ -181,8 +186,8 @@ def peak_normalize(y: np.ndarray, peak: float = 0.99) -> np.ndarray:
 
 def start_sample(y: np.ndarray) -> int:
     """Where a oneshot starts: its first sample at a tenth of its peak (0 when silent)."""
-    peak = float(np.max(np.abs(y))) if y.size else 0.0
-    return int(np.argmax(np.abs(y) >= 0.1 * peak)) if peak > 0 else 0
+    top = peak_level(y)
+    return int(np.argmax(np.abs(y) >= 0.1 * top)) if top > 0 else 0
 
 
 def trim_leading_silence(y: np.ndarray, sr: int, threshold_db: float = -50.0,
@@ -193,7 +198,7 @@ def trim_leading_silence(y: np.ndarray, sr: int, threshold_db: float = -50.0,
     leading silence and the same hit without it give the same samples
     (zeros are prepended when the file starts with less than `pre_roll`).
     """
-    top = float(np.max(np.abs(y))) if y.size else 0.0
+    top = peak_level(y)
     if top < SILENCE_PEAK:
         return y
     first = int(np.flatnonzero(np.abs(y) >= top * 10 ** (threshold_db / 20))[0])

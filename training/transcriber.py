@@ -236,6 +236,14 @@ def evaluate(source, ds: Dataset, threshold: float | None = None, limit: int | N
                               for k in sorted(counts) if kit_group(k) == "real"}}
 
 
+def _check_db_range(name: str, value, what: str, low: float, high: float, example: str) -> None:
+    """A config's `[lowest, highest]` dB range, within `low`..`high`; else a one-line error naming it."""
+    if (not isinstance(value, list) or len(value) != 2
+            or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)
+            or not low <= value[0] <= value[1] <= high):
+        raise RedrumError(f"{name} = {value!r}: [lowest, highest] {what}, from {low:g} to {high:g}, such as {example}")
+
+
 class TranscriberRecipe:
     """The transcriber on the shared trainer: batches drawn with `real_share` of them from real kits,
     each clip's log-mel tilted by a random smooth EQ curve (timbre the kits did not have); the best
@@ -256,16 +264,8 @@ class TranscriberRecipe:
             value = getattr(cfg, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 40:
                 raise RedrumError(f"{name} = {value!r}: a whole number from 0 to 40")
-        gain = cfg.gain_db
-        if (not isinstance(gain, list) or len(gain) != 2 or any(isinstance(g, bool) or not isinstance(g, (int, float))
-                                                               for g in gain) or not -60 <= gain[0] <= gain[1] <= 20):
-            raise RedrumError(f"gain_db = {gain!r}: [lowest, highest] in dB, from -60 to 20, such as [-30, 0]")
-        noise = cfg.noise_db
-        if (not isinstance(noise, list) or len(noise) != 2
-                or any(isinstance(g, bool) or not isinstance(g, (int, float)) for g in noise)
-                or not -120 <= noise[0] <= noise[1] <= 0):
-            raise RedrumError(f"noise_db = {noise!r}: [lowest, highest] in dB under the peak, from -120 to 0, "
-                              "such as [-80, -40]")
+        _check_db_range("gain_db", cfg.gain_db, "in dB", -60, 20, "[-30, 0]")
+        _check_db_range("noise_db", cfg.noise_db, "in dB under the peak", -120, 0, "[-80, -40]")
         if isinstance(cfg.noise_share, bool) or not isinstance(cfg.noise_share, (int, float)) \
                 or not 0 <= cfg.noise_share <= 1:
             raise RedrumError(f"noise_share = {cfg.noise_share!r}: a share of training clips from 0 (off) to 1")

@@ -240,7 +240,7 @@ def process_mix(y: np.ndarray, sr: int, chain: pedalboard.Pedalboard) -> np.ndar
 
 def _under_full_scale(y: np.ndarray) -> np.ndarray:
     """`y` turned down as a whole if its peak passes 0.99 (never turned up), as float32."""
-    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    peak = audio.peak_level(y)
     return (y * (0.99 / peak) if peak > 0.99 else y).astype(np.float32)
 
 
@@ -268,7 +268,7 @@ def under_noise(y: np.ndarray, sr: int, rng: np.random.Generator, db: float) -> 
     """`y` over a noise floor `db` dB (RMS) under its peak, from its first sample to its last, of a
     colour drawn from NOISE_TILT (tape hiss to room rumble); turned down as a whole if its peak would
     pass 0.99."""
-    peak = float(np.max(np.abs(y))) if len(y) else 0.0
+    peak = audio.peak_level(y)
     noise = noise_floor(len(y), sr, rng, float(rng.uniform(*NOISE_TILT)))
     return _under_full_scale(y + noise * (max(peak, 1e-3) * 10 ** (db / 20)))
 
