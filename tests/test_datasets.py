@@ -266,6 +266,25 @@ def test_pad_tilt_makes_training_hats_darker_or_brighter_only():
     assert np.array_equal(d["audio"], e["audio"])
 
 
+def test_wide_retunes_reach_training_pads_only(tmp_path):
+    """pad_pitch_semitones: training pads retuned over the wider range (a hat played slower rings darker and
+    longer), held-out kits as before; the other draws stay those of a build without it; out of 0-12 semitones
+    a one-line error, nothing built."""
+    from redrum_kit import workspace
+    from redrum_kit.datasets.augment import AugmentConfig, augment_kit
+    a, b = training_item_with_and_without({"pad_pitch_semitones": 12.0})
+    assert not np.allclose(a["audio"], b["audio"], atol=1e-3)
+    kit = Builder(tiny(tmp_path)).kit("synth:0")
+    narrow, wide = (augment_kit(kit, np.random.default_rng(3), AugmentConfig(pad_pitch_semitones=w)) for w in (0.0, 12.0))
+    ratios = [len(wide.samples[k]) / len(narrow.samples[k]) for k in kit.samples]
+    assert max(ratios) > 1.3 or min(ratios) < 0.77      # a retune of more than the usual +-2 semitones somewhere
+    assert all(0.45 < r < 2.2 for r in ratios)          # and never beyond an octave and the old range
+    for bad in (-1.0, 13.0, True):
+        with pytest.raises(RedrumError, match="pad_pitch_semitones"):
+            build(tiny(tmp_path, augment={"pad_pitch_semitones": bad}), tmp_path / "bad")
+        assert not (tmp_path / "bad").exists()
+
+
 def test_drum_machine_kits_join_the_training_split_only(tmp_path):
     """machine_kits adds training kits (synthesiser ones, never drawn as recorded); validation and test
     clips stay those of a build without them."""

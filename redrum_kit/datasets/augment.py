@@ -35,6 +35,7 @@ class AugmentConfig:
     decay: float = 0.0                               # probability that a pad's decay is shortened
     pad_eq_db: float = 0.0                           # each pad through its own smooth random EQ, +-dB (0: off)
     pad_tilt_db: float = 0.0                         # each pad darker or brighter: a random tilt, +-dB an octave
+    pad_pitch_semitones: float = 0.0                 # training pads retuned within this range instead (0: off)
     bleed: float = 0.0                               # probability that a kit rings as one recorded in a room
 
 
@@ -61,10 +62,12 @@ def augment_kit(kit: SampleKit, rng: np.random.Generator, cfg: AugmentConfig) ->
     probability `cfg.decay` its decay shortened too (see `shorten_decay`), and with `cfg.pad_eq_db`
     its spectrum tilted by its own smooth EQ curve (see `equalise`), with `cfg.pad_tilt_db` made darker
     or brighter by its own straight tilt (see `tilt`): a hat as dark as a cymbal, a tom as dark as a kick;
+    `cfg.pad_pitch_semitones` (when set) widens the retune: a hat played slower rings darker and longer;
     with probability `cfg.bleed` every pad rings with the kit's shells as in a room (see `room_rings`)."""
     samples = {}
     pads = range(len(kit.kit.pads))
-    amounts = {i: (float(rng.uniform(-cfg.pitch_semitones, cfg.pitch_semitones)),
+    semitones = cfg.pad_pitch_semitones or cfg.pitch_semitones
+    amounts = {i: (float(rng.uniform(-semitones, semitones)),
                    float(10 ** (rng.uniform(-cfg.gain_db, cfg.gain_db) / 20))) for i in pads}
     # from child generators: `rng`'s own draws (rhythm, mix) stay those of a build without them
     fades, curves = {}, {}

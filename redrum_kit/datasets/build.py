@@ -237,8 +237,10 @@ class Builder:
     def __init__(self, cfg: DatasetConfig):
         self.cfg = cfg
         self.acfg = cfg.augment_config()
-        # shorter decays and pad EQ change what a kit is: for training clips only, so held-out kits stay themselves
-        self.held_out_acfg = dataclasses.replace(self.acfg, decay=0.0, pad_eq_db=0.0, pad_tilt_db=0.0, bleed=0.0)
+        # shorter decays, pad EQ and wide retunes change what a kit is: for training clips only, so held-out
+        # kits stay themselves
+        self.held_out_acfg = dataclasses.replace(self.acfg, decay=0.0, pad_eq_db=0.0, pad_tilt_db=0.0, bleed=0.0,
+                                                 pad_pitch_semitones=0.0)
         self.splits = kit_splits(cfg)
         self._kits: dict[str, SampleKit] = {}
         self._instance: tuple | None = None      # (split, kit instance) and its clips, for level = "kit"
@@ -509,6 +511,9 @@ def build(cfg: DatasetConfig, out: Path, progress=None, workers: int = 1) -> dic
     bleed = cfg.augment.get("bleed", 0.0)
     if not isinstance(bleed, (int, float)) or not 0 <= bleed <= 1:
         raise RedrumError(f"[augment] bleed must be a share of kits from 0 to 1 (not {bleed!r})")
+    wide = cfg.augment.get("pad_pitch_semitones", 0.0)
+    if isinstance(wide, bool) or not isinstance(wide, (int, float)) or not 0 <= wide <= 12:
+        raise RedrumError(f"[augment] pad_pitch_semitones must be 0 (off) to 12 semitones (not {wide!r})")
     if not isinstance(cfg.machine_kits, int) or cfg.machine_kits < 0:
         raise RedrumError(f"machine_kits must be a whole number of kits, 0 or more (not {cfg.machine_kits!r})")
     check_library_kits(cfg)
