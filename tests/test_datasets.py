@@ -270,7 +270,6 @@ def test_wide_retunes_reach_training_pads_only(tmp_path):
     """pad_pitch_semitones: training pads retuned over the wider range (a hat played slower rings darker and
     longer), held-out kits as before; the other draws stay those of a build without it; out of 0-12 semitones
     a one-line error, nothing built."""
-    from redrum_kit import workspace
     from redrum_kit.datasets.augment import AugmentConfig, augment_kit
     a, b = training_item_with_and_without({"pad_pitch_semitones": 12.0})
     assert not np.allclose(a["audio"], b["audio"], atol=1e-3)
