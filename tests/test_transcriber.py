@@ -131,7 +131,10 @@ def test_tiny_training_run_learns(tmp_path):
                                          ("aux_weight = -1", "0 or more"), ("gain_db = [0, -30]", "gain_db"),
                                          ("gain_db = -30", "gain_db"), ("gain_db = [-90, 0]", "-60 to 20"),
                                          ("noise_db = [-40, -80]", "noise_db"), ("noise_db = [-60, 6]", "-120 to 0"),
-                                         ("noise_share = 1.5", "0 (off) to 1"), ("noise_share = true", "share")])
+                                         ("noise_share = 1.5", "0 (off) to 1"), ("noise_share = true", "share"),
+                                         ("kit_adversary = -0.1", "0 (off) to 10"),
+                                         ("kit_adversary = true", "weight"),
+                                         ('adversary_on = "output"', '"gru"')])
 def test_an_unknown_model_selection_or_bad_masks_are_one_line_errors(tmp_path, capsys, line, named):
     from redrum_kit.cli import main
     from redrum_kit.workspace import presets_dir
@@ -171,6 +174,50 @@ def test_a_moving_average_of_the_weights_is_what_is_validated_kept_and_exported(
     assert "averaged" not in plain.modules() and plain.kept is plain.model
 
 
+def test_a_kit_adversary_pushes_the_states_away_from_telling_the_kits_apart(tmp_path):
+    """`kit_adversary`: a kit classifier learns which training kit played each clip while the transcriber gets
+    its gradient reversed, so its states learn to drop what tells the kits apart. Recorded kits each get a
+    label, the synthesiser's one, hybrids none; the weight rises from 0 over the run; the adversary is saved
+    for a resume and never shipped."""
+    import json
+    from redrum_kit.config import load_config
+    from redrum_kit.models import transcriber
+    from redrum_kit.workspace import presets_dir
+    from training import transcriber as recipe
+    labels, names = recipe.kit_labels(["hydrogen:A", "synth:3", "hybrid:train-5", "hydrogen:B", "machine:2"])
+    assert labels.tolist() == [0, 2, -1, 1, 2] and names == ["hydrogen:A", "hydrogen:B", "synth"]
+    weights = [recipe.adversary_weight(s, 100, 0.3) for s in (0, 10, 50, 100)]
+    assert weights[0] == 0 and weights == sorted(weights) and 0.29 < weights[-1] <= 0.3
+
+    model = transcriber.Transcriber(transcriber.TranscriberConfig())
+    model.eval()                                            # no dropout: both passes see the same network
+    adversary = recipe.KitAdversary(2 * model.cfg.hidden, 3)
+    both = recipe.WithAdversary(model, adversary, "gru")
+    mel = torch.randn(2, model.cfg.n_mels, 40)
+    grads = []
+    for weight in (0.5, -0.5):                              # -0.5: the gradient as plain training would give it
+        both.zero_grad()
+        torch.nn.functional.cross_entropy(both(mel, weight)[2], torch.tensor([0, 2])).backward()
+        grads.append((model.gru.weight_hh_l0.grad.clone(), adversary.net[0].weight.grad.clone()))
+    assert torch.allclose(grads[0][0], -grads[1][0]) and grads[0][0].abs().sum() > 0    # the transcriber's flipped
+    assert torch.allclose(grads[0][1], grads[1][1])                                     # the adversary's as is
+
+    cfg = load_config(recipe.TrainConfig, presets_dir() / "training" / "transcriber-tiny.toml",
+                      dataset_config=str(presets_dir() / "training" / "dataset-tiny.toml"),
+                      data_dir=str(tmp_path / "clips"), run_dir=str(tmp_path / "run"),
+                      out=str(tmp_path / "t.safetensors"), kit_adversary=0.3, steps=15, val_every=15)
+    recipe.train(cfg)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    kit_weights = [r["kit_weight"] for r in rows if "kit_weight" in r]
+    assert kit_weights == sorted(kit_weights) and kit_weights[-1] > kit_weights[0]
+    assert all(np.isfinite(r["kit_loss"]) for r in rows if "kit_loss" in r)
+    assert "adversary" in torch.load(tmp_path / "run" / "last.pt", weights_only=False)["modules"]
+    shipped = transcriber.load(tmp_path / "t.safetensors")
+    assert not any("adversary" in k for k in shipped.state_dict())
+    assert "kit classifier on the GRU's states fought through a reversed gradient (weight rising to 0.3)" in \
+        (tmp_path / "t.md").read_text()
+
+
 def test_a_second_output_learns_the_finer_drums_and_leaves_the_five_classes_as_they_are(tmp_path):
     """`aux_classes`: a clap and an open hat get their own targets beside the snare and hat they fold into;
     the second output trains, is stored with the model and its card, and changes nothing the transcriber
@@ -191,7 +238,7 @@ def test_a_second_output_learns_the_finer_drums_and_leaves_the_five_classes_as_t
                       val_every=15)
     rec = recipe.TranscriberRecipe(cfg, Trainer(recipe.trainer_lib.Schedule(steps=1), tmp_path / "probe"))
     rec.setup(torch.device("cpu"), lambda m: m)
-    audio, targets = rec.batch_arrays(np.random.default_rng(0))
+    audio, targets, _ = rec.batch_arrays(np.random.default_rng(0))
     assert targets.shape[1] == 7
     items = rec.train_ds
     claps = sum(sum(1 for e in items[i]["events"] if e[1] == "clap") for i in range(len(items)))

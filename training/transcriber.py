@@ -73,6 +73,11 @@ class TrainConfig:
                                     # classes (library classes: clap, hat_open, perc; each clip's events say
                                     # which was played); [] : off
     aux_weight: float = 0.5         # that output's loss against the five classes'
+    kit_adversary: float = 0.0      # > 0: a kit classifier hears the GRU's states through a reversed gradient of
+                                    # up to this weight (ramped in over the run), so they learn to say which drum
+                                    # plays and not which kit (each recorded training kit its own label, the
+                                    # synthesiser's kits one, hybrids none); 0: off, the run as before
+    adversary_on: str = "gru"       # the states it hears: "gru" (what the output layer reads) or "conv"
     model: dict = field(default_factory=dict)
 
 
@@ -236,6 +241,62 @@ def evaluate(source, ds: Dataset, threshold: float | None = None, limit: int | N
                               for k in sorted(counts) if kit_group(k) == "real"}}
 
 
+class GradientReversal(torch.autograd.Function):
+    """Identity forward; the gradient flipped and scaled by `weight` backward (Ganin and Lempitsky, 2015)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: float) -> torch.Tensor:
+        ctx.weight = weight
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return -ctx.weight * grad, None
+
+
+class KitAdversary(torch.nn.Module):
+    """Which training kit played a clip, from the mean and standard deviation over time of per-frame states
+    `(B, T, D)` -> logits `(B, kits)`."""
+
+    def __init__(self, dim: int, kits: int, hidden: int = 64):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(2 * dim, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, kits))
+
+    def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([seq.mean(1), seq.std(1)], 1))
+
+
+class WithAdversary(torch.nn.Module):
+    """The transcriber and its kit adversary as one module (one DDP wrap): log-mel and the reversed gradient's
+    weight -> `(logits, finer drums' logits or None, kit logits)`."""
+
+    def __init__(self, model: model_lib.Transcriber, adversary: KitAdversary, on: str):
+        super().__init__()
+        self.model, self.adversary, self.on = model, adversary, on
+
+    def forward(self, mel: torch.Tensor, weight: float):
+        seq = self.model.frames(mel)
+        states, _ = self.model.gru(seq)
+        logits = self.model.out(states).transpose(1, 2)
+        aux = self.model.aux(states).transpose(1, 2) if self.model.aux is not None else None
+        heard = GradientReversal.apply(states if self.on == "gru" else seq, weight)
+        return logits, aux, self.adversary(heard)
+
+
+def adversary_weight(step: int, steps: int, top: float) -> float:
+    """The reversed gradient's weight at `step`: 0 rising to `top` as in Ganin and Lempitsky's schedule
+    (2 / (1 + exp(-10 p)) - 1 over the run's progress p), so the classes are learnt before the kits are fought."""
+    return top * (2.0 / (1.0 + np.exp(-10.0 * step / max(steps, 1))) - 1.0)
+
+
+def kit_labels(kits: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Each training clip's label for the kit adversary, and the label names: each recorded kit (not a hybrid)
+    its own, every synthesiser kit `synth`; hybrids -1 (no label: their classes come from several kits)."""
+    names = sorted({k for k in kits if kit_group(k) == "real" and not k.startswith("hybrid:")}) + ["synth"]
+    index = {k: i for i, k in enumerate(names)}
+    return np.array([-1 if k.startswith("hybrid:") else index.get(k, index["synth"]) for k in kits]), names
+
+
 def _check_db_range(name: str, value, what: str, low: float, high: float, example: str) -> None:
     """A config's `[lowest, highest]` dB range, within `low`..`high`; else a one-line error naming it."""
     if (not isinstance(value, list) or len(value) != 2
@@ -269,6 +330,12 @@ class TranscriberRecipe:
         if isinstance(cfg.noise_share, bool) or not isinstance(cfg.noise_share, (int, float)) \
                 or not 0 <= cfg.noise_share <= 1:
             raise RedrumError(f"noise_share = {cfg.noise_share!r}: a share of training clips from 0 (off) to 1")
+        if isinstance(cfg.kit_adversary, bool) or not isinstance(cfg.kit_adversary, (int, float)) \
+                or not 0 <= cfg.kit_adversary <= 10:
+            raise RedrumError(f"kit_adversary = {cfg.kit_adversary!r}: the reversed gradient's top weight, "
+                              "from 0 (off) to 10, such as 0.3")
+        if cfg.adversary_on not in ("gru", "conv"):
+            raise RedrumError(f"adversary_on = {cfg.adversary_on!r}: use \"gru\" or \"conv\"")
         self.cfg = cfg
         self.data_dir = Path(cfg.data_dir)
         data_cfg = load_config(DatasetConfig, Path(cfg.dataset_config))
@@ -278,6 +345,7 @@ class TranscriberRecipe:
         kits = [self.train_ds[i]["kit"] for i in range(len(self.train_ds))]
         self.real = np.array([i for i, k in enumerate(kits) if kit_group(k) == "real"])
         self.synth = np.array([i for i, k in enumerate(kits) if kit_group(k) != "real"])
+        self.kit_label, self.kit_names = kit_labels(kits)
         self.run_dir = Path(cfg.run_dir)
 
     def setup(self, device, wrap) -> None:
@@ -292,17 +360,24 @@ class TranscriberRecipe:
         else:
             self.model = model_lib.Transcriber(model_lib.TranscriberConfig(
                 **{**cfg.model, "aux_classes": list(cfg.aux_classes)})).to(device)
-        self.net = wrap(self.model)
         self.averaged = (torch.optim.swa_utils.AveragedModel(
             self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
             if cfg.ema else None)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+        self.adversary = None
+        if cfg.kit_adversary:
+            c = self.model.cfg
+            dim = 2 * c.hidden if cfg.adversary_on == "gru" else c.channels[-1] * (c.n_mels // 2 ** len(c.channels))
+            self.adversary = KitAdversary(dim, len(self.kit_names)).to(device)
+        self.net = wrap(WithAdversary(self.model, self.adversary, cfg.adversary_on) if self.adversary else self.model)
+        params = list(self.model.parameters()) + (list(self.adversary.parameters()) if self.adversary else [])
+        self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
         self.pos_weight = torch.full((len(self.model.cfg.classes), 1), cfg.pos_weight, device=device)
         self.rng = np.random.default_rng(torch.initial_seed() % 2**32)
         self.batches = None
 
     def modules(self) -> dict:
-        return {"model": self.model, **({"averaged": self.averaged} if self.averaged is not None else {})}
+        return {"model": self.model, **({"averaged": self.averaged} if self.averaged is not None else {}),
+                **({"adversary": self.adversary} if self.adversary is not None else {})}
 
     @property
     def kept(self) -> model_lib.Transcriber:
@@ -325,18 +400,21 @@ class TranscriberRecipe:
             out.append(int(pool[rng.integers(len(pool))]))
         return out
 
-    def batch_arrays(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """One training batch as arrays: `(audio (batch, samples), onset targets (batch, classes, frames))`;
-        with `aux_classes`, the finer drums' targets follow the five classes' along the class axis."""
-        items = [self.train_ds[i] for i in self.draw(rng)]
+    def batch_arrays(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One training batch as arrays: `(audio (batch, samples), onset targets (batch, classes, frames),
+        kit labels (batch,))` (`kit_labels`); with `aux_classes`, the finer drums' targets follow the five
+        classes' along the class axis."""
+        drawn = self.draw(rng)
+        items = [self.train_ds[i] for i in drawn]
         targets = np.stack([it["targets"] for it in items])
         if self.cfg.aux_classes:
             rate = self.train_ds.manifest["config"]["sr"] / self.train_ds.manifest["config"]["hop_length"]
             targets = np.concatenate([targets, np.stack([aux_targets(
                 it["events"], self.cfg.aux_classes, targets.shape[-1], rate) for it in items])], 1)
-        return self.turned(np.stack([self.with_noise(self.with_bass(it, rng), rng) for it in items]), rng), targets
+        audio = self.turned(np.stack([self.with_noise(self.with_bass(it, rng), rng) for it in items]), rng)
+        return audio, targets, self.kit_label[drawn]
 
-    def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
+    def next_batch(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Inline from `self.rng` or, with `loader_workers`, from worker processes (each its own stream,
         seeded when the first batch is asked for, so a resumed run draws fresh ones)."""
         if not self.cfg.loader_workers:
@@ -347,8 +425,7 @@ class TranscriberRecipe:
                 stream, batch_size=None, num_workers=self.cfg.loader_workers, prefetch_factor=4,
                 persistent_workers=True, multiprocessing_context="fork",
                 worker_init_fn=lambda _: torch.set_num_threads(1)))
-        audio, targets = next(self.batches)
-        return audio.numpy(), targets.numpy()
+        return tuple(a.numpy() for a in next(self.batches))
 
     def eq_curves(self, n: int, bins: int) -> torch.Tensor:
         """`(n, bins, 1)` random smooth gains in the model's log-mel units (a few broad bumps, +-eq_db)."""
@@ -392,7 +469,7 @@ class TranscriberRecipe:
     def step(self, step: int) -> dict:
         self.model.train()
         trainer_lib.schedule_lr(self.opt, step, self.cfg.steps, self.cfg.lr)
-        audio, targets = self.next_batch()
+        audio, targets, kit = self.next_batch()
         y, targets = torch.from_numpy(audio).to(self.device), torch.from_numpy(targets).to(self.device)
         mel = self.model.features(y)
         if self.cfg.eq_db:
@@ -400,20 +477,32 @@ class TranscriberRecipe:
         if self.cfg.freq_masks:
             mel = self.masked(mel)
         n = len(self.model.cfg.classes)
-        logits, aux = self.net(mel, aux=True) if self.cfg.aux_classes else (self.net(mel), None)
+        if self.adversary is not None:
+            weight = adversary_weight(step, self.cfg.steps, self.cfg.kit_adversary)
+            logits, aux, kit_logits = self.net(mel, weight)
+        else:
+            logits, aux = self.net(mel, aux=True) if self.cfg.aux_classes else (self.net(mel), None)
         frames = min(logits.shape[-1], targets.shape[-1])
         loss = torch.nn.functional.binary_cross_entropy_with_logits(
             logits[..., :frames], widen(targets[:, :n, :frames]), pos_weight=self.pos_weight)
         if aux is not None:
             loss = loss + self.cfg.aux_weight * torch.nn.functional.binary_cross_entropy_with_logits(
                 aux[..., :frames], widen(targets[:, n:, :frames]), pos_weight=self.pos_weight[:1])
+        out = {}
+        out = {}
+        if self.adversary is not None:
+            kit = torch.from_numpy(kit).to(self.device)
+            kit_loss = (torch.nn.functional.cross_entropy(kit_logits, kit, ignore_index=-1) if (kit >= 0).any()
+                        else kit_logits.sum() * 0)
+            loss = loss + kit_loss
+            out = {"kit_loss": kit_loss.item(), "kit_weight": weight}
         self.opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
         self.opt.step()
         if self.averaged is not None:
             self.averaged.update_parameters(self.model)
-        return {"loss": loss.item()}
+        return {"loss": loss.item(), **out}
 
     @torch.no_grad()
     def validate(self, step: int = 0) -> dict:
@@ -537,6 +626,14 @@ def _aux_phrase(cfg: dict) -> str:
             f"{cfg['aux_weight']:g}; not used in transcription)")
 
 
+def _adversary_phrase(cfg: dict) -> str:
+    if not cfg.get("kit_adversary"):
+        return ""
+    on = "GRU's states" if cfg.get("adversary_on", "gru") == "gru" else "convolutions' output"
+    return (f", a kit classifier on the {on} fought through a reversed gradient (weight rising to "
+            f"{cfg['kit_adversary']:g})")
+
+
 def _left_out_phrase(m: dict) -> str:
     left = m.get("left_out_kits") or {}
     return "".join(f"\n  Left out of training: {k}, which {why}." for k, why in left.items())
@@ -564,7 +661,7 @@ on the validation kits: {', '.join(f'{k} {v:g}' for k, v in m['thresholds'].item
   test (never in training) {', '.join(k.split(':')[1] for k in kits['test'] if k.startswith('hydrogen'))} + synthesiser.{_left_out_phrase(m)}
 - Training: {trainer_lib.steps_phrase(m)}{f" from the weights of `{m['config']['init']}`" if m['config'].get('init') else ''}, batch {m['config']['batch_size']} ({m['config']['real_share']:.0%} from real
   kits), AdamW lr {m['config']['lr']} with cosine decay, BCE with positive weight {m['config']['pos_weight']} on onset frames
-  widened to their neighbours, random EQ of +-{m['config']['eq_db']:g} dB on the log-mel{_mask_phrase(m['config'])}{_bass_phrase(m['config'])}{_noise_phrase(m['config'])}{_gain_phrase(m['config'])}{_aux_phrase(m['config'])}; the {_ema_phrase(m['config'])}weights of the best
+  widened to their neighbours, random EQ of +-{m['config']['eq_db']:g} dB on the log-mel{_mask_phrase(m['config'])}{_bass_phrase(m['config'])}{_noise_phrase(m['config'])}{_gain_phrase(m['config'])}{_aux_phrase(m['config'])}{_adversary_phrase(m['config'])}; the {_ema_phrase(m['config'])}weights of the best
   validation F{' on the recorded validation kits' if m['config'].get('select') == 'real' else ''} (step {m['best_step']}) kept. Hardware: {m['hardware']}.
 
 Onset F-measure (mir_eval, 50 ms) on the test split ({m['test']['clips']} clips):
