@@ -110,7 +110,7 @@ def test_tiny_training_run_learns(tmp_path):
     tuned = load_config(recipe.TrainConfig, presets_dir() / "training" / "transcriber-tiny.toml",
                         dataset_config=cfg.dataset_config, data_dir=cfg.data_dir, run_dir=str(tmp_path / "tune"),
                         out=str(tmp_path / "tuned.safetensors"), init=str(tmp_path / "t.safetensors"),
-                        bass_share=0.5, gain_db=[-30.0, 0.0], noise_share=0.5, loader_workers=2)
+                        bass_share=0.5, gain_db=[-30.0, 0.0], noise_share=0.5, loader_workers=2, mix_styles=0.5)
     recipe.train(tuned)
     first = [json.loads(line)["loss"] for line in (tmp_path / "tune" / "log.jsonl").read_text().splitlines()
              if "loss" in line][0]
@@ -120,6 +120,7 @@ def test_tiny_training_run_learns(tmp_path):
     assert "With a bass line under each test clip" in card
     assert "each clip turned by -30 to +0 dB" in card and "With each test clip 30 dB quieter (`--gain -30`)" in card
     assert "a noise floor under 50% of clips (-80 to -40 dB under the peak)" in card
+    assert "each band's mean and spread mixed with another clip's in 50% of clips (Beta(0.4, 0.4))" in card
     assert "With a noise floor 60 dB under each test clip's peak (`--noise -60`)" in card
 
 
@@ -134,7 +135,8 @@ def test_tiny_training_run_learns(tmp_path):
                                          ("noise_share = 1.5", "0 (off) to 1"), ("noise_share = true", "share"),
                                          ("kit_adversary = -0.1", "0 (off) to 10"),
                                          ("kit_adversary = true", "weight"),
-                                         ('adversary_on = "output"', '"gru"')])
+                                         ('adversary_on = "output"', '"gru"'),
+                                         ("mix_styles = 2", "0 (off) to 1"), ("mix_alpha = 0", "over 0")])
 def test_an_unknown_model_selection_or_bad_masks_are_one_line_errors(tmp_path, capsys, line, named):
     from redrum_kit.cli import main
     from redrum_kit.workspace import presets_dir
@@ -172,6 +174,28 @@ def test_a_moving_average_of_the_weights_is_what_is_validated_kept_and_exported(
         steps=1), tmp_path / "plain"))
     plain.setup(torch.device("cpu"), lambda m: m)
     assert "averaged" not in plain.modules() and plain.kept is plain.model
+
+
+def test_mixed_styles_give_a_clip_another_clips_colour_per_band_and_keep_its_onsets():
+    """`mix_styles`: a chosen clip's bands take a blend of its own and another clip's mean and spread over time;
+    within each band the shape over time (where the hits are) stays; clips not chosen are untouched."""
+    from training import transcriber as recipe
+    frames = np.zeros((1, 80, 120), np.float32)
+    frames[:, :, ::30] = 1.0                                      # hits every 30 frames
+    dark = torch.from_numpy(frames * np.linspace(2, 0.1, 80)[None, :, None] - 3)   # bright bands quiet
+    bright = torch.from_numpy(frames * np.linspace(0.1, 2, 80)[None, :, None] - 1)
+    mel = torch.cat([dark, bright])
+    z = lambda x: (x - x.mean(2, keepdim=True)) / x.std(2, keepdim=True)
+    moves = 0
+    for seed in range(10):
+        out = recipe.mix_styles(mel, 1.0, 0.4, np.random.default_rng(seed))
+        assert torch.allclose(z(out), z(mel), atol=1e-3)          # the onsets where they were, in every band
+        for i, (own, other) in enumerate([(dark, bright), (bright, dark)]):
+            if (out[i].mean(1) - own[0].mean(1)).abs().amax() > 0.05:   # moved: towards the other's colour
+                moves += 1
+                assert (out[i].mean(1) - other[0].mean(1)).abs().mean() < (own[0].mean(1) - other[0].mean(1)).abs().mean()
+    assert moves >= 5
+    assert torch.equal(recipe.mix_styles(mel, 0.0, 0.4, np.random.default_rng(0)), mel)
 
 
 def test_a_kit_adversary_pushes_the_states_away_from_telling_the_kits_apart(tmp_path):

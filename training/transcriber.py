@@ -77,6 +77,11 @@ class TrainConfig:
                                     # up to this weight (ramped in over the run), so they learn to say which drum
                                     # plays and not which kit (each recorded training kit its own label, the
                                     # synthesiser's kits one, hybrids none); 0: off, the run as before
+    mix_styles: float = 0.0         # > 0: this share of training clips hear their log-mel with each band's mean and
+                                    # spread over time mixed with another clip's of the batch (frequency-wise
+                                    # MixStyle: a recording's colour and dynamics per band, another kit's);
+                                    # 0: off, the draws as before
+    mix_alpha: float = 0.4          # the mix's weight drawn from Beta(mix_alpha, mix_alpha)
     adversary_on: str = "gru"       # the states it hears: "gru" (what the output layer reads) or "conv"
     model: dict = field(default_factory=dict)
 
@@ -297,6 +302,23 @@ def kit_labels(kits: list[str]) -> tuple[np.ndarray, list[str]]:
     return np.array([-1 if k.startswith("hybrid:") else index.get(k, index["synth"]) for k in kits]), names
 
 
+def mix_styles(mel: torch.Tensor, share: float, alpha: float, rng: np.random.Generator) -> torch.Tensor:
+    """Frequency-wise MixStyle (Zhou et al. 2021; per frequency band as in Kim et al. 2022) on `(B, bands,
+    frames)`: for `share` of the clips, each band is normalised by its own mean and standard deviation over time
+    and given a blend of its own and another clip's of the batch (weight from Beta(alpha, alpha)). Where and when
+    the onsets are stays, so the targets do too."""
+    b = len(mel)
+    chosen = torch.from_numpy(rng.random(b) < share).to(mel.device)
+    if b < 2 or not chosen.any():
+        return mel
+    mean = mel.mean(2, keepdim=True)
+    std = (mel.var(2, keepdim=True) + 1e-6).sqrt()
+    other = torch.from_numpy(rng.permutation(b)).to(mel.device)
+    lam = torch.from_numpy(rng.beta(alpha, alpha, (b, 1, 1))).float().to(mel.device)
+    mixed = (mel - mean) / std * (lam * std + (1 - lam) * std[other]) + lam * mean + (1 - lam) * mean[other]
+    return torch.where(chosen[:, None, None], mixed, mel)
+
+
 def _check_db_range(name: str, value, what: str, low: float, high: float, example: str) -> None:
     """A config's `[lowest, highest]` dB range, within `low`..`high`; else a one-line error naming it."""
     if (not isinstance(value, list) or len(value) != 2
@@ -334,6 +356,11 @@ class TranscriberRecipe:
                 or not 0 <= cfg.kit_adversary <= 10:
             raise RedrumError(f"kit_adversary = {cfg.kit_adversary!r}: the reversed gradient's top weight, "
                               "from 0 (off) to 10, such as 0.3")
+        if isinstance(cfg.mix_styles, bool) or not isinstance(cfg.mix_styles, (int, float)) \
+                or not 0 <= cfg.mix_styles <= 1:
+            raise RedrumError(f"mix_styles = {cfg.mix_styles!r}: a share of training clips from 0 (off) to 1")
+        if isinstance(cfg.mix_alpha, bool) or not isinstance(cfg.mix_alpha, (int, float)) or cfg.mix_alpha <= 0:
+            raise RedrumError(f"mix_alpha = {cfg.mix_alpha!r}: Beta's parameter, over 0, such as 0.4")
         if cfg.adversary_on not in ("gru", "conv"):
             raise RedrumError(f"adversary_on = {cfg.adversary_on!r}: use \"gru\" or \"conv\"")
         self.cfg = cfg
@@ -476,6 +503,8 @@ class TranscriberRecipe:
             mel = mel + self.eq_curves(len(y), mel.shape[1]).to(self.device)
         if self.cfg.freq_masks:
             mel = self.masked(mel)
+        if self.cfg.mix_styles:
+            mel = mix_styles(mel, self.cfg.mix_styles, self.cfg.mix_alpha, self.rng)
         n = len(self.model.cfg.classes)
         if self.adversary is not None:
             weight = adversary_weight(step, self.cfg.steps, self.cfg.kit_adversary)
@@ -626,6 +655,13 @@ def _aux_phrase(cfg: dict) -> str:
             f"{cfg['aux_weight']:g}; not used in transcription)")
 
 
+def _mix_phrase(cfg: dict) -> str:
+    if not cfg.get("mix_styles"):
+        return ""
+    return (f", each band's mean and spread mixed with another clip's in {cfg['mix_styles']:.0%} of clips "
+            f"(Beta({cfg['mix_alpha']:g}, {cfg['mix_alpha']:g}))")
+
+
 def _adversary_phrase(cfg: dict) -> str:
     if not cfg.get("kit_adversary"):
         return ""
@@ -661,7 +697,7 @@ on the validation kits: {', '.join(f'{k} {v:g}' for k, v in m['thresholds'].item
   test (never in training) {', '.join(k.split(':')[1] for k in kits['test'] if k.startswith('hydrogen'))} + synthesiser.{_left_out_phrase(m)}
 - Training: {trainer_lib.steps_phrase(m)}{f" from the weights of `{m['config']['init']}`" if m['config'].get('init') else ''}, batch {m['config']['batch_size']} ({m['config']['real_share']:.0%} from real
   kits), AdamW lr {m['config']['lr']} with cosine decay, BCE with positive weight {m['config']['pos_weight']} on onset frames
-  widened to their neighbours, random EQ of +-{m['config']['eq_db']:g} dB on the log-mel{_mask_phrase(m['config'])}{_bass_phrase(m['config'])}{_noise_phrase(m['config'])}{_gain_phrase(m['config'])}{_aux_phrase(m['config'])}{_adversary_phrase(m['config'])}; the {_ema_phrase(m['config'])}weights of the best
+  widened to their neighbours, random EQ of +-{m['config']['eq_db']:g} dB on the log-mel{_mask_phrase(m['config'])}{_bass_phrase(m['config'])}{_noise_phrase(m['config'])}{_gain_phrase(m['config'])}{_aux_phrase(m['config'])}{_mix_phrase(m['config'])}{_adversary_phrase(m['config'])}; the {_ema_phrase(m['config'])}weights of the best
   validation F{' on the recorded validation kits' if m['config'].get('select') == 'real' else ''} (step {m['best_step']}) kept. Hardware: {m['hardware']}.
 
 Onset F-measure (mir_eval, 50 ms) on the test split ({m['test']['clips']} clips):
