@@ -282,8 +282,8 @@ class WithAdversary(torch.nn.Module):
     def forward(self, mel: torch.Tensor, weight: float):
         seq = self.model.frames(mel)
         states, _ = self.model.gru(seq)
-        logits = self.model.out(states).transpose(1, 2)
-        aux = self.model.aux(states).transpose(1, 2) if self.model.aux is not None else None
+        logits, aux = self.model.read(states, aux=True) if self.model.aux is not None \
+            else (self.model.read(states), None)
         heard = GradientReversal.apply(states if self.on == "gru" else seq, weight)
         return logits, aux, self.adversary(heard)
 
@@ -319,6 +319,12 @@ def mix_styles(mel: torch.Tensor, share: float, alpha: float, rng: np.random.Gen
     return torch.where(chosen[:, None, None], mixed, mel)
 
 
+def _check_number(name: str, value, fits, what: str) -> None:
+    """A config's number (not a bool) for which `fits(value)` holds; else a one-line error naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not fits(value):
+        raise RedrumError(f"{name} = {value!r}: {what}")
+
+
 def _check_db_range(name: str, value, what: str, low: float, high: float, example: str) -> None:
     """A config's `[lowest, highest]` dB range, within `low`..`high`; else a one-line error naming it."""
     if (not isinstance(value, list) or len(value) != 2
@@ -336,31 +342,22 @@ class TranscriberRecipe:
         if cfg.select not in ("mean", "real"):
             raise RedrumError(f"select = {cfg.select!r}: use \"mean\" (every validation kit) "
                               "or \"real\" (the recorded ones)")
-        if isinstance(cfg.ema, bool) or not isinstance(cfg.ema, (int, float)) or not 0 <= cfg.ema < 1:
-            raise RedrumError(f"ema = {cfg.ema!r}: a decay a step from 0 (off) to under 1, such as 0.998")
+        _check_number("ema", cfg.ema, lambda v: 0 <= v < 1, "a decay a step from 0 (off) to under 1, such as 0.998")
         unknown = [c for c in cfg.aux_classes if c not in AUX_CLASSES]
         if unknown or len(set(cfg.aux_classes)) != len(cfg.aux_classes):
             raise RedrumError(f"aux_classes = {cfg.aux_classes!r}: each once, from {', '.join(AUX_CLASSES)}")
-        if isinstance(cfg.aux_weight, bool) or not isinstance(cfg.aux_weight, (int, float)) or cfg.aux_weight < 0:
-            raise RedrumError(f"aux_weight = {cfg.aux_weight!r}: the second output's loss weight, 0 or more")
+        _check_number("aux_weight", cfg.aux_weight, lambda v: v >= 0, "the second output's loss weight, 0 or more")
         for name in ("freq_masks", "freq_mask_bins"):
             value = getattr(cfg, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 40:
                 raise RedrumError(f"{name} = {value!r}: a whole number from 0 to 40")
         _check_db_range("gain_db", cfg.gain_db, "in dB", -60, 20, "[-30, 0]")
         _check_db_range("noise_db", cfg.noise_db, "in dB under the peak", -120, 0, "[-80, -40]")
-        if isinstance(cfg.noise_share, bool) or not isinstance(cfg.noise_share, (int, float)) \
-                or not 0 <= cfg.noise_share <= 1:
-            raise RedrumError(f"noise_share = {cfg.noise_share!r}: a share of training clips from 0 (off) to 1")
-        if isinstance(cfg.kit_adversary, bool) or not isinstance(cfg.kit_adversary, (int, float)) \
-                or not 0 <= cfg.kit_adversary <= 10:
-            raise RedrumError(f"kit_adversary = {cfg.kit_adversary!r}: the reversed gradient's top weight, "
-                              "from 0 (off) to 10, such as 0.3")
-        if isinstance(cfg.mix_styles, bool) or not isinstance(cfg.mix_styles, (int, float)) \
-                or not 0 <= cfg.mix_styles <= 1:
-            raise RedrumError(f"mix_styles = {cfg.mix_styles!r}: a share of training clips from 0 (off) to 1")
-        if isinstance(cfg.mix_alpha, bool) or not isinstance(cfg.mix_alpha, (int, float)) or cfg.mix_alpha <= 0:
-            raise RedrumError(f"mix_alpha = {cfg.mix_alpha!r}: Beta's parameter, over 0, such as 0.4")
+        for name in ("noise_share", "mix_styles"):
+            _check_number(name, getattr(cfg, name), lambda v: 0 <= v <= 1, "a share of training clips from 0 (off) to 1")
+        _check_number("kit_adversary", cfg.kit_adversary, lambda v: 0 <= v <= 10,
+                      "the reversed gradient's top weight, from 0 (off) to 10, such as 0.3")
+        _check_number("mix_alpha", cfg.mix_alpha, lambda v: v > 0, "Beta's parameter, over 0, such as 0.4")
         if cfg.adversary_on not in ("gru", "conv"):
             raise RedrumError(f"adversary_on = {cfg.adversary_on!r}: use \"gru\" or \"conv\"")
         self.cfg = cfg
@@ -517,7 +514,6 @@ class TranscriberRecipe:
         if aux is not None:
             loss = loss + self.cfg.aux_weight * torch.nn.functional.binary_cross_entropy_with_logits(
                 aux[..., :frames], widen(targets[:, n:, :frames]), pos_weight=self.pos_weight[:1])
-        out = {}
         out = {}
         if self.adversary is not None:
             kit = torch.from_numpy(kit).to(self.device)

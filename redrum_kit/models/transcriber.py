@@ -109,6 +109,11 @@ class Transcriber(nn.Module):
         """GRU and output layer: `(B, T, D)` -> logits `(B, classes, T)`; with `aux`, also the finer
         drums' logits `(B, aux classes, T)`."""
         h, _ = self.gru(seq)
+        return self.read(h, aux)
+
+    def read(self, h: torch.Tensor, aux: bool = False):
+        """Output layer on the GRU's states: `(B, T, 2 * hidden)` -> logits `(B, classes, T)`; with `aux`, also
+        the finer drums' logits `(B, aux classes, T)`."""
         logits = self.out(h).transpose(1, 2)
         return (logits, self.aux(h).transpose(1, 2)) if aux else logits
 
