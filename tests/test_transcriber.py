@@ -451,6 +451,24 @@ def test_eval_tempo_cli(capsys):
         assert err.startswith("redrum: error:") and len(err.splitlines()) == 1
 
 
+def test_notes_of_one_class_struck_together_are_one_onset_for_the_evaluation():
+    """A closed and an open hat on one step, a clap on a snare: each one stroke of its class, which a
+    transcriber finds once; a flam 40 ms apart and a fast roll stay two strokes each."""
+    from training.transcriber import match_counts, reference_onsets
+    events = [(0.5, "kick", 100), (1.0, "hat_closed", 90), (1.008, "hat_open", 90), (2.0, "snare", 100),
+              (2.012, "clap", 100), (3.0, "snare", 40), (3.04, "snare", 110),
+              *((4.0 + 0.075 * k, "tom", 100) for k in range(4))]
+    classes = ["kick", "snare", "hat", "tom", "cymbal"]
+    ref = reference_onsets({"events": events}, classes)
+    assert list(ref["hat"]) == [1.0] and list(ref["snare"]) == [2.0, 3.0, 3.04]
+    assert len(ref["tom"]) == 4 and list(ref["kick"]) == [0.5] and len(ref["cymbal"]) == 0
+    every = reference_onsets({"events": events}, classes, merge=0.0)     # the measure before session 39
+    assert list(every["hat"]) == [1.0, 1.008] and len(every["snare"]) == 4
+    heard = np.array([1.004])                                            # the one hat stroke, found
+    assert tuple(match_counts(ref["hat"], heard)) == (1, 1, 1)
+    assert tuple(match_counts(every["hat"], heard)) == (1, 2, 1)        # counted a miss there
+
+
 def test_eval_transcriber_cli(tmp_path, capsys):
     from redrum_kit.cli import main
     from redrum_kit.config import load_config
@@ -476,6 +494,8 @@ def test_eval_transcriber_cli(tmp_path, capsys):
     mine = json.loads(capsys.readouterr().out)["model"]["mean_f"]
     assert main(["eval", "transcriber", "--data", str(tmp_path / "clips"), "--json"]) == 0
     assert checkpoint_path().is_file() and mine < json.loads(capsys.readouterr().out)["model"]["mean_f"]
+    assert main(["eval", "transcriber", "--data", str(tmp_path / "clips"), "--unmerged"]) == 0
+    assert "every reference note counted" in capsys.readouterr().out
     assert main(["eval", "transcriber", "--data", str(tmp_path / "clips"), "--checkpoint", "nope.safetensors"]) == 1
     assert "nope.safetensors" in capsys.readouterr().err
     assert main(["eval", "transcriber"]) == 1

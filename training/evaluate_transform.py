@@ -10,8 +10,9 @@ model without decay shaping; `replace`, drum replacement as `redrum transform --
 runs it, with the shipped transcriber; the model hears with the one it was trained on):
 
 - rhythm: onset F-measure (mir_eval, 50 ms) of the output's transcribed
-  events against the events the target was rendered from, mean over the
-  classes present; `rhythm_relative` divides it by the same F of the true
+  events against the events the target was rendered from (one class's notes
+  closer than 30 ms counted as one onset, as the transcriber can only hear them;
+  `merge = 0` counts each, as before session 39), mean over the classes present; `rhythm_relative` divides it by the same F of the true
   rendering (so the transcriber's own misses do not count against the method);
 - timbre: log-mel distance (dB) from the output to the true rendering over
   that from the target itself (0: perfect, 1: no better than returning the
@@ -109,7 +110,7 @@ def draw_pairs(ds: Dataset, n: int, seed: int, sources=SOURCES) -> list[tuple[in
 
 
 def evaluate(redrummer, data_dir: Path, pairs: int = 20, seed: int = 0, progress=None,
-             methods=METHODS, sources=SOURCES) -> dict:
+             methods=METHODS, sources=SOURCES, merge: float = crnn.MIN_GAP) -> dict:
     """Figures per method and group (see the module's docstring); `methods` and `sources` (the source-kit
     groups) keep some of them, to measure many pairs sooner."""
     unknown = sorted(set(methods) - set(METHODS)) + sorted(set(sources) - set(SOURCES))
@@ -125,7 +126,7 @@ def evaluate(redrummer, data_dir: Path, pairs: int = 20, seed: int = 0, progress
     chosen = draw_pairs(ds, pairs, seed, sources)
     for s_i, t_i, true_i in (progress(chosen) if progress else chosen):
         s, t, true = ds[s_i], ds[t_i], ds[true_i]
-        ref = reference_onsets(t, list(TRANSCRIPTION_CLASSES))
+        ref = reference_onsets(t, list(TRANSCRIPTION_CLASSES), merge)
         shapings = tuple(DAMPING[m] for m in methods if m in DAMPING)     # one run of the model serves both
         rendered = redrummer.transform_signals(s["audio"], t["audio"], sr, decays=shapings) if shapings else {}
         run = {"model": lambda: rendered["source"].y,
@@ -136,7 +137,7 @@ def evaluate(redrummer, data_dir: Path, pairs: int = 20, seed: int = 0, progress
         d_target = _distance(t["audio"], true["audio"], sr)
         row = {"source_kit": s["kit"], "target_kit": t["kit"], "group": kit_group(s["kit"]),
                "layered": layered_share(ref) >= LAYERED_SHARE,
-               "complete": classes_played(ref) <= classes_played(reference_onsets(s, list(TRANSCRIPTION_CLASSES))),
+               "complete": classes_played(ref) <= classes_played(reference_onsets(s, list(TRANSCRIPTION_CLASSES), merge)),
                "true": rhythm_counts(true["audio"], ref, transcriber)}
         for m, y in outputs.items():
             d = _distance(y, true["audio"], sr)
@@ -201,7 +202,7 @@ def table(ev: dict) -> str:
 
 
 def interpolation_curves(redrummer, data_dir: Path, pairs: int = 10, steps: int = 5, seed: int = 0,
-                         decays: str = "source") -> dict:
+                         decays: str = "source", merge: float = crnn.MIN_GAP) -> dict:
     """How each interpolation space moves the rhythm: per step, the onset F of the output against
     A's events and against B's (A and B: one kit instance playing two rhythms of the test grid, so that
     only the rhythm changes). Gradual: F against B rises step by step while F against A falls. Also
@@ -220,7 +221,7 @@ def interpolation_curves(redrummer, data_dir: Path, pairs: int = 10, steps: int 
         dist = np.zeros((steps, 2))
         for s_i, _, true_i in chosen:                       # A = source, B = the same kit on the target's rhythm
             a, b = ds[s_i], ds[true_i]
-            ref_a, ref_b = (reference_onsets(x, list(TRANSCRIPTION_CLASSES)) for x in (a, b))
+            ref_a, ref_b = (reference_onsets(x, list(TRANSCRIPTION_CLASSES), merge) for x in (a, b))
             ys = redrummer.interpolate_signals(a["audio"], b["audio"], sr, steps, space, decays=decays).steps
             for k, y in enumerate(ys):
                 for ref, acc in ((ref_a, to_a), (ref_b, to_b)):

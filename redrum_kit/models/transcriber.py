@@ -168,8 +168,11 @@ def parabolic_offset(left: float, centre: float, right: float) -> float:
     return 0.5 * (left - right) / curve if curve < 0 else 0.0
 
 
+MIN_GAP = 0.03   # s: the closest two onsets of one class can be; what is closer is one stroke
+
+
 def peak_pick(probs: np.ndarray, frame_rate: float, classes: list[str], threshold=0.5,
-              min_gap: float = 0.03) -> list[tuple[float, str, float]]:
+              min_gap: float = MIN_GAP) -> list[tuple[float, str, float]]:
     """Local maxima above the threshold, at least `min_gap` seconds apart per class.
 
     `threshold`: one value for all classes, or one per class.
