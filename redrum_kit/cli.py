@@ -473,7 +473,7 @@ def cmd_eval_transform(args) -> int:
     only = f", {' and '.join(sources)} source kits only" if set(sources) != set(SOURCES) else ""
     level = "at the source's level" if result["levels"] == "kit" else "each clip levelled alone"
     print(f"test split of {args.data}: {result['pairs']} pairs (source kit a on rhythm 1, target kit b on rhythm 2; "
-          f"truth: kit a on rhythm 2, {level}{only})")
+          f"truth: kit a on rhythm 2, {level}{only})" + ("; every reference note counted" if args.unmerged else ""))
     if "replace" in result["methods"]:
         print("replace runs as `redrum transform --method replace` does (the shipped transcriber); every method's "
               "rhythm is heard by the model's transcriber")

@@ -449,6 +449,7 @@ def test_cli_eval_transform_and_interpolate_print_both_methods_and_spaces(traine
         assert 0.0 <= group[method]["rhythm_f"] <= 1.0 and group[method]["timbre_ratio"] >= 0.0
     assert result["per_source_kit"] == {}                  # no recorded kits in the tiny grid
     assert result["levels"] == "clip"                      # the tiny grid levels each clip alone: said so
+    assert result["merge_s"] == 0.03                       # a class's notes within 30 ms: one onset
     # the replace row is drum replacement as `--method replace` runs it (the shipped transcriber), not as
     # the model's own transcriber would hear
     from redrum_kit.datasets.build import Dataset
@@ -462,6 +463,9 @@ def test_cli_eval_transform_and_interpolate_print_both_methods_and_spaces(traine
     assert main(["eval", "transform", "--data", cfg.data_dir, "--pairs", "1", "--methods", "model"]) == 0
     out = capsys.readouterr().out
     assert "each clip levelled alone" in out and "the shipped transcriber" not in out    # no replace row, no word of it
+    assert "every reference note counted" not in out
+    assert main(["eval", "transform", "--data", cfg.data_dir, "--pairs", "1", "--methods", "model", "--unmerged"]) == 0
+    assert "every reference note counted" in capsys.readouterr().out         # the measure before session 39
     assert main(["eval", "transform", "--data", cfg.data_dir, "--pairs", "1", "--methods", "replace"]) == 0
     assert "replace runs as `redrum transform --method replace` does" in capsys.readouterr().out
     assert main(["eval", "interpolate", "--data", cfg.data_dir, "--pairs", "2"]) == 0

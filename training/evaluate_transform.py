@@ -147,7 +147,8 @@ def evaluate(redrummer, data_dir: Path, pairs: int = 20, seed: int = 0, progress
               "layered": [r for r in rows if r["layered"]],
               "complete": [r for r in rows if r["complete"] and r["group"] == "real"]}
     out = {"pairs": len(rows), "source": str(data_dir), "methods": methods, "groups": {},
-           "levels": ds.manifest["config"].get("level", "clip")}    # "kit": the truth at the source's level
+           "levels": ds.manifest["config"].get("level", "clip"),    # "kit": the truth at the source's level
+           "merge_s": merge}                                       # one class's notes closer count as one
 
     def timbre(members, m) -> float:
         return round(float(np.mean([r[m]["timbre_ratio"] for r in members])), 4)

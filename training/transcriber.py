@@ -250,7 +250,7 @@ def evaluate(source, ds: Dataset, threshold: float | None = None, limit: int | N
         return f_measures(dict(zip(classes, sample.sum(0))))["mean_f"]
 
     groups = {g: [k for k in counts if kit_group(k) == g] for g in ("real", "synth")}
-    return {**f_measures(total(counts)), "clips": clips,
+    return {**f_measures(total(counts)), "clips": clips, "merge_s": merge,
             "groups": {g: dict(f_measures(total(kits)), mean_f_ci95=bootstrap_interval(per_clip[g], mean_f),
                                mean_f_ci95_kits=bootstrap_interval(per_clip[g], mean_f, kits=clip_kits[g]))
                        for g, kits in groups.items() if kits},
