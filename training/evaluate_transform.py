@@ -12,8 +12,9 @@ runs it, with the shipped transcriber; the model hears with the one it was train
 - rhythm: onset F-measure (mir_eval, 50 ms) of the output's transcribed
   events against the events the target was rendered from (one class's notes
   closer than 30 ms counted as one onset, as the transcriber can only hear them;
-  `merge = 0` counts each, as before session 39), mean over the classes present; `rhythm_relative` divides it by the same F of the true
-  rendering (so the transcriber's own misses do not count against the method);
+  `merge = 0` counts each, as before session 39), mean over the classes
+  present; `rhythm_relative` divides it by the same F of the true rendering
+  (so the transcriber's own misses do not count against the method);
 - timbre: log-mel distance (dB) from the output to the true rendering over
   that from the target itself (0: perfect, 1: no better than returning the
   target).
@@ -137,7 +138,7 @@ def evaluate(redrummer, data_dir: Path, pairs: int = 20, seed: int = 0, progress
         d_target = _distance(t["audio"], true["audio"], sr)
         row = {"source_kit": s["kit"], "target_kit": t["kit"], "group": kit_group(s["kit"]),
                "layered": layered_share(ref) >= LAYERED_SHARE,
-               "complete": classes_played(ref) <= classes_played(reference_onsets(s, list(TRANSCRIPTION_CLASSES), merge)),
+               "complete": classes_played(ref) <= classes_played(reference_onsets(s, list(TRANSCRIPTION_CLASSES))),
                "true": rhythm_counts(true["audio"], ref, transcriber)}
         for m, y in outputs.items():
             d = _distance(y, true["audio"], sr)
