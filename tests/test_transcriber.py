@@ -176,6 +176,41 @@ def test_a_moving_average_of_the_weights_is_what_is_validated_kept_and_exported(
     assert "averaged" not in plain.modules() and plain.kept is plain.model
 
 
+def test_windows_added_to_a_trained_model_start_silent_and_a_run_from_it_learns_to_hear_them(tmp_path):
+    """`model.n_ffts`: the CRNN hears log-mels through several windows at once (one input channel each). Added
+    to a trained model they change nothing until trained (their weights start at zero); a run from `init` with
+    them learns to use them, and its checkpoint transcribes with them and says so on its card."""
+    from redrum_kit.config import load_config
+    from redrum_kit.models import transcriber
+    from redrum_kit.workspace import presets_dir
+    from training import transcriber as recipe
+    model = Transcriber(TranscriberConfig()).eval()
+    y = torch.from_numpy(np.random.default_rng(0).normal(0, 0.1, (2, 22050)).astype(np.float32))
+    before = model(model.features(y))
+    model.add_inputs([1024, 2048, 512])
+    mel = model.features(y)
+    assert mel.shape == (2, 3, 80, before.shape[-1])
+    assert torch.allclose(model(mel), before, atol=1e-6)
+    assert torch.equal(mel[:, 0], Transcriber(TranscriberConfig()).features(y))
+    assert not torch.allclose(mel[:, 1], mel[:, 2])                # each window its own view
+    base = dict(dataset_config=str(presets_dir() / "training" / "dataset-tiny.toml"),
+                data_dir=str(tmp_path / "clips"), steps=10, val_every=10, save_every=10)
+    recipe.train(load_config(recipe.TrainConfig, presets_dir() / "training" / "transcriber-tiny.toml", **base,
+                             run_dir=str(tmp_path / "run"), out=str(tmp_path / "t.safetensors")))
+    first = transcriber.load(tmp_path / "t.safetensors")
+    assert first.cfg.n_ffts == [1024]
+    recipe.train(load_config(recipe.TrainConfig, presets_dir() / "training" / "transcriber-tiny.toml", **base,
+                             run_dir=str(tmp_path / "wide"), out=str(tmp_path / "w.safetensors"),
+                             init=str(tmp_path / "t.safetensors"), model={"n_ffts": [1024, 2048, 512]},
+                             eq_db=6.0, freq_masks=2, mix_styles=0.5))
+    wide = transcriber.load(tmp_path / "w.safetensors")
+    assert wide.cfg.n_ffts == [1024, 2048, 512]
+    weight = wide.conv[0].weight.float()
+    assert weight[:, 1:].abs().amax() > 0                          # the new windows learnt weights of their own
+    assert wide.activations(np.zeros(22050 * 4, np.float32)).shape == (5, 4 * 86 + 1)
+    assert "heard through windows of 1024 (46 ms), 2048 (93 ms), 512 (23 ms) samples" in (tmp_path / "w.md").read_text()
+
+
 def test_mixed_styles_give_a_clip_another_clips_colour_per_band_and_keep_its_onsets():
     """`mix_styles`: a chosen clip's bands take a blend of its own and another clip's mean and spread over time;
     within each band the shape over time (where the hits are) stays; clips not chosen are untouched."""

@@ -68,7 +68,8 @@ class TrainConfig:
     loader_workers: int = 0         # processes assembling batches ahead of the model (a GPU outruns one); 0: inline
     out: str = "presets/models/transcriber.safetensors"
     config_file: str = "presets/training/transcriber.toml"   # the file this config came from (for the card)
-    init: str = ""                  # start from these weights (fine-tuning; their model config wins); "": fresh
+    init: str = ""                  # start from these weights (fine-tuning; their model config wins but for
+                                    # `model.n_ffts`, new windows starting at zero weight); "": fresh
     aux_classes: list = field(default_factory=list)   # finer drums a second output learns beside the five
                                     # classes (library classes: clap, hat_open, perc; each clip's events say
                                     # which was played); [] : off
@@ -317,19 +318,20 @@ def kit_labels(kits: list[str]) -> tuple[np.ndarray, list[str]]:
 
 def mix_styles(mel: torch.Tensor, share: float, alpha: float, rng: np.random.Generator) -> torch.Tensor:
     """Frequency-wise MixStyle (Zhou et al. 2021; per frequency band as in Kim et al. 2022) on `(B, bands,
-    frames)`: for `share` of the clips, each band is normalised by its own mean and standard deviation over time
+    frames)` (or `(B, windows, bands, frames)`): for `share` of the clips, each band is normalised by its own mean and standard deviation over time
     and given a blend of its own and another clip's of the batch (weight from Beta(alpha, alpha)). Where and when
     the onsets are stays, so the targets do too."""
     b = len(mel)
     chosen = torch.from_numpy(rng.random(b) < share).to(mel.device)
     if b < 2 or not chosen.any():
         return mel
-    mean = mel.mean(2, keepdim=True)
-    std = (mel.var(2, keepdim=True) + 1e-6).sqrt()
+    mean = mel.mean(-1, keepdim=True)
+    std = (mel.var(-1, keepdim=True) + 1e-6).sqrt()
     other = torch.from_numpy(rng.permutation(b)).to(mel.device)
-    lam = torch.from_numpy(rng.beta(alpha, alpha, (b, 1, 1))).float().to(mel.device)
+    each = (b,) + (1,) * (mel.dim() - 1)      # one draw a clip, whatever windows it is heard through
+    lam = torch.from_numpy(rng.beta(alpha, alpha, each)).float().to(mel.device)
     mixed = (mel - mean) / std * (lam * std + (1 - lam) * std[other]) + lam * mean + (1 - lam) * mean[other]
-    return torch.where(chosen[:, None, None], mixed, mel)
+    return torch.where(chosen.view(each), mixed, mel)
 
 
 def _check_number(name: str, value, fits, what: str) -> None:
@@ -391,6 +393,9 @@ class TranscriberRecipe:
         if cfg.init:
             self.model = model_lib.load(Path(cfg.init)).float().to(device)
             self.model.cfg.thresholds = []         # tuned again on validation at export
+            n_ffts = cfg.model.get("n_ffts")       # the one model setting a run from `init` may change
+            if n_ffts and list(n_ffts) != self.model.cfg.n_ffts:
+                self.model.add_inputs(list(n_ffts))
             if cfg.aux_classes and self.model.cfg.aux_classes != cfg.aux_classes:
                 self.model.add_aux(cfg.aux_classes)
                 self.model.to(device)
@@ -479,8 +484,8 @@ class TranscriberRecipe:
         for i in range(len(mel)):
             for _ in range(self.cfg.freq_masks):
                 width = int(self.rng.integers(0, self.cfg.freq_mask_bins + 1))
-                start = int(self.rng.integers(0, mel.shape[1] - width + 1))
-                mel[i, start:start + width] = mel[i].mean()
+                start = int(self.rng.integers(0, mel.shape[-2] - width + 1))
+                mel[i, ..., start:start + width, :] = mel[i].mean()
         return mel
 
     def turned(self, audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -509,8 +514,9 @@ class TranscriberRecipe:
         audio, targets, kit = self.next_batch()
         y, targets = torch.from_numpy(audio).to(self.device), torch.from_numpy(targets).to(self.device)
         mel = self.model.features(y)
-        if self.cfg.eq_db:
-            mel = mel + self.eq_curves(len(y), mel.shape[1]).to(self.device)
+        if self.cfg.eq_db:   # one curve a clip, every window's log-mel alike
+            curves = self.eq_curves(len(y), mel.shape[-2]).to(self.device)
+            mel = mel + (curves[:, None] if mel.dim() == 4 else curves)
         if self.cfg.freq_masks:
             mel = self.masked(mel)
         if self.cfg.mix_styles:
@@ -684,6 +690,13 @@ def _left_out_phrase(m: dict) -> str:
     return "".join(f"\n  Left out of training: {k}, which {why}." for k, why in left.items())
 
 
+def _windows_phrase(c: model_lib.TranscriberConfig) -> str:
+    """The card's words for the log-mels' windows when the model hears several (one: the phrase as before)."""
+    if len(c.n_ffts) == 1:
+        return ""
+    return "; heard through windows of " + ", ".join(f"{n} ({1000 * n / c.sr:.0f} ms)" for n in c.n_ffts) + " samples at once"
+
+
 def model_card(model: model_lib.Transcriber, m: dict) -> str:
     c = model.cfg
     params = sum(p.numel() for p in model.parameters())
@@ -695,7 +708,7 @@ def model_card(model: model_lib.Transcriber, m: dict) -> str:
     kits = m["kits"]
     return f"""# Drum transcriber (`transcriber.safetensors`)
 
-CRNN on log-mel ({c.n_mels} bands, {c.sr} Hz, hop {c.hop_length}: {c.frame_rate:.1f} frames a second): convolutions
+CRNN on log-mel ({c.n_mels} bands, {c.sr} Hz, hop {c.hop_length}: {c.frame_rate:.1f} frames a second{_windows_phrase(c)}): convolutions
 {c.channels} pooled over frequency only, a bidirectional GRU ({c.hidden} units) over 3 s windows, a sigmoid per class
 ({', '.join(c.classes)}). {params / 1e3:.0f} k parameters, stored as fp16. Peak picking with per-class thresholds tuned
 on the validation kits: {', '.join(f'{k} {v:g}' for k, v in m['thresholds'].items())}.

@@ -31,6 +31,9 @@ class TranscriberConfig:
     sr: int = 22050
     hop_length: int = 256
     n_mels: int = 80
+    n_ffts: list[int] = field(default_factory=lambda: [features.N_FFT])   # window of each log-mel the model
+                                                           # hears, one input channel each (several: short
+                                                           # windows for attacks, long ones for pitch and ring)
     channels: list[int] = field(default_factory=lambda: [16, 32, 48])
     hidden: int = 64
     dropout: float = 0.2
@@ -69,7 +72,7 @@ class Transcriber(nn.Module):
         super().__init__()
         self.cfg = cfg
         layers: list[nn.Module] = []
-        c_in = 1
+        c_in = len(cfg.n_ffts)
         for c in cfg.channels:  # pool over frequency only: time resolution is the point
             layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(),
                        FreqPool(), nn.Dropout(cfg.dropout / 2)]
@@ -94,14 +97,32 @@ class Transcriber(nn.Module):
         """Peak-picking threshold: per class when tuned (`cfg.thresholds`), else 0.5."""
         return list(self.cfg.thresholds) if self.cfg.thresholds else 0.5
 
+    def add_inputs(self, n_ffts: list[int]) -> None:
+        """Hear the log-mels of `n_ffts` (`cfg.n_ffts`) instead: the first convolution keeps its weights for
+        the windows it heard and starts at zero for the new ones, so the model's output is unchanged until
+        it learns to use them."""
+        old = self.conv[0]
+        new = nn.Conv2d(len(n_ffts), old.out_channels, old.kernel_size, padding=old.padding).to(old.weight.device)
+        with torch.no_grad():
+            new.weight.zero_()
+            new.bias.copy_(old.bias)
+            for i, n in enumerate(n_ffts):
+                if n in self.cfg.n_ffts:
+                    new.weight[:, i] = old.weight[:, self.cfg.n_ffts.index(n)]
+        self.conv[0] = new
+        self.cfg.n_ffts = list(n_ffts)
+
     def features(self, y: torch.Tensor) -> torch.Tensor:
-        """Waveforms `(batch, time)` at cfg.sr -> normalised log-mel `(batch, n_mels, frames)`."""
-        mel = features.log_mel(y, self.cfg.sr, self.cfg.n_mels, self.cfg.hop_length)
-        return (mel + 4.0) / 2.0  # roughly zero-mean, unit-range for log10 power of drum audio
+        """Waveforms `(batch, time)` at cfg.sr -> normalised log-mel `(batch, n_mels, frames)`, or with several
+        `cfg.n_ffts` `(batch, windows, n_mels, frames)` (one frame grid: the hop is the same)."""
+        mels = [(features.log_mel(y, self.cfg.sr, self.cfg.n_mels, self.cfg.hop_length, n) + 4.0) / 2.0
+                for n in self.cfg.n_ffts]  # roughly zero-mean, unit-range for log10 power of drum audio
+        return mels[0] if len(mels) == 1 else torch.stack(mels, 1)
 
     def frames(self, mel: torch.Tensor) -> torch.Tensor:
-        """Convolutional front end: `(B, n_mels, T)` -> per-frame vectors `(B, T, D)`."""
-        h = self.conv(mel[:, None])                       # (B, C, F', T)
+        """Convolutional front end: `(B, n_mels, T)` or `(B, windows, n_mels, T)` -> per-frame vectors
+        `(B, T, D)`."""
+        h = self.conv(mel if mel.dim() == 4 else mel[:, None])   # (B, C, F', T)
         b, c, f, t = h.shape
         return h.permute(0, 3, 1, 2).reshape(b, t, c * f)
 
