@@ -136,7 +136,8 @@ def test_tiny_training_run_learns(tmp_path):
                                          ("kit_adversary = -0.1", "0 (off) to 10"),
                                          ("kit_adversary = true", "weight"),
                                          ('adversary_on = "output"', '"gru"'),
-                                         ("mix_styles = 2", "0 (off) to 1"), ("mix_alpha = 0", "over 0")])
+                                         ("mix_styles = 2", "0 (off) to 1"), ("mix_alpha = 0", "over 0"),
+                                         ("soup = [3]", "two or more"), ("soup = [0, 1]", "one `init`")])
 def test_an_unknown_model_selection_or_bad_masks_are_one_line_errors(tmp_path, capsys, line, named):
     from redrum_kit.cli import main
     from redrum_kit.workspace import presets_dir
@@ -209,6 +210,18 @@ def test_windows_added_to_a_trained_model_start_silent_and_a_run_from_it_learns_
     assert weight[:, 1:].abs().amax() > 0                          # the new windows learnt weights of their own
     assert wide.activations(np.zeros(22050 * 4, np.float32)).shape == (5, 4 * 86 + 1)
     assert "heard through windows of 1024 (46 ms), 2048 (93 ms), 512 (23 ms) samples" in (tmp_path / "w.md").read_text()
+    # a soup: two seeds of that run, each in its own folder, their kept weights averaged into what is exported
+    recipe.train(load_config(recipe.TrainConfig, presets_dir() / "training" / "transcriber-tiny.toml", **base,
+                             run_dir=str(tmp_path / "soup"), out=str(tmp_path / "s.safetensors"),
+                             init=str(tmp_path / "t.safetensors"), model={"n_ffts": [1024, 2048]}, soup=[0, 1]))
+    kept = [torch.load(tmp_path / "soup" / f"seed-{seed}" / "best.pt", weights_only=False)["model"] for seed in (0, 1)]
+    assert (tmp_path / "soup" / "seed-1" / "transcriber.safetensors").is_file()
+    assert not torch.allclose(kept[0]["gru.weight_hh_l0"], kept[1]["gru.weight_hh_l0"])
+    soup = transcriber.load(tmp_path / "s.safetensors")
+    assert soup.cfg.n_ffts == [1024, 2048] and len(soup.cfg.thresholds) == 5
+    for name in ("gru.weight_hh_l0", "conv.0.weight", "conv.1.running_mean"):
+        assert torch.allclose(soup.state_dict()[name].float(), (kept[0][name] + kept[1][name]) / 2, atol=2e-3)
+    assert "the weights of 2 runs (seeds 0, 1) averaged, each 10 steps" in (tmp_path / "s.md").read_text()
 
 
 def test_mixed_styles_give_a_clip_another_clips_colour_per_band_and_keep_its_onsets():

@@ -17,7 +17,7 @@ selection on validation F; the test split holds kits never seen in training
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import mir_eval
@@ -84,6 +84,9 @@ class TrainConfig:
                                     # 0: off, the draws as before
     mix_alpha: float = 0.4          # the mix's weight drawn from Beta(mix_alpha, mix_alpha)
     adversary_on: str = "gru"       # the states it hears: "gru" (what the output layer reads) or "conv"
+    soup: list = field(default_factory=list)   # seeds: one run of the recipe per seed (`run_dir/seed-N`, each
+                                    # exported there), then their kept weights averaged (a model soup, Wortsman et
+                                    # al. 2022: runs from one init share a basin) and that exported; []: one run
     model: dict = field(default_factory=dict)
 
 
@@ -560,7 +563,11 @@ class TranscriberRecipe:
         cfg, model = self.cfg, self.model.cpu().eval()
         if self.averaged is not None:
             model.load_state_dict(self.averaged.module.state_dict())
-        best_step = trainer_lib.load_best(self.run_dir, model) or summary["step"]
+        if cfg.soup:
+            model.load_state_dict(averaged_weights([soup_run(cfg, seed).run_dir for seed in cfg.soup]))
+            best_step = None
+        else:
+            best_step = trainer_lib.load_best(self.run_dir, model) or summary["step"]
         untuned = evaluate(model, self.test_ds, cfg.threshold)
         model.cfg.thresholds = (tune_thresholds(model, self.val_ds) if cfg.tune_thresholds
                                 else [cfg.threshold] * len(model.cfg.classes))
@@ -596,8 +603,30 @@ class BatchStream(torch.utils.data.IterableDataset):
             yield self.recipe.batch_arrays(rng)
 
 
+def soup_run(cfg: TrainConfig, seed: int) -> TrainConfig:
+    """One run of a soup (`cfg.soup`): the recipe with `seed`, in and exported to `run_dir/seed-N`."""
+    folder = Path(cfg.run_dir) / f"seed-{seed}"
+    return replace(cfg, seed=seed, soup=[], run_dir=str(folder), out=str(folder / "transcriber.safetensors"))
+
+
+def averaged_weights(run_dirs: list) -> dict:
+    """The mean of the weights (and batch-norm statistics) each run kept in `best.pt`; counters from the first."""
+    states = [torch.load(Path(d) / "best.pt", weights_only=False, map_location="cpu")["model"] for d in run_dirs]
+    return {k: sum(s[k] for s in states) / len(states) if v.is_floating_point() else v for k, v in states[0].items()}
+
+
 def train(cfg: TrainConfig) -> dict:
-    """Train (or resume) and export. -> the metrics of the exported model."""
+    """Train (or resume) and export; with `soup`, each seed's run first (resuming where one stopped), then
+    their average exported. -> the metrics of the exported model."""
+    if cfg.soup and (not isinstance(cfg.soup, list) or len(cfg.soup) < 2 or len(set(cfg.soup)) != len(cfg.soup)
+                     or not cfg.init or any(isinstance(v, bool) or not isinstance(v, int) for v in cfg.soup)):
+        raise RedrumError(f"soup = {cfg.soup!r}: two or more different whole-number seeds, for runs from one "
+                          "`init` (weights averaged from unrelated starts are no model)")
+    if cfg.soup:
+        for seed in cfg.soup:
+            trainer_lib.train(soup_run(cfg, seed), TranscriberRecipe)
+        trainer = trainer_lib.Trainer(trainer_lib.Schedule(0), Path(cfg.run_dir), cfg.seed, cfg.device)
+        return trainer.fit(TranscriberRecipe(cfg, trainer)).get("metrics", {})   # no steps: the export averages
     summary = trainer_lib.train(cfg, TranscriberRecipe)
     return summary.get("metrics", {})
 
@@ -690,6 +719,19 @@ def _left_out_phrase(m: dict) -> str:
     return "".join(f"\n  Left out of training: {k}, which {why}." for k, why in left.items())
 
 
+def _soup_phrase(m: dict) -> str:
+    """How long it trained: the run's steps, or a soup's runs."""
+    seeds = m["config"].get("soup")
+    if not seeds:
+        return trainer_lib.steps_phrase(m)
+    return (f"the weights of {len(seeds)} runs (seeds {', '.join(map(str, seeds))}) averaged, each "
+            f"{m['config']['steps']} steps")
+
+
+def _kept_phrase(m: dict) -> str:
+    return f"step {m['best_step']}" if m.get("best_step") is not None else "each run's, before averaging"
+
+
 def _windows_phrase(c: model_lib.TranscriberConfig) -> str:
     """The card's words for the log-mels' windows when the model hears several (one: the phrase as before)."""
     if len(c.n_ffts) == 1:
@@ -717,10 +759,10 @@ on the validation kits: {', '.join(f'{k} {v:g}' for k, v in m['thresholds'].item
   rhythms, augmented, mixed through random pedalboard chains). Kits split by kit: train {len(kits['train'])}
   (synthesiser and Hydrogen), validation {', '.join(k for k in kits['val'] if not k.startswith('synth'))} + synthesiser,
   test (never in training) {', '.join(k.split(':')[1] for k in kits['test'] if k.startswith('hydrogen'))} + synthesiser.{_left_out_phrase(m)}
-- Training: {trainer_lib.steps_phrase(m)}{f" from the weights of `{m['config']['init']}`" if m['config'].get('init') else ''}, batch {m['config']['batch_size']} ({m['config']['real_share']:.0%} from real
+- Training: {_soup_phrase(m)}{f" from the weights of `{m['config']['init']}`" if m['config'].get('init') else ''}, batch {m['config']['batch_size']} ({m['config']['real_share']:.0%} from real
   kits), AdamW lr {m['config']['lr']} with cosine decay, BCE with positive weight {m['config']['pos_weight']} on onset frames
   widened to their neighbours, random EQ of +-{m['config']['eq_db']:g} dB on the log-mel{_mask_phrase(m['config'])}{_bass_phrase(m['config'])}{_noise_phrase(m['config'])}{_gain_phrase(m['config'])}{_aux_phrase(m['config'])}{_mix_phrase(m['config'])}{_adversary_phrase(m['config'])}; the {_ema_phrase(m['config'])}weights of the best
-  validation F{' on the recorded validation kits' if m['config'].get('select') == 'real' else ''} (step {m['best_step']}) kept. Hardware: {m['hardware']}.
+  validation F{' on the recorded validation kits' if m['config'].get('select') == 'real' else ''} ({_kept_phrase(m)}) kept. Hardware: {m['hardware']}.
 
 Onset F-measure (mir_eval, 50 ms; a class's notes within 30 ms count as one onset) on the test split ({m['test']['clips']} clips):
 
