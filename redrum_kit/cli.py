@@ -283,8 +283,9 @@ def cmd_train(args) -> int:
         metrics = transcriber.train(cfg)
         if metrics:
             test = metrics["test"]
-            print(f"held-out kits: mean onset F {test['mean_f']:.3f} over {test['clips']} clips "
-                  f"(step {metrics['steps']} of {cfg.steps}); saved {cfg.out}")
+            run = (f"the weights of {len(cfg.soup)} runs averaged" if cfg.soup
+                   else f"step {metrics['steps']} of {cfg.steps}")
+            print(f"held-out kits: mean onset F {test['mean_f']:.3f} over {test['clips']} clips ({run}); saved {cfg.out}")
     elif args.model == "stage1":
         from training import stage1
         overrides = {"out": args.out, "max_minutes": args.minutes, "device": args.device, "steps": args.steps,
