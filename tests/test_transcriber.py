@@ -137,7 +137,8 @@ def test_tiny_training_run_learns(tmp_path):
                                          ("kit_adversary = true", "weight"),
                                          ('adversary_on = "output"', '"gru"'),
                                          ("mix_styles = 2", "0 (off) to 1"), ("mix_alpha = 0", "over 0"),
-                                         ("soup = [3]", "two or more"), ("soup = [0, 1]", "one `init`")])
+                                         ("soup = [3]", "two or more"), ("soup = 0", "two or more"),
+                                         ("soup = [0, 1]", "one `init`")])
 def test_an_unknown_model_selection_or_bad_masks_are_one_line_errors(tmp_path, capsys, line, named):
     from redrum_kit.cli import main
     from redrum_kit.workspace import presets_dir

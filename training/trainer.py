@@ -225,9 +225,11 @@ def plot_losses(history: list[dict], path: Path) -> None:
     files.write_bytes(path, buffer.getvalue(), overwrite=True)
 
 
-def train(cfg, recipe_cls) -> dict:
-    """Train `recipe_cls(cfg, trainer)` with the schedule, run folder, seed and device of `cfg`. -> summary."""
-    schedule = Schedule(cfg.steps, cfg.log_every, cfg.val_every, cfg.save_every, cfg.max_minutes)
+def train(cfg, recipe_cls, steps: int | None = None) -> dict:
+    """Train `recipe_cls(cfg, trainer)` with the schedule, run folder, seed and device of `cfg` (`steps`, when
+    given, instead of `cfg.steps`: 0 only exports). -> summary."""
+    schedule = Schedule(cfg.steps if steps is None else steps, cfg.log_every, cfg.val_every, cfg.save_every,
+                        cfg.max_minutes)
     trainer = Trainer(schedule, Path(cfg.run_dir), cfg.seed, cfg.device)
     return trainer.fit(recipe_cls(cfg, trainer))
 

@@ -321,9 +321,9 @@ def kit_labels(kits: list[str]) -> tuple[np.ndarray, list[str]]:
 
 def mix_styles(mel: torch.Tensor, share: float, alpha: float, rng: np.random.Generator) -> torch.Tensor:
     """Frequency-wise MixStyle (Zhou et al. 2021; per frequency band as in Kim et al. 2022) on `(B, bands,
-    frames)` (or `(B, windows, bands, frames)`): for `share` of the clips, each band is normalised by its own mean and standard deviation over time
-    and given a blend of its own and another clip's of the batch (weight from Beta(alpha, alpha)). Where and when
-    the onsets are stays, so the targets do too."""
+    frames)` or `(B, windows, bands, frames)`: for `share` of the clips, each band is normalised by its own mean
+    and standard deviation over time and given a blend of its own and another clip's of the batch (weight from
+    Beta(alpha, alpha)). Where and when the onsets are stays, so the targets do too."""
     b = len(mel)
     chosen = torch.from_numpy(rng.random(b) < share).to(mel.device)
     if b < 2 or not chosen.any():
@@ -618,16 +618,14 @@ def averaged_weights(run_dirs: list) -> dict:
 def train(cfg: TrainConfig) -> dict:
     """Train (or resume) and export; with `soup`, each seed's run first (resuming where one stopped), then
     their average exported. -> the metrics of the exported model."""
-    if cfg.soup and (not isinstance(cfg.soup, list) or len(cfg.soup) < 2 or len(set(cfg.soup)) != len(cfg.soup)
-                     or not cfg.init or any(isinstance(v, bool) or not isinstance(v, int) for v in cfg.soup)):
+    seeds = cfg.soup
+    if seeds != [] and (not isinstance(seeds, list) or len(seeds) < 2 or len(set(seeds)) != len(seeds)
+                        or not cfg.init or any(isinstance(v, bool) or not isinstance(v, int) for v in seeds)):
         raise RedrumError(f"soup = {cfg.soup!r}: two or more different whole-number seeds, for runs from one "
                           "`init` (weights averaged from unrelated starts are no model)")
-    if cfg.soup:
-        for seed in cfg.soup:
-            trainer_lib.train(soup_run(cfg, seed), TranscriberRecipe)
-        trainer = trainer_lib.Trainer(trainer_lib.Schedule(0), Path(cfg.run_dir), cfg.seed, cfg.device)
-        return trainer.fit(TranscriberRecipe(cfg, trainer)).get("metrics", {})   # no steps: the export averages
-    summary = trainer_lib.train(cfg, TranscriberRecipe)
+    for seed in cfg.soup:
+        trainer_lib.train(soup_run(cfg, seed), TranscriberRecipe)
+    summary = trainer_lib.train(cfg, TranscriberRecipe, steps=0 if cfg.soup else None)  # a soup's export averages
     return summary.get("metrics", {})
 
 
@@ -736,7 +734,8 @@ def _windows_phrase(c: model_lib.TranscriberConfig) -> str:
     """The card's words for the log-mels' windows when the model hears several (one: the phrase as before)."""
     if len(c.n_ffts) == 1:
         return ""
-    return "; heard through windows of " + ", ".join(f"{n} ({1000 * n / c.sr:.0f} ms)" for n in c.n_ffts) + " samples at once"
+    windows = ", ".join(f"{n} ({1000 * n / c.sr:.0f} ms)" for n in c.n_ffts)
+    return f"; heard through windows of {windows} samples at once"
 
 
 def model_card(model: model_lib.Transcriber, m: dict) -> str:
